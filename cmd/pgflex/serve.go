@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgflex/pgflex/internal/daemon"
+)
+
+// defaultDataDir is where `pgflex serve` keeps its state unless told otherwise.
+func defaultDataDir() string {
+	if d := os.Getenv("PGFLEX_DATA_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/pgflex"
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".pgflex-data"
+	}
+	return filepath.Join(home, ".pgflex", "data")
+}
+
+func newServeCommand() *cobra.Command {
+	var cfg daemon.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the pgflex daemon: the resource-manager API, the key store and the servers' data plane.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			d, err := daemon.Open(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "pgflex serves at %s\nUse the CLI with:  pgflex login --profile %s\n", d.Endpoint(), d.ProfilePath())
+			return d.Serve(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "Directory for the daemon's state, keys and servers (created with mode 0700).")
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8443", "Address to listen on (HTTPS). Port 0 picks a free port.")
+	f.StringVar(&cfg.KeyVaultSuffix, "keyvault-dns-suffix", "vault.localhost", "DNS suffix of Key Vault hosts.")
+	f.StringVar(&cfg.ManagedHSMSuffix, "managedhsm-dns-suffix", "managedhsm.localhost", "DNS suffix of Managed HSM hosts.")
+	f.StringSliceVar(&cfg.ExtraHosts, "tls-host", nil, "Extra host names or addresses for the HTTPS certificate.")
+	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+	return cmd
+}

@@ -1,0 +1,343 @@
+// Package daemon is `pgflex serve`: it bootstraps the data directory (root key, CA, TLS
+// certificate, token-signing key, state store, tenant, subscription, administrator, CLI profile)
+// and serves every API on one HTTPS listener, routed by Host header.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/auth"
+	"github.com/pgflex/pgflex/internal/profile"
+	"github.com/pgflex/pgflex/internal/resources"
+	"github.com/pgflex/pgflex/internal/seal"
+	"github.com/pgflex/pgflex/internal/store"
+	"github.com/pgflex/pgflex/internal/tlsca"
+)
+
+// Config is the daemon's settings.
+type Config struct {
+	DataDir          string
+	Addr             string // host:port to listen on; port 0 picks a free one
+	KeyVaultSuffix   string // DNS suffix of vault hosts, default vault.localhost
+	ManagedHSMSuffix string // DNS suffix of Managed HSM hosts, default managedhsm.localhost
+	ExtraHosts       []string
+	Logger           *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8443"
+	}
+	if c.KeyVaultSuffix == "" {
+		c.KeyVaultSuffix = "vault.localhost"
+	}
+	if c.ManagedHSMSuffix == "" {
+		c.ManagedHSMSuffix = "managedhsm.localhost"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+}
+
+// ARMAudience is the audience of tokens for the resource-manager API.
+const ARMAudience = "https://management.azure.com"
+
+// Daemon is a running pgflex service.
+type Daemon struct {
+	cfg       Config
+	log       *slog.Logger
+	st        store.Store
+	box       *seal.Box
+	ca        *tlsca.CA
+	issuer    *auth.Issuer
+	ops       *arm.Operations
+	router    *arm.Router
+	resources *resources.Service
+	ln        net.Listener
+	srv       *http.Server
+	base      context.Context
+	cancel    context.CancelFunc
+	endpoint  string
+	boot      bootstrap
+}
+
+// bootstrap is the identity of this installation, created at first start.
+type bootstrap struct {
+	TenantID       string `json:"tenantId"`
+	SubscriptionID string `json:"subscriptionId"`
+	AdminObjectID  string `json:"adminObjectId"`
+	AdminClientID  string `json:"adminClientId"`
+}
+
+// Open prepares the data directory and binds the listener; Serve then answers requests.
+func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
+	cfg.defaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data directory is required")
+	}
+	d = &Daemon{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict data directory: %w", err)
+	}
+	for _, sub := range []string{"tls", "keys", "regions", "servers"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", sub, err)
+		}
+	}
+	if d.box, err = seal.LoadOrCreateRootKey(filepath.Join(cfg.DataDir, "root.key")); err != nil {
+		return nil, err
+	}
+	if d.ca, err = tlsca.LoadOrCreate(filepath.Join(cfg.DataDir, "tls"), d.box); err != nil {
+		return nil, err
+	}
+	cert, err := d.ca.ServerCertificate(filepath.Join(cfg.DataDir, "tls"), d.hosts(), d.box)
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	signingKey, err := d.tokenSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	if d.st, err = store.OpenBolt(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+		return nil, err
+	}
+	if err := d.bootstrapState(ctx); err != nil {
+		return nil, err
+	}
+	d.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	d.endpoint = "https://" + d.ln.Addr().String()
+	aud := auth.Audiences{ARM: ARMAudience, KeyVault: "https://" + cfg.KeyVaultSuffix, ManagedHSM: "https://" + cfg.ManagedHSMSuffix}
+	d.issuer = auth.NewIssuer(signingKey, d.endpoint, d.boot.TenantID, d.st, aud)
+	if err := d.writeProfile(ctx); err != nil {
+		return nil, err
+	}
+	d.base, d.cancel = context.WithCancel(context.Background())
+	d.ops = arm.NewOperations(d.base, d.st, d.log)
+	d.router = arm.NewRouter(d.issuer.ARMAuthenticator(), d.log)
+	d.ops.RegisterRoutes(d.router, nil)
+	d.resources = resources.New(d.st, d.ops, d.log)
+	d.resources.RegisterRoutes(d.router)
+
+	mux := http.NewServeMux()
+	d.issuer.RegisterRoutes(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("/", d.router)
+	d.srv = &http.Server{
+		Handler:           d.routeByHost(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	return d, nil
+}
+
+// hosts are the names the HTTPS certificate covers.
+func (d *Daemon) hosts() []string {
+	h := []string{"localhost", "127.0.0.1", "*." + d.cfg.KeyVaultSuffix, "*." + d.cfg.ManagedHSMSuffix}
+	if host, _, err := net.SplitHostPort(d.cfg.Addr); err == nil && host != "" && host != "127.0.0.1" && host != "localhost" && host != "0.0.0.0" {
+		h = append(h, host)
+	}
+	return append(h, d.cfg.ExtraHosts...)
+}
+
+// routeByHost sends key-store hosts to the key store (added with the key store) and everything
+// else to the main mux.
+func (d *Daemon) routeByHost(main http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.ToLower(host)
+		if strings.HasSuffix(host, "."+d.cfg.KeyVaultSuffix) || strings.HasSuffix(host, "."+d.cfg.ManagedHSMSuffix) {
+			arm.WriteJSON(w, http.StatusNotFound, arm.ErrorBody{Error: &arm.Error{Code: "VaultNotFound",
+				Message: fmt.Sprintf("No key store is served at host '%s'.", host)}})
+			return
+		}
+		main.ServeHTTP(w, r)
+	})
+}
+
+func (d *Daemon) tokenSigningKey() (*rsa.PrivateKey, error) {
+	return TokenSigningKey(d.cfg.DataDir, d.box)
+}
+
+// TokenSigningKey loads the token-signing key sealed in dataDir, creating it on first use.
+func TokenSigningKey(dataDir string, box *seal.Box) (*rsa.PrivateKey, error) {
+	path := filepath.Join(dataDir, "keys", "token-signing.key.sealed")
+	aad := []byte("auth/token-signing")
+	der, err := box.ReadFile(path, aad)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(der)
+		if err := box.WriteFile(path, der, aad); err != nil {
+			return nil, fmt.Errorf("store token-signing key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("token-signing key: %w", err)
+	}
+	defer clear(der)
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse token-signing key: %w", err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("token-signing key is not RSA")
+	}
+	return rk, nil
+}
+
+const bootstrapKey = "bootstrap"
+
+// bootstrapState creates, in one transaction, the tenant's default subscription and the
+// administrator principal the first time the daemon starts.
+func (d *Daemon) bootstrapState(ctx context.Context) error {
+	return d.st.Update(ctx, func(tx store.Tx) error {
+		err := store.GetJSON(tx, bootstrapKey, &d.boot)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		d.boot = bootstrap{TenantID: arm.NewGUID(), SubscriptionID: arm.NewGUID(), AdminObjectID: arm.NewGUID(), AdminClientID: arm.NewGUID()}
+		if err := resources.PutSubscription(tx, &resources.Subscription{ID: d.boot.SubscriptionID, DisplayName: "pgflex",
+			TenantID: d.boot.TenantID, State: "Enabled"}); err != nil {
+			return err
+		}
+		if err := auth.PutPrincipal(tx, &auth.Principal{ObjectID: d.boot.AdminObjectID, ClientID: d.boot.AdminClientID,
+			TenantID: d.boot.TenantID, DisplayName: "pgflex-admin", Type: auth.TypeServicePrincipal, Admin: true,
+			Created: time.Now().UTC()}); err != nil {
+			return err
+		}
+		d.log.Info("bootstrapped new installation", "tenant", d.boot.TenantID, "subscription", d.boot.SubscriptionID)
+		return store.PutJSON(tx, bootstrapKey, d.boot)
+	})
+}
+
+// writeProfile (re)writes DIR/profile.json. The administrator's secret exists in plaintext only
+// there (mode 0600); the store keeps its hash. A lost or stale profile gets a fresh secret.
+func (d *Daemon) writeProfile(ctx context.Context) error {
+	path := d.ProfilePath()
+	want := profile.Profile{
+		Endpoint:            d.endpoint,
+		CACertificate:       string(d.ca.CertPEM()),
+		TenantID:            d.boot.TenantID,
+		SubscriptionID:      d.boot.SubscriptionID,
+		SubscriptionName:    "pgflex",
+		ClientID:            d.boot.AdminClientID,
+		TokenEndpoint:       d.issuer.TokenEndpoint(),
+		ARMAudience:         ARMAudience,
+		KeyVaultDNSSuffix:   d.cfg.KeyVaultSuffix,
+		ManagedHSMDNSSuffix: d.cfg.ManagedHSMSuffix,
+		User:                profile.User{Name: d.boot.AdminClientID, Type: "servicePrincipal"},
+	}
+	if old, err := profile.Load(path); err == nil && old.ClientID == want.ClientID && old.ClientSecret != "" {
+		var valid bool
+		_ = d.st.View(ctx, func(tx store.Tx) error {
+			p, err := auth.GetPrincipal(tx, d.boot.AdminObjectID)
+			valid = err == nil && p.HasSecret() && auth.SecretMatches(p, old.ClientSecret)
+			return nil
+		})
+		if valid {
+			want.ClientSecret = old.ClientSecret
+			if *old == want {
+				return nil
+			}
+			return profile.Write(path, &want)
+		}
+	}
+	secret, hash := auth.NewSecret()
+	if err := d.st.Update(ctx, func(tx store.Tx) error {
+		p, err := auth.GetPrincipal(tx, d.boot.AdminObjectID)
+		if err != nil {
+			return err
+		}
+		p.SecretHash = hash
+		return auth.PutPrincipal(tx, p)
+	}); err != nil {
+		return fmt.Errorf("set administrator secret: %w", err)
+	}
+	want.ClientSecret = secret
+	return profile.Write(path, &want)
+}
+
+// ProfilePath is where the CLI profile is written.
+func (d *Daemon) ProfilePath() string { return filepath.Join(d.cfg.DataDir, "profile.json") }
+
+// Endpoint is the daemon's base URL.
+func (d *Daemon) Endpoint() string { return d.endpoint }
+
+// Serve answers requests until ctx is cancelled, then shuts down gracefully.
+func (d *Daemon) Serve(ctx context.Context) error {
+	if err := d.ops.ResumeAll(ctx); err != nil {
+		return err
+	}
+	d.log.Info("pgflex is serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "profile", d.ProfilePath())
+	errc := make(chan error, 1)
+	go func() { errc <- d.srv.ServeTLS(d.ln, "", "") }()
+	select {
+	case err := <-errc:
+		d.closeAll()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	d.log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := d.srv.Shutdown(shutCtx)
+	d.cancel()
+	d.ops.Shutdown(shutCtx)
+	d.closeAll()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) closeAll() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	if d.ln != nil {
+		d.ln.Close()
+	}
+	if d.st != nil {
+		d.st.Close()
+	}
+}
