@@ -67,6 +67,8 @@ type Daemon struct {
 	ops       *arm.Operations
 	router    *arm.Router
 	resources *resources.Service
+	// keyStore serves the key-store hosts ({vault}.{KeyVaultSuffix}, {hsm}.{ManagedHSMSuffix}).
+	keyStore http.Handler
 	ln        net.Listener
 	srv       *http.Server
 	base      context.Context
@@ -140,8 +142,11 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	d.ops = arm.NewOperations(d.base, d.st, d.log)
 	d.router = arm.NewRouter(d.issuer.ARMAuthenticator(), d.log)
 	d.ops.RegisterRoutes(d.router, nil)
+	// Providers: each registers its ARM routes (and, for key stores, its host handler).
+	// Keep one block per provider.
 	d.resources = resources.New(d.st, d.ops, d.log)
 	d.resources.RegisterRoutes(d.router)
+	// (end of providers)
 
 	mux := http.NewServeMux()
 	d.issuer.RegisterRoutes(mux)
@@ -175,6 +180,10 @@ func (d *Daemon) routeByHost(main http.Handler) http.Handler {
 		}
 		host = strings.ToLower(host)
 		if strings.HasSuffix(host, "."+d.cfg.KeyVaultSuffix) || strings.HasSuffix(host, "."+d.cfg.ManagedHSMSuffix) {
+			if d.keyStore != nil {
+				d.keyStore.ServeHTTP(w, r)
+				return
+			}
 			arm.WriteJSON(w, http.StatusNotFound, arm.ErrorBody{Error: &arm.Error{Code: "VaultNotFound",
 				Message: fmt.Sprintf("No key store is served at host '%s'.", host)}})
 			return
