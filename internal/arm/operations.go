@@ -74,9 +74,12 @@ func (o *Operations) RegisterResumer(kind string, fn RunFunc) {
 	o.resumers[kind] = fn
 }
 
-// Start records a new InProgress operation and runs fn in the background.
+// Start records a new InProgress operation and runs fn in the background. A caller that must
+// record the operation's name in its own resource first sets op.Name itself.
 func (o *Operations) Start(ctx context.Context, op *Operation, fn RunFunc) error {
-	op.Name = NewGUID()
+	if op.Name == "" {
+		op.Name = NewGUID()
+	}
 	op.Status = StatusInProgress
 	op.StartTime = time.Now().UTC()
 	if err := o.st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(tx, opKey(op.Name), op) }); err != nil {

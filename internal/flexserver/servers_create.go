@@ -1,0 +1,224 @@
+package flexserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/dataenc"
+	"github.com/pgflex/pgflex/internal/resources"
+	"github.com/pgflex/pgflex/internal/store"
+)
+
+// Operation kinds, for resuming after a daemon restart.
+const (
+	kindCreate  = "flexserver/create"
+	kindDelete  = "flexserver/delete"
+	kindStart   = "flexserver/start"
+	kindStop    = "flexserver/stop"
+	kindRestart = "flexserver/restart"
+	kindUpdate  = "flexserver/update"
+)
+
+// operationBody is what Azure answers a PUT/PATCH with while the work runs.
+func operationBody(name string, op *arm.Operation) map[string]any {
+	return map[string]any{"operation": name, "startTime": op.StartTime.Format(time.RFC3339Nano)}
+}
+
+func (s *Service) newOperation(srv *Server, kind string) *arm.Operation {
+	return &arm.Operation{Name: arm.NewGUID(), Kind: kind, ResourceID: srv.ID().String(), SubscriptionID: srv.SubscriptionID,
+		Namespace: Namespace, Location: srv.Location}
+}
+
+// createServer is PUT: create a server, or update an existing one (createMode Default).
+func (s *Service) createServer(w http.ResponseWriter, r *arm.Request) {
+	id := serverIDFrom(r)
+	ctx := r.Context()
+	if err := ValidateServerName(id.Name()); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	if _, err := s.groups.Group(ctx, id.SubscriptionID, id.ResourceGroup); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	var body serverBody
+	if err := r.Decode(&body); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	if existing, err := s.load(ctx, id); err == nil {
+		// PUT on an existing server updates it, but create-only properties must not change.
+		if err := conflictOnPut(existing, &body); err != nil {
+			arm.WriteError(w, r, err)
+			return
+		}
+		s.applyUpdate(w, r, existing, &body)
+		return
+	} else if ae := arm.AsError(err); ae == nil || ae.Status != http.StatusNotFound {
+		arm.WriteError(w, r, err)
+		return
+	}
+
+	srv := &Server{SubscriptionID: id.SubscriptionID, ResourceGroup: id.ResourceGroup, Name: id.Name(), UID: arm.NewGUID(),
+		ListenAddress: s.cfg.ListenAddress, State: StateProvisioning, Desired: DesiredRunning, Created: time.Now().UTC()}
+	if err := validateCreate(srv, &body, s.dp.SupportedVersions()); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	if err := s.resolveEncryption(ctx, srv, &body, r.APIVersion); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	password := []byte(*body.Properties.AdministratorLoginPassword)
+	wrapper, err := s.wrapper(srv)
+	if err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	// The DEK is born here, in memory; only its wrapped form is ever stored.
+	dek, err := dataenc.NewDEK()
+	if err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	env, err := wrapper.Wrap(ctx, dek)
+	if err != nil {
+		clear(dek)
+		arm.WriteError(w, r, err)
+		return
+	}
+	srv.Envelope = env
+	op := s.newOperation(srv, kindCreate)
+	srv.Operation = op.Name
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		if _, err := resources.CheckGroupInTx(tx, srv.SubscriptionID, srv.ResourceGroup); err != nil {
+			return err
+		}
+		if owner, err := tx.Get(nameKey(srv.Name)); err == nil {
+			return arm.Conflict("ServerNameAlreadyExists",
+				"Specified server name '%s' is already used (by %s). Server names are globally unique; choose another name.", srv.Name, string(owner))
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		port, err := s.allocatePort(tx)
+		if err != nil {
+			return err
+		}
+		srv.Port = port
+		if err := tx.Put(nameKey(srv.Name), []byte(srv.ID().String())); err != nil {
+			return err
+		}
+		if err := tx.Put(portKey(port), []byte(srv.ID().String())); err != nil {
+			return err
+		}
+		return store.PutJSON(tx, serverKey(srv.SubscriptionID, srv.ResourceGroup, srv.Name), srv)
+	})
+	if err != nil {
+		clear(dek)
+		arm.WriteError(w, r, err)
+		return
+	}
+	if err := s.ops.Start(ctx, op, func(ctx context.Context, op *arm.Operation) error {
+		defer clear(dek)
+		defer clear(password)
+		return s.runCreate(ctx, srv, dek, password)
+	}); err != nil {
+		clear(dek)
+		arm.WriteError(w, r, err)
+		return
+	}
+	r.Log.Info("server create started", "server", srv.Name, "operation", op.Name, "port", srv.Port, "encryption", srv.Encryption.Type)
+	arm.Accepted(w, r, op, http.StatusAccepted, operationBody("UpsertServerManagementOperationV2", op))
+}
+
+// runCreate builds the data plane; on failure it unwinds everything the create did.
+func (s *Service) runCreate(ctx context.Context, srv *Server, dek, password []byte) error {
+	inst := srv.instance()
+	if err := s.dp.Create(ctx, inst, srv.Envelope, dek, password); err != nil {
+		if ctx.Err() != nil {
+			return err // shutdown: the resumer rolls back at the next start
+		}
+		s.log.Error("server create failed; rolling back", "server", srv.Name, "err", err)
+		if rbErr := s.rollbackCreate(context.WithoutCancel(ctx), srv); rbErr != nil {
+			s.log.Error("roll back of failed create", "server", srv.Name, "err", rbErr)
+		}
+		return err
+	}
+	_, err := s.mutate(ctx, srv.ID(), func(cur *Server) error {
+		cur.State, cur.Operation = StateReady, ""
+		return nil
+	})
+	if err == nil {
+		s.log.Info("server ready", "server", srv.Name, "port", srv.Port)
+	}
+	return err
+}
+
+// resumeCreate runs after a daemon restart interrupted a create. The administrator password
+// was never stored, so the create cannot continue: it is rolled back and the operation fails.
+func (s *Service) resumeCreate(ctx context.Context, op *arm.Operation) error {
+	id, err := arm.ParseResourceID(op.ResourceID)
+	if err != nil {
+		return err
+	}
+	srv, err := s.load(ctx, id)
+	if err == nil {
+		if err := s.rollbackCreate(ctx, srv); err != nil {
+			return err
+		}
+	} else if ae := arm.AsError(err); ae == nil || ae.Status != http.StatusNotFound {
+		return err
+	}
+	return arm.Errorf(http.StatusInternalServerError, "ServerCreationInterrupted",
+		"The creation of server '%s' was interrupted by a restart of the service and has been rolled back; nothing was left behind. Create the server again.", id.Name())
+}
+
+// rollbackCreate removes the data plane and every record the create wrote.
+func (s *Service) rollbackCreate(ctx context.Context, srv *Server) error {
+	if err := s.dp.Destroy(ctx, srv.instance()); err != nil {
+		return err
+	}
+	return s.forget(ctx, srv)
+}
+
+// forget deletes a server's records: the server, its name and its port.
+func (s *Service) forget(ctx context.Context, srv *Server) error {
+	return s.st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Delete(serverKey(srv.SubscriptionID, srv.ResourceGroup, srv.Name)); err != nil {
+			return err
+		}
+		if owner, err := tx.Get(nameKey(srv.Name)); err == nil && strings.EqualFold(string(owner), srv.ID().String()) {
+			if err := tx.Delete(nameKey(srv.Name)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(portKey(srv.Port))
+	})
+}
+
+// resolveEncryption sets the server's data-encryption configuration from the request.
+func (s *Service) resolveEncryption(ctx context.Context, srv *Server, body *serverBody, apiVersion string) error {
+	enc := body.Properties.DataEncryption
+	if enc == nil || enc.Type == "" {
+		srv.Encryption = Encryption{Type: EncSystemManaged}
+		return nil
+	}
+	switch normalizeEncType(enc.Type) {
+	case EncSystemManaged:
+		if enc.PrimaryKeyURI != "" || enc.GeoKeyURI != "" {
+			return invalidValue("properties.dataEncryption", "A server with data encryption type SystemManaged takes no key URI.")
+		}
+		srv.Encryption = Encryption{Type: EncSystemManaged}
+		return nil
+	case EncAzureKeyVault:
+		return arm.BadRequest("CustomerManagedKeyNotAvailable",
+			"Data encryption with a customer-managed key (AzureKeyVault) is not available on this pgflex build yet; create the server with SystemManaged encryption.")
+	}
+	raw, _ := json.Marshal(enc.Type)
+	return invalidValue("properties.dataEncryption.type", "The data encryption type %s is not valid; use SystemManaged or AzureKeyVault.", raw)
+}

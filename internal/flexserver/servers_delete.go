@@ -1,0 +1,108 @@
+package flexserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/store"
+)
+
+// deleteServer is DELETE: crypto-shred the DEK, then remove the server and its files.
+func (s *Service) deleteServer(w http.ResponseWriter, r *arm.Request) {
+	id := serverIDFrom(r)
+	var op *arm.Operation
+	srv, err := s.mutate(r.Context(), id, func(cur *Server) error {
+		if cur.Operation != "" && cur.State != StateDropping {
+			return busy(cur)
+		}
+		if cur.State == StateDropping && cur.Operation != "" {
+			op = &arm.Operation{Name: cur.Operation}
+			return nil
+		}
+		op = s.newOperation(cur, kindDelete)
+		cur.State, cur.Operation = StateDropping, op.Name
+		return nil
+	})
+	if err != nil {
+		if ae := arm.AsError(err); ae != nil && ae.Status == http.StatusNotFound {
+			// Deleting what does not exist is a success in ARM.
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		arm.WriteError(w, r, err)
+		return
+	}
+	if op.Kind == "" {
+		// A delete is already running: answer with its operation.
+		running, err := s.ops.Get(r.Context(), op.Name)
+		if err != nil {
+			arm.WriteError(w, r, err)
+			return
+		}
+		arm.Accepted(w, r, running, http.StatusAccepted, nil)
+		return
+	}
+	if err := s.ops.Start(r.Context(), op, s.runDelete); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	r.Log.Info("server delete started", "server", srv.Name, "operation", op.Name)
+	arm.Accepted(w, r, op, http.StatusAccepted, nil)
+}
+
+// runDelete destroys the wrapped DEK first — in the store, then beside the volume — so that
+// whatever ciphertext remains is unreadable, then removes the data plane and the records.
+// Every step is idempotent, so a restarted daemon simply runs it again.
+func (s *Service) runDelete(ctx context.Context, op *arm.Operation) error {
+	id, err := arm.ParseResourceID(op.ResourceID)
+	if err != nil {
+		return err
+	}
+	srv, err := s.mutate(ctx, id, func(cur *Server) error {
+		cur.Envelope = nil
+		cur.State = StateDropping
+		return nil
+	})
+	if ae := arm.AsError(err); ae != nil && ae.Status == http.StatusNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.dp.Destroy(ctx, srv.instance()); err != nil {
+		return err
+	}
+	if err := s.forget(ctx, srv); err != nil {
+		return err
+	}
+	s.log.Info("server deleted", "server", srv.Name)
+	return nil
+}
+
+// deleteAllInGroup deletes every server of a group being deleted.
+func (s *Service) deleteAllInGroup(ctx context.Context, sub, group string) error {
+	var servers []Server
+	if err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		servers, err = store.ListJSON[Server](tx, "pgserver/"+strings.ToLower(sub)+"/"+strings.ToLower(group)+"/")
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, srv := range servers {
+		if srv.Operation != "" {
+			// Let the running operation end first, so that two never act on one server.
+			if _, err := s.ops.Wait(ctx, srv.Operation); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Warn("waiting for server operation before group delete", "server", srv.Name, "err", err)
+			}
+		}
+		op := s.newOperation(&srv, kindDelete)
+		if err := s.runDelete(ctx, op); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package flexserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/dataenc"
+	"github.com/pgflex/pgflex/internal/resources"
+	"github.com/pgflex/pgflex/internal/store"
+)
+
+// Config is the provider's settings (daemon settings).
+type Config struct {
+	ListenAddress string // address servers listen on; default 127.0.0.1
+	PortMin       int    // range of ports given to servers; default 15432–16431
+	PortMax       int
+}
+
+// Service is the Microsoft.DBforPostgreSQL provider.
+type Service struct {
+	cfg      Config
+	st       store.Store
+	ops      *arm.Operations
+	groups   *resources.Service
+	dp       DataPlane
+	smk      dataenc.ServiceKeys
+	log      *slog.Logger
+	mu       sync.Mutex // serialises port allocation probes
+	portFree func(addr string, port int) bool
+}
+
+// New makes the provider and registers its operation resumers.
+func New(cfg Config, st store.Store, ops *arm.Operations, groups *resources.Service, dp DataPlane, smk dataenc.ServiceKeys, log *slog.Logger) *Service {
+	if cfg.ListenAddress == "" {
+		cfg.ListenAddress = "127.0.0.1"
+	}
+	if cfg.PortMin == 0 {
+		cfg.PortMin, cfg.PortMax = 15432, 16431
+	}
+	s := &Service{cfg: cfg, st: st, ops: ops, groups: groups, dp: dp, smk: smk, log: log, portFree: portFree}
+	ops.RegisterResumer(kindCreate, s.resumeCreate)
+	ops.RegisterResumer(kindDelete, s.runDelete)
+	ops.RegisterResumer(kindStart, s.runStart)
+	ops.RegisterResumer(kindStop, s.runStop)
+	ops.RegisterResumer(kindRestart, s.runRestart)
+	ops.RegisterResumer(kindUpdate, s.runUpdate)
+	groups.AddMember(resources.Member{Name: "flexibleServers", Order: 10, DeleteAllInGroup: s.deleteAllInGroup})
+	return s
+}
+
+// RegisterRoutes adds the provider's ARM routes.
+func (s *Service) RegisterRoutes(rt *arm.Router) {
+	h := func(method, pattern string, fn arm.HandlerFunc) {
+		rt.Handle(arm.Route{Method: method, Pattern: pattern, ResourceType: ResourceType, APIVersions: APIVersions, Handler: fn})
+	}
+	srv := "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DBforPostgreSQL/flexibleServers/{serverName}"
+	h(http.MethodPut, srv, s.createServer)
+	h(http.MethodGet, srv, s.getServer)
+	h(http.MethodPatch, srv, s.updateServer)
+	h(http.MethodDelete, srv, s.deleteServer)
+	h(http.MethodPost, srv+"/start", s.startServer)
+	h(http.MethodPost, srv+"/stop", s.stopServer)
+	h(http.MethodPost, srv+"/restart", s.restartServer)
+	h(http.MethodGet, "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DBforPostgreSQL/flexibleServers", s.listByGroup)
+	h(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/flexibleServers", s.listBySubscription)
+	h(http.MethodPost, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/checkNameAvailability", s.checkNameAvailability)
+	h(http.MethodPost, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/locations/{locationName}/checkNameAvailability", s.checkNameAvailability)
+	h(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/locations/{locationName}/capabilities", s.capabilities)
+	h(http.MethodPut, srv+"/databases/{databaseName}", s.createDatabase)
+	h(http.MethodGet, srv+"/databases/{databaseName}", s.getDatabase)
+	h(http.MethodDelete, srv+"/databases/{databaseName}", s.deleteDatabase)
+	h(http.MethodGet, srv+"/databases", s.listDatabases)
+}
+
+// serverID builds the id from the route parameters.
+func serverIDFrom(r *arm.Request) arm.ResourceID {
+	return arm.NewResourceID(r.Param("subscriptionId"), r.Param("resourceGroupName"), Namespace, "flexibleServers", r.Param("serverName"))
+}
+
+// notFound is ARM's 404 for a server.
+func notFound(id arm.ResourceID) *arm.Error { return arm.ResourceNotFound(id) }
+
+// load reads a server by id.
+func (s *Service) load(ctx context.Context, id arm.ResourceID) (*Server, error) {
+	if _, err := s.groups.Group(ctx, id.SubscriptionID, id.ResourceGroup); err != nil {
+		return nil, err
+	}
+	var srv Server
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		return store.GetJSON(tx, serverKey(id.SubscriptionID, id.ResourceGroup, id.Name()), &srv)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &srv, nil
+}
+
+// save writes a server record.
+func (s *Service) save(ctx context.Context, srv *Server) error {
+	return s.st.Update(ctx, func(tx store.Tx) error {
+		return store.PutJSON(tx, serverKey(srv.SubscriptionID, srv.ResourceGroup, srv.Name), srv)
+	})
+}
+
+// mutate reads, changes and writes a server in one transaction.
+func (s *Service) mutate(ctx context.Context, id arm.ResourceID, fn func(*Server) error) (*Server, error) {
+	var srv Server
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		if err := store.GetJSON(tx, serverKey(id.SubscriptionID, id.ResourceGroup, id.Name()), &srv); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return notFound(id)
+			}
+			return err
+		}
+		if err := fn(&srv); err != nil {
+			return err
+		}
+		return store.PutJSON(tx, serverKey(srv.SubscriptionID, srv.ResourceGroup, srv.Name), &srv)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &srv, nil
+}
+
+// busy is the conflict answered while another operation runs on the server.
+func busy(srv *Server) *arm.Error {
+	return arm.Conflict("ServerBusy", "The server '%s' is busy with another operation (state %s). Retry after it completes.", srv.Name, srv.State)
+}
+
+// wrapper returns the key wrapper for a server's primary key.
+func (s *Service) wrapper(srv *Server) (dataenc.Wrapper, error) {
+	switch srv.Encryption.Type {
+	case EncSystemManaged:
+		return dataenc.ServiceManaged{Keys: s.smk, Region: srv.Location}, nil
+	}
+	return nil, fmt.Errorf("data encryption type %q has no key wrapper", srv.Encryption.Type)
+}
+
+// allocatePort finds a port in the range that no server holds and nothing listens on.
+func (s *Service) allocatePort(tx store.Tx) (int, error) {
+	for p := s.cfg.PortMin; p <= s.cfg.PortMax; p++ {
+		if _, err := tx.Get(portKey(p)); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+		if !s.portFree(s.cfg.ListenAddress, p) {
+			continue
+		}
+		return p, nil
+	}
+	return 0, arm.Errorf(http.StatusServiceUnavailable, "NoPortAvailable",
+		"No port is free in the range %d-%d for a new server. Delete unused servers or widen the daemon's port range.", s.cfg.PortMin, s.cfg.PortMax)
+}
+
+func portFree(addr string, port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, fmt.Sprint(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+func (s *Service) listByGroup(w http.ResponseWriter, r *arm.Request) {
+	sub, rg := r.Param("subscriptionId"), r.Param("resourceGroupName")
+	if _, err := s.groups.Group(r.Context(), sub, rg); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	s.list(w, r, "pgserver/"+strings.ToLower(sub)+"/"+strings.ToLower(rg)+"/")
+}
+
+func (s *Service) listBySubscription(w http.ResponseWriter, r *arm.Request) {
+	sub := r.Param("subscriptionId")
+	if _, err := s.groups.Subscription(r.Context(), sub); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	s.list(w, r, "pgserver/"+strings.ToLower(sub)+"/")
+}
+
+func (s *Service) list(w http.ResponseWriter, r *arm.Request, prefix string) {
+	var servers []Server
+	if err := s.st.View(r.Context(), func(tx store.Tx) error {
+		var err error
+		servers, err = store.ListJSON[Server](tx, prefix)
+		return err
+	}); err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	views := make([]map[string]any, 0, len(servers))
+	for i := range servers {
+		views = append(views, servers[i].view(r.APIVersion))
+	}
+	page, err := arm.Paginate(r, views)
+	if err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	arm.WriteJSON(w, http.StatusOK, page)
+}
+
+func (s *Service) getServer(w http.ResponseWriter, r *arm.Request) {
+	srv, err := s.load(r.Context(), serverIDFrom(r))
+	if err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	arm.WriteJSON(w, http.StatusOK, srv.view(r.APIVersion))
+}
