@@ -4,9 +4,13 @@
 package profile
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 
 	"github.com/pgflex/pgflex/internal/fsutil"
 )
@@ -56,4 +60,41 @@ func Write(path string, p *Profile) error {
 		return err
 	}
 	return fsutil.WriteFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+// Validate checks that the profile names everything a client needs; its errors are sentences
+// for the user.
+func (p *Profile) Validate() error {
+	var missing []string
+	for _, f := range []struct{ name, value string }{
+		{"endpoint", p.Endpoint}, {"caCertificate", p.CACertificate}, {"tenantId", p.TenantID},
+		{"subscriptionId", p.SubscriptionID}, {"clientId", p.ClientID}, {"clientSecret", p.ClientSecret},
+		{"tokenEndpoint", p.TokenEndpoint}, {"armAudience", p.ARMAudience},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("it lacks %s", strings.Join(missing, ", "))
+	}
+	for _, f := range []struct{ name, value string }{{"endpoint", p.Endpoint}, {"tokenEndpoint", p.TokenEndpoint}} {
+		u, err := url.Parse(f.value)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("%s %q is not an https URL", f.name, f.value)
+		}
+	}
+	if _, err := p.CertPool(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// CertPool holds exactly the profile's CA certificate(s): a client trusts nothing else.
+func (p *Profile) CertPool() (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(p.CACertificate)) {
+		return nil, errors.New("caCertificate holds no PEM certificate")
+	}
+	return pool, nil
 }

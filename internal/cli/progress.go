@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// spinnerInterval is how often the spinner turns, humanfriendly's Spinner default that az's
+// progress view uses.
+const spinnerInterval = 200 * time.Millisecond
+
+// startProgress shows az's indeterminate progress while a long-running operation is polled:
+// humanfriendly's spinner line "\r\x1b[K - Running ..\r", redrawn with the next of - \ | /,
+// and erased ("\r\x1b[K") when stop is called. When disabled (stderr is not a terminal, or
+// --only-show-errors) it writes nothing, as az does.
+func startProgress(w io.Writer, enabled bool, label string, interval time.Duration) (stop func()) {
+	if !enabled {
+		return func() {}
+	}
+	states := []string{"-", "\\", "|", "/"}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for i := 0; ; i++ {
+			fmt.Fprintf(w, "\r\x1b[K %s %s ..\r", states[i%len(states)], label)
+			select {
+			case <-quit:
+				fmt.Fprint(w, "\r\x1b[K")
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(quit)
+			<-done
+		})
+	}
+}
