@@ -69,6 +69,7 @@ type IdentityRef struct {
 	ID          string `json:"id"`
 	PrincipalID string `json:"principalId"`
 	ClientID    string `json:"clientId"`
+	location    string // known while a request resolves it; not stored
 }
 
 // Server is the persisted record of a flexible server.
@@ -99,6 +100,8 @@ type Server struct {
 	Identities map[string]IdentityRef `json:"identities,omitempty"` // by lower-case id
 	// Envelope is the wrapped DEK; the plaintext DEK is never persisted.
 	Envelope *dataenc.Envelope `json:"envelope,omitempty"`
+	// GeoEnvelope is the geo-backup DEK wrapped by the geo-backup key (geo-redundant backup).
+	GeoEnvelope *dataenc.Envelope `json:"geoEnvelope,omitempty"`
 	// Operation is the running long-running operation, if any: one at a time per server.
 	Operation string    `json:"operation,omitempty"`
 	Created   time.Time `json:"created"`

@@ -70,27 +70,41 @@ func (s *Service) createServer(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
-	if err := s.resolveEncryption(ctx, srv, &body, r.APIVersion); err != nil {
+	// Names are global: say so before any key is touched (checked again when committing).
+	if err := s.st.View(ctx, func(tx store.Tx) error { return nameFree(tx, srv.Name) }); err != nil {
 		arm.WriteError(w, r, err)
 		return
 	}
-	password := []byte(*body.Properties.AdministratorLoginPassword)
-	wrapper, err := s.wrapper(srv)
+	primary, geo, err := s.resolveEncryption(ctx, srv, &body, r.APIVersion)
 	if err != nil {
 		arm.WriteError(w, r, err)
 		return
 	}
-	// The DEK is born here, in memory; only its wrapped form is ever stored.
+	password := []byte(*body.Properties.AdministratorLoginPassword)
+	// The DEK is born here, in memory; only its wrapped form is ever stored. The round trip
+	// proves, before anything is built, that the key can unwrap what it wrapped.
 	dek, err := dataenc.NewDEK()
 	if err != nil {
 		arm.WriteError(w, r, err)
 		return
 	}
-	env, err := wrapper.Wrap(ctx, dek)
+	env, err := wrapRoundTrip(ctx, primary, dek, srv.Encryption.PrimaryKeyURI)
 	if err != nil {
 		clear(dek)
 		arm.WriteError(w, r, err)
 		return
+	}
+	if geo != nil {
+		geoDEK, err := dataenc.NewDEK()
+		if err == nil {
+			srv.GeoEnvelope, err = wrapRoundTrip(ctx, geo, geoDEK, srv.Encryption.GeoKeyURI)
+			clear(geoDEK)
+		}
+		if err != nil {
+			clear(dek)
+			arm.WriteError(w, r, err)
+			return
+		}
 	}
 	srv.Envelope = env
 	op := s.newOperation(srv, kindCreate)
@@ -99,10 +113,7 @@ func (s *Service) createServer(w http.ResponseWriter, r *arm.Request) {
 		if _, err := resources.CheckGroupInTx(tx, srv.SubscriptionID, srv.ResourceGroup); err != nil {
 			return err
 		}
-		if owner, err := tx.Get(nameKey(srv.Name)); err == nil {
-			return arm.Conflict("ServerNameAlreadyExists",
-				"Specified server name '%s' is already used (by %s). Server names are globally unique; choose another name.", srv.Name, string(owner))
-		} else if !errors.Is(err, store.ErrNotFound) {
+		if err := nameFree(tx, srv.Name); err != nil {
 			return err
 		}
 		port, err := s.allocatePort(tx)
@@ -201,24 +212,38 @@ func (s *Service) forget(ctx context.Context, srv *Server) error {
 	})
 }
 
-// resolveEncryption sets the server's data-encryption configuration from the request.
-func (s *Service) resolveEncryption(ctx context.Context, srv *Server, body *serverBody, apiVersion string) error {
+// resolveEncryption sets the server's data-encryption configuration and identities from a
+// create request and returns the wrappers of its primary key and (geo-redundant CMK servers)
+// of its geo-backup key.
+func (s *Service) resolveEncryption(ctx context.Context, srv *Server, body *serverBody, apiVersion string) (primary, geo dataenc.Wrapper, err error) {
 	enc := body.Properties.DataEncryption
-	if enc == nil || enc.Type == "" {
-		srv.Encryption = Encryption{Type: EncSystemManaged}
+	if enc != nil && normalizeEncType(enc.Type) == EncAzureKeyVault {
+		return s.checkCMKCreate(ctx, srv, body, apiVersion)
+	}
+	if enc != nil && enc.Type != "" && normalizeEncType(enc.Type) != EncSystemManaged {
+		raw, _ := json.Marshal(enc.Type)
+		return nil, nil, invalidValue("properties.dataEncryption.type", "The data encryption type %s is not valid; use SystemManaged or AzureKeyVault.", raw)
+	}
+	if enc != nil && (enc.PrimaryKeyURI != "" || enc.GeoKeyURI != "" || enc.PrimaryIdentityID != "" || enc.GeoIdentityID != "") {
+		return nil, nil, invalidValue("properties.dataEncryption", "A server with data encryption type SystemManaged takes no key URI or identity; set type AzureKeyVault to use a customer-managed key.")
+	}
+	srv.Encryption = Encryption{Type: EncSystemManaged}
+	// Identities may be assigned to a server with the service-managed key too.
+	if srv.Identities, _, err = s.resolveIdentities(ctx, body.Identity); err != nil {
+		return nil, nil, err
+	}
+	return dataenc.ServiceManaged{Keys: s.smk, Region: srv.Location}, nil, nil
+}
+
+// nameFree fails with ServerNameAlreadyExists when a server holds name anywhere.
+func nameFree(tx store.Tx, name string) error {
+	_, err := tx.Get(nameKey(name))
+	switch {
+	case err == nil:
+		return arm.Conflict("ServerNameAlreadyExists",
+			"Specified server name '%s' is already used. Server names are globally unique; choose another name.", name)
+	case errors.Is(err, store.ErrNotFound):
 		return nil
 	}
-	switch normalizeEncType(enc.Type) {
-	case EncSystemManaged:
-		if enc.PrimaryKeyURI != "" || enc.GeoKeyURI != "" {
-			return invalidValue("properties.dataEncryption", "A server with data encryption type SystemManaged takes no key URI.")
-		}
-		srv.Encryption = Encryption{Type: EncSystemManaged}
-		return nil
-	case EncAzureKeyVault:
-		return arm.BadRequest("CustomerManagedKeyNotAvailable",
-			"Data encryption with a customer-managed key (AzureKeyVault) is not available on this pgflex build yet; create the server with SystemManaged encryption.")
-	}
-	raw, _ := json.Marshal(enc.Type)
-	return invalidValue("properties.dataEncryption.type", "The data encryption type %s is not valid; use SystemManaged or AzureKeyVault.", raw)
+	return err
 }

@@ -3,6 +3,7 @@ package flexserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -31,34 +32,81 @@ type updateData struct {
 }
 
 // applyUpdate validates and applies an update (PATCH, or PUT on an existing server) as a
-// long-running operation. Validation happens before anything changes.
+// long-running operation. Identities the request names are assigned first and stay assigned
+// even if the rest of the update fails, as Azure documents; everything else is validated
+// (keys included, by acting as the identity) before anything else changes.
 func (s *Service) applyUpdate(w http.ResponseWriter, r *arm.Request, current *Server, body *serverBody) {
+	ctx := r.Context()
+	add, remove, err := s.resolveIdentities(ctx, body.Identity)
+	if err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	if len(add) > 0 {
+		current, err = s.mutate(ctx, current.ID(), func(cur *Server) error {
+			if cur.Identities == nil {
+				cur.Identities = map[string]IdentityRef{}
+			}
+			for k, v := range add {
+				cur.Identities[k] = v
+			}
+			return nil
+		})
+		if err != nil {
+			arm.WriteError(w, r, err)
+			return
+		}
+	}
 	if err := validateUpdate(current, body); err != nil {
 		arm.WriteError(w, r, err)
 		return
+	}
+	var encUpd *encryptionUpdate
+	if p := body.Properties; p != nil && p.DataEncryption != nil {
+		if current.Operation != "" {
+			arm.WriteError(w, r, busy(current))
+			return
+		}
+		if encUpd, err = s.prepareEncryptionUpdate(ctx, current, p.DataEncryption); err != nil {
+			arm.WriteError(w, r, err)
+			return
+		}
 	}
 	var password []byte
 	if p := body.Properties; p != nil && p.AdministratorLoginPassword != nil {
 		password = []byte(*p.AdministratorLoginPassword)
 	}
 	var op *arm.Operation
-	_, err := s.mutate(r.Context(), current.ID(), func(cur *Server) error {
+	updated, err := s.mutate(ctx, current.ID(), func(cur *Server) error {
 		if cur.Operation != "" {
 			return busy(cur)
 		}
-		if cur.State == StateInaccessible {
+		if cur.State == StateInaccessible && encUpd == nil {
 			return inaccessible(cur, "updated")
 		}
 		if password != nil && cur.State != StateReady {
 			return arm.Conflict("InvalidServerState", "The server '%s' is %s; start it before changing the administrator password.", cur.Name, cur.State)
+		}
+		if encUpd != nil {
+			if cur.Envelope == nil || current.Envelope == nil || cur.Envelope.KeyID != current.Envelope.KeyID {
+				return busy(cur) // the key changed under us; the caller retries
+			}
+			cur.Encryption, cur.Envelope, cur.GeoEnvelope = encUpd.enc, encUpd.envelope, encUpd.geoEnvelope
+		}
+		if err := removeIdentities(cur, remove); err != nil {
+			return err
 		}
 		applyMutable(cur, body)
 		op = s.newOperation(cur, kindUpdate)
 		data, _ := json.Marshal(updateData{PasswordPending: password != nil})
 		op.Data = data
 		cur.Operation = op.Name
-		if cur.State == StateReady {
+		switch cur.State {
+		case StateReady:
 			cur.State = StateUpdating
+		case StateInaccessible:
+			// A repairing update: the server comes back with the new key.
+			cur.State, cur.StateReason = StateStarting, ""
 		}
 		return nil
 	})
@@ -67,7 +115,14 @@ func (s *Service) applyUpdate(w http.ResponseWriter, r *arm.Request, current *Se
 		arm.WriteError(w, r, err)
 		return
 	}
-	if err := s.ops.Start(r.Context(), op, func(ctx context.Context, op *arm.Operation) error {
+	if encUpd != nil {
+		// The header beside the volume follows the store; both envelopes unwrap the same DEK.
+		if err := s.dp.WriteEnvelope(ctx, updated.instance(), updated.Envelope); err != nil {
+			r.Log.Warn("write rewrapped DEK header", "server", updated.Name, "err", err)
+		}
+		r.Log.Info("server DEK rewrapped", "server", updated.Name, "kid", updated.Envelope.KeyID)
+	}
+	if err := s.ops.Start(ctx, op, func(ctx context.Context, op *arm.Operation) error {
 		defer clear(password)
 		return s.finishUpdate(ctx, op, password)
 	}); err != nil {
@@ -97,11 +152,21 @@ func (s *Service) finishUpdate(ctx context.Context, op *arm.Operation, password 
 		return err
 	}
 	defer s.endUpdate(ctx, id)
-	if password != nil {
-		srv, err := s.load(ctx, id)
-		if err != nil {
+	srv, err := s.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if srv.State == StateStarting {
+		// A repaired Inaccessible server: unwrap with the new key and come back.
+		if err := s.bringUp(ctx, srv); err != nil {
+			_, _ = s.mutate(context.WithoutCancel(ctx), id, func(cur *Server) error {
+				cur.State, cur.StateReason = StateInaccessible, fmt.Sprintf("the server could not start with its updated key: %v", err)
+				return nil
+			})
 			return err
 		}
+	}
+	if password != nil {
 		if err := s.dp.SetAdminPassword(ctx, srv.instance(), password); err != nil {
 			return err
 		}
@@ -111,7 +176,7 @@ func (s *Service) finishUpdate(ctx context.Context, op *arm.Operation, password 
 
 func (s *Service) endUpdate(ctx context.Context, id arm.ResourceID) {
 	_, _ = s.mutate(context.WithoutCancel(ctx), id, func(cur *Server) error {
-		if cur.State == StateUpdating {
+		if cur.State == StateUpdating || cur.State == StateStarting {
 			cur.State = StateReady
 		}
 		cur.Operation = ""
@@ -187,7 +252,7 @@ func validateUpdate(cur *Server, body *serverBody) error {
 	if p.HighAvailability != nil && p.HighAvailability.Mode != nil && !strings.EqualFold(*p.HighAvailability.Mode, "Disabled") {
 		return invalidValue("properties.highAvailability.mode", "High availability mode '%s' is not available on this single-host deployment; use Disabled.", *p.HighAvailability.Mode)
 	}
-	if p.DataEncryption != nil && p.DataEncryption.Type != "" && normalizeEncType(p.DataEncryption.Type) != cur.Encryption.Type {
+	if p.DataEncryption != nil && normalizeEncType(p.DataEncryption.Type) == EncSystemManaged && cur.isCMK() {
 		return arm.BadRequest("DataEncryptionTypeChangeNotAllowed",
 			"The data encryption type of server '%s' is %s and cannot be changed: it is chosen at creation. To switch between service-managed and customer-managed keys, restore a backup into a new server with the other choice.",
 			cur.Name, cur.Encryption.Type)

@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/dataenc"
@@ -23,28 +23,50 @@ type Config struct {
 	PortMax       int
 }
 
+// Deps are the parts of pgflex the provider works with.
+type Deps struct {
+	Store       store.Store
+	Operations  *arm.Operations
+	Groups      *resources.Service
+	DataPlane   DataPlane
+	ServiceKeys dataenc.ServiceKeys
+	Identities  IdentityDirectory
+	KeyStores   KeyStoreDirectory
+	Tokens      IdentityTokens
+	// KeyStoreHTTP reaches key stores over HTTPS (trusting pgflex's CA).
+	KeyStoreHTTP *http.Client
+	Log          *slog.Logger
+}
+
 // Service is the Microsoft.DBforPostgreSQL provider.
 type Service struct {
-	cfg      Config
-	st       store.Store
-	ops      *arm.Operations
-	groups   *resources.Service
-	dp       DataPlane
-	smk      dataenc.ServiceKeys
-	log      *slog.Logger
-	mu       sync.Mutex // serialises port allocation probes
-	portFree func(addr string, port int) bool
+	cfg        Config
+	st         store.Store
+	ops        *arm.Operations
+	groups     *resources.Service
+	dp         DataPlane
+	smk        dataenc.ServiceKeys
+	identities IdentityDirectory
+	keyStores  KeyStoreDirectory
+	tokens     IdentityTokens
+	keyHTTP    *http.Client
+	log        *slog.Logger
+	now        func() time.Time
+	portFree   func(addr string, port int) bool
 }
 
 // New makes the provider and registers its operation resumers.
-func New(cfg Config, st store.Store, ops *arm.Operations, groups *resources.Service, dp DataPlane, smk dataenc.ServiceKeys, log *slog.Logger) *Service {
+func New(cfg Config, d Deps) *Service {
 	if cfg.ListenAddress == "" {
 		cfg.ListenAddress = "127.0.0.1"
 	}
 	if cfg.PortMin == 0 {
 		cfg.PortMin, cfg.PortMax = 15432, 16431
 	}
-	s := &Service{cfg: cfg, st: st, ops: ops, groups: groups, dp: dp, smk: smk, log: log, portFree: portFree}
+	s := &Service{cfg: cfg, st: d.Store, ops: d.Operations, groups: d.Groups, dp: d.DataPlane, smk: d.ServiceKeys,
+		identities: d.Identities, keyStores: d.KeyStores, tokens: d.Tokens, keyHTTP: d.KeyStoreHTTP, log: d.Log,
+		now: time.Now, portFree: portFree}
+	ops, groups := d.Operations, d.Groups
 	ops.RegisterResumer(kindCreate, s.resumeCreate)
 	ops.RegisterResumer(kindDelete, s.runDelete)
 	ops.RegisterResumer(kindStart, s.runStart)
@@ -143,6 +165,8 @@ func (s *Service) wrapper(srv *Server) (dataenc.Wrapper, error) {
 	switch srv.Encryption.Type {
 	case EncSystemManaged:
 		return dataenc.ServiceManaged{Keys: s.smk, Region: srv.Location}, nil
+	case EncAzureKeyVault:
+		return s.customerWrapper(srv, srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID)
 	}
 	return nil, fmt.Errorf("data encryption type %q has no key wrapper", srv.Encryption.Type)
 }
