@@ -32,11 +32,11 @@ type Principal struct {
 	Created     time.Time `json:"created"`
 }
 
-func principalKey(oid string) string     { return "principal/" + strings.ToLower(oid) }
-func clientIndexKey(cid string) string   { return "principal-client/" + strings.ToLower(cid) }
-func hashSecret(secret string) []byte    { s := sha256.Sum256([]byte(secret)); return s[:] }
-func (p *Principal) HasSecret() bool     { return len(p.SecretHash) > 0 }
-func (p *Principal) IsIdentity() bool    { return p.Type == TypeManagedIdentity }
+func principalKey(oid string) string   { return "principal/" + strings.ToLower(oid) }
+func clientIndexKey(cid string) string { return "principal-client/" + strings.ToLower(cid) }
+func hashSecret(secret string) []byte  { s := sha256.Sum256([]byte(secret)); return s[:] }
+func (p *Principal) HasSecret() bool   { return len(p.SecretHash) > 0 }
+func (p *Principal) IsIdentity() bool  { return p.Type == TypeManagedIdentity }
 func (p *Principal) checkSecret(s string) bool {
 	return p.HasSecret() && subtle.ConstantTimeCompare(p.SecretHash, hashSecret(s)) == 1
 }

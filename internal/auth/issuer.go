@@ -40,6 +40,19 @@ func (a Audiences) Resolve(scope string) (string, bool) {
 			return aud, true
 		}
 	}
+	// A key store's bearer challenge names its resource with the daemon's port (azkeys checks
+	// that the resource's host:port is a parent domain of the vault's), so a scope with a
+	// port names the key-store audience too.
+	if scheme, hostPort, ok := strings.Cut(s, "://"); ok {
+		if i := strings.LastIndexByte(hostPort, ':'); i > 0 && !strings.Contains(hostPort[i:], "/") {
+			bare := scheme + "://" + hostPort[:i]
+			for _, aud := range []string{a.KeyVault, a.ManagedHSM} {
+				if aud != "" && strings.EqualFold(bare, aud) {
+					return aud, true
+				}
+			}
+		}
+	}
 	return "", false
 }
 

@@ -39,4 +39,3 @@ func LoadProfile(path string) (*Profile, error) {
 	}
 	return &p, nil
 }
-

@@ -69,7 +69,7 @@ func (s *Service) capabilities(w http.ResponseWriter, r *arm.Request) {
 		}
 		editions = append(editions, map[string]any{"name": tier, "defaultSkuName": skuCatalog[tier][0].Name,
 			"supportedStorageEditions": []map[string]any{{"name": "ManagedDisk", "defaultStorageSizeMb": defaultStorageGB * 1024, "supportedStorageMb": storage}},
-			"supportedServerSkus": skus})
+			"supportedServerSkus":      skus})
 	}
 	var versions []map[string]any
 	for _, v := range s.dp.SupportedVersions() {

@@ -373,3 +373,15 @@ func removeIdentities(srv *Server, ids []string) error {
 	}
 	return nil
 }
+
+// parseIdentityID parses an identity resource id.
+func parseIdentityID(raw string) (arm.ResourceID, error) {
+	id, err := arm.ParseResourceID(raw)
+	if err != nil {
+		return id, err
+	}
+	if !id.IsType("Microsoft.ManagedIdentity/userAssignedIdentities") {
+		return id, fmt.Errorf("%s is not a user-assigned identity id", raw)
+	}
+	return id, nil
+}

@@ -74,9 +74,9 @@ type IdentityRef struct {
 
 // Server is the persisted record of a flexible server.
 type Server struct {
-	SubscriptionID string            `json:"subscriptionId"`
-	ResourceGroup  string            `json:"resourceGroup"`
-	Name           string            `json:"name"`
+	SubscriptionID string `json:"subscriptionId"`
+	ResourceGroup  string `json:"resourceGroup"`
+	Name           string `json:"name"`
 	// UID names the server's directories: a server re-created under the same name gets new ones.
 	UID                 string            `json:"uid"`
 	Location            string            `json:"location"`
@@ -171,7 +171,7 @@ func (s *Server) view(v string) map[string]any {
 		"port":                     s.Port,
 		"storage": map[string]any{"storageSizeGB": s.StorageSizeGB, "autoGrow": s.AutoGrow, "tier": storageTier(s.StorageSizeGB),
 			"iops": storageIOPS(s.StorageSizeGB), "type": "Premium_LRS"},
-		"authConfig": map[string]any{"activeDirectoryAuth": "Disabled", "passwordAuth": "Enabled"},
+		"authConfig":     map[string]any{"activeDirectoryAuth": "Disabled", "passwordAuth": "Enabled"},
 		"dataEncryption": enc,
 		"backup": map[string]any{"backupRetentionDays": s.BackupRetentionDays, "geoRedundantBackup": s.GeoRedundantBackup,
 			"earliestRestoreDate": s.Created.Format(time.RFC3339)},

@@ -94,4 +94,3 @@ func (s *Service) settleOrphan(ctx context.Context, srv *Server) error {
 	})
 	return err
 }
-

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgflex/pgflex/internal/activitylog"
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/dataenc"
 	"github.com/pgflex/pgflex/internal/resources"
@@ -35,6 +38,9 @@ type Deps struct {
 	Tokens      IdentityTokens
 	// KeyStoreHTTP reaches key stores over HTTPS (trusting pgflex's CA).
 	KeyStoreHTTP *http.Client
+	Events       *activitylog.Log
+	Metrics      prometheus.Registerer
+	Monitor      MonitorConfig
 	Log          *slog.Logger
 }
 
@@ -53,6 +59,7 @@ type Service struct {
 	log        *slog.Logger
 	now        func() time.Time
 	portFree   func(addr string, port int) bool
+	monitor    *keyMonitor
 }
 
 // New makes the provider and registers its operation resumers.
@@ -66,6 +73,14 @@ func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg, st: d.Store, ops: d.Operations, groups: d.Groups, dp: d.DataPlane, smk: d.ServiceKeys,
 		identities: d.Identities, keyStores: d.KeyStores, tokens: d.Tokens, keyHTTP: d.KeyStoreHTTP, log: d.Log,
 		now: time.Now, portFree: portFree}
+	if d.Monitor.Interval <= 0 {
+		d.Monitor.Interval = 5 * time.Second
+	}
+	if d.Monitor.Grace <= 0 {
+		d.Monitor.Grace = time.Minute
+	}
+	s.monitor = &keyMonitor{s: s, cfg: d.Monitor, events: d.Events, metrics: newMonitorMetrics(d.Metrics),
+		next: map[string]time.Time{}, firstFailure: map[string]time.Time{}}
 	ops, groups := d.Operations, d.Groups
 	ops.RegisterResumer(kindCreate, s.resumeCreate)
 	ops.RegisterResumer(kindDelete, s.runDelete)

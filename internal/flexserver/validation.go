@@ -412,4 +412,3 @@ func normalizeEncType(t string) string {
 	}
 	return t
 }
-

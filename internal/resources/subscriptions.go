@@ -31,7 +31,9 @@ type Subscription struct {
 func subscriptionKey(id string) string { return "subscription/" + strings.ToLower(id) }
 
 // PutSubscription stores a subscription (bootstrap creates the default one).
-func PutSubscription(tx store.Tx, s *Subscription) error { return store.PutJSON(tx, subscriptionKey(s.ID), s) }
+func PutSubscription(tx store.Tx, s *Subscription) error {
+	return store.PutJSON(tx, subscriptionKey(s.ID), s)
+}
 
 func (s *Subscription) view() map[string]any {
 	return map[string]any{

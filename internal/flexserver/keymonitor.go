@@ -1,0 +1,400 @@
+package flexserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgflex/pgflex/internal/activitylog"
+	"github.com/pgflex/pgflex/internal/dataenc"
+	"github.com/pgflex/pgflex/internal/store"
+)
+
+// MonitorConfig tunes the key monitor (daemon settings).
+type MonitorConfig struct {
+	// Interval between two checks of one server's keys; default 5 s. Each server's checks are
+	// jittered by ±20% so that many servers do not call the key store at once.
+	Interval time.Duration
+	// Grace is how long a key store may stay unreachable (network errors, 5xx, throttling)
+	// before its servers are made Inaccessible; refusals (401/403/404, disabled or expired
+	// keys) act at once. Default 60 s.
+	Grace time.Duration
+}
+
+// monitorMetrics are the monitor's Prometheus series.
+type monitorMetrics struct {
+	checks      *prometheus.CounterVec
+	duration    prometheus.Histogram
+	calls       *prometheus.CounterVec
+	transitions *prometheus.CounterVec
+	rewraps     prometheus.Counter
+}
+
+func newMonitorMetrics(reg prometheus.Registerer) *monitorMetrics {
+	m := &monitorMetrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgflex_key_checks_total",
+			Help: "Customer-managed key checks by key role and result (valid, invalid, transient)."}, []string{"role", "result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgflex_key_check_duration_seconds",
+			Help: "Latency of one key check against the key store.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgflex_key_store_calls_total",
+			Help: "Key-store calls made by the data plane, by operation."}, []string{"op"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgflex_server_state_transitions_total",
+			Help: "Server state transitions made by the key monitor."}, []string{"from", "to"}),
+		rewraps: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgflex_dek_rewraps_total",
+			Help: "DEKs rewrapped to follow a new key version."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.checks, m.duration, m.calls, m.transitions, m.rewraps)
+	}
+	return m
+}
+
+// keyMonitor revalidates every CMK server's keys, follows new key versions, locks servers whose
+// key is revoked and brings them back when access returns.
+type keyMonitor struct {
+	s       *Service
+	cfg     MonitorConfig
+	events  *activitylog.Log
+	metrics *monitorMetrics
+
+	mu           sync.Mutex
+	next         map[string]time.Time // server uid → when to check next
+	firstFailure map[string]time.Time // server uid + role → first transient failure of a streak
+}
+
+// RunKeyMonitor runs the key monitor until ctx ends.
+func (s *Service) RunKeyMonitor(ctx context.Context) {
+	m := s.monitor
+	tick := min(m.cfg.Interval/10, 250*time.Millisecond)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(tick):
+		}
+		m.pass(ctx)
+	}
+}
+
+// CheckKeysNow checks every CMK server's keys at once (used at start-up and by tests).
+func (s *Service) CheckKeysNow(ctx context.Context) {
+	s.monitor.mu.Lock()
+	clear(s.monitor.next)
+	s.monitor.mu.Unlock()
+	s.monitor.pass(ctx)
+}
+
+func (m *keyMonitor) pass(ctx context.Context) {
+	var servers []Server
+	if err := m.s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		servers, err = store.ListJSON[Server](tx, "pgserver/")
+		return err
+	}); err != nil {
+		m.s.log.Error("key monitor: list servers", "err", err)
+		return
+	}
+	now := m.s.now()
+	for i := range servers {
+		srv := &servers[i]
+		if !srv.isCMK() || srv.Operation != "" || srv.State == StateProvisioning || srv.State == StateDropping {
+			continue
+		}
+		m.mu.Lock()
+		due, seen := m.next[srv.UID]
+		if !seen {
+			// A new server's first check falls at a random point of the interval.
+			due = now.Add(time.Duration(rand.Int64N(int64(m.cfg.Interval))))
+		}
+		if now.Before(due) {
+			m.next[srv.UID] = due
+			m.mu.Unlock()
+			continue
+		}
+		jitter := time.Duration(float64(m.cfg.Interval) * (0.8 + 0.4*rand.Float64()))
+		m.next[srv.UID] = now.Add(jitter)
+		m.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		m.check(ctx, srv)
+	}
+}
+
+// verdict is the outcome of one key check.
+type verdict struct {
+	valid     bool
+	transient bool
+	cause     string
+	info      *dataenc.KeyInfo
+}
+
+// checkAccess reads the key as the identity: one GET per check.
+func (m *keyMonitor) checkAccess(ctx context.Context, srv *Server, keyURI, identityID string) verdict {
+	ref, ok := srv.Identities[strings.ToLower(identityID)]
+	if !ok {
+		return verdict{cause: fmt.Sprintf("the identity %s is no longer assigned to the server", identityID)}
+	}
+	if id, err := parseIdentityID(identityID); err == nil {
+		info, err := m.s.identities.LookupIdentity(ctx, id)
+		switch {
+		case errors.Is(err, ErrIdentityNotFound):
+			return verdict{cause: fmt.Sprintf("the user-assigned identity %s was deleted", identityID)}
+		case err != nil:
+			return verdict{transient: true, cause: err.Error()}
+		case !strings.EqualFold(info.PrincipalID, ref.PrincipalID):
+			return verdict{cause: fmt.Sprintf("the identity %s was deleted and re-created with a new principal; update the server to use it", identityID)}
+		}
+	}
+	w, err := m.s.customerWrapper(srv, keyURI, identityID)
+	if err != nil {
+		return verdict{cause: err.Error()}
+	}
+	start := time.Now()
+	info, err := w.Get(ctx)
+	m.metrics.duration.Observe(time.Since(start).Seconds())
+	m.metrics.calls.WithLabelValues("get").Inc()
+	if err != nil {
+		var ke *dataenc.KeyStoreError
+		if errors.As(err, &ke) && ke.Refused {
+			return verdict{cause: refusalCause(ke, keyURI)}
+		}
+		return verdict{transient: true, cause: fmt.Sprintf("the key store holding %s could not be reached: %v", keyURI, err)}
+	}
+	if why := info.Usable(m.s.now()); why != "" {
+		return verdict{cause: fmt.Sprintf("%s (%s)", why, info.KeyID)}
+	}
+	return verdict{valid: true, info: info}
+}
+
+func refusalCause(ke *dataenc.KeyStoreError, keyURI string) string {
+	switch ke.Status {
+	case http.StatusForbidden:
+		return fmt.Sprintf("the server's identity was refused access to the key %s (%s: %s)", keyURI, ke.Code, ke.Message)
+	case http.StatusNotFound:
+		return fmt.Sprintf("the key %s or its key store no longer exists (%s)", keyURI, ke.Code)
+	case http.StatusUnauthorized:
+		return fmt.Sprintf("the key store did not accept the server's identity for %s (%s)", keyURI, ke.Message)
+	}
+	if ke.Err != nil {
+		return fmt.Sprintf("the key %s cannot be used: %v", keyURI, ke.Err)
+	}
+	return fmt.Sprintf("the key %s cannot be used (%d %s: %s)", keyURI, ke.Status, ke.Code, ke.Message)
+}
+
+// check runs one check of a server's primary and geo-backup keys and acts on the result.
+func (m *keyMonitor) check(ctx context.Context, srv *Server) {
+	v := m.checkAccess(ctx, srv, srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID)
+	v = m.applyGrace(srv.UID+"/primary", v)
+	m.count("primary", v)
+	switch {
+	case v.valid:
+		m.onValid(ctx, srv, v.info)
+	case !v.transient:
+		m.revoke(ctx, srv, v.cause)
+	}
+	if srv.Encryption.GeoKeyURI != "" {
+		gv := m.applyGrace(srv.UID+"/geo", m.checkAccess(ctx, srv, srv.Encryption.GeoKeyURI, srv.Encryption.GeoIdentityID))
+		m.count("geo", gv)
+		if !gv.transient {
+			m.setGeoStatus(ctx, srv, gv)
+		}
+	}
+}
+
+func (m *keyMonitor) count(role string, v verdict) {
+	result := "valid"
+	if v.transient {
+		result = "transient"
+	} else if !v.valid {
+		result = "invalid"
+	}
+	m.metrics.checks.WithLabelValues(role, result).Inc()
+}
+
+// applyGrace turns a transient failure into a refusal once it has lasted longer than Grace.
+func (m *keyMonitor) applyGrace(key string, v verdict) verdict {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !v.transient {
+		delete(m.firstFailure, key)
+		return v
+	}
+	first, ok := m.firstFailure[key]
+	if !ok {
+		m.firstFailure[key] = m.s.now()
+		m.s.log.Warn("key store unreachable; retrying within the grace period", "check", key, "cause", v.cause, "grace", m.cfg.Grace)
+		return v
+	}
+	if m.s.now().Sub(first) > m.cfg.Grace {
+		return verdict{cause: fmt.Sprintf("%s, for longer than the grace period of %s", v.cause, m.cfg.Grace)}
+	}
+	return v
+}
+
+// onValid follows a new key version, marks the key Valid, and recovers an Inaccessible server.
+func (m *keyMonitor) onValid(ctx context.Context, srv *Server, info *dataenc.KeyInfo) {
+	_, _, configured, _ := dataenc.ParseKeyID(srv.Encryption.PrimaryKeyURI)
+	if configured == "" && srv.Envelope != nil && !strings.EqualFold(info.KeyID, srv.Envelope.KeyID) {
+		if err := m.followVersion(ctx, srv); err != nil {
+			m.s.log.Warn("key monitor: follow new key version", "server", srv.Name, "err", err)
+		}
+	}
+	if srv.State == StateInaccessible {
+		m.recover(ctx, srv)
+		return
+	}
+	if srv.Encryption.PrimaryKeyStatus != KeyValid {
+		m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
+			cur.Encryption.PrimaryKeyStatus = KeyValid
+			return nil
+		})
+	}
+}
+
+// followVersion rewraps the DEK with the key's newest version (automatic key version update):
+// unwrap with the version that wrapped it, wrap with the newest, store the new envelope in one
+// transaction — a crash before it leaves the old envelope, which the old version still unwraps.
+func (m *keyMonitor) followVersion(ctx context.Context, srv *Server) error {
+	w, err := m.s.customerWrapper(srv, srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID)
+	if err != nil {
+		return err
+	}
+	old := srv.Envelope
+	dek, err := w.Unwrap(ctx, old)
+	m.metrics.calls.WithLabelValues("unwrapKey").Inc()
+	if err != nil {
+		return fmt.Errorf("unwrap with the version in use %s: %w", old.KeyID, err)
+	}
+	env, err := w.Wrap(ctx, dek)
+	m.metrics.calls.WithLabelValues("wrapKey").Inc()
+	clear(dek)
+	if err != nil {
+		return fmt.Errorf("wrap with the newest version: %w", err)
+	}
+	updated, err := m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
+		if cur.Envelope == nil || cur.Envelope.KeyID != old.KeyID || cur.Operation != "" {
+			return errSkip
+		}
+		cur.Envelope = env
+		return nil
+	})
+	if errors.Is(err, errSkip) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.s.dp.WriteEnvelope(ctx, updated.instance(), env); err != nil {
+		m.s.log.Warn("write rewrapped DEK header", "server", srv.Name, "err", err)
+	}
+	m.metrics.rewraps.Inc()
+	*srv = *updated
+	m.event(ctx, srv, "keyVersionUpdated", activitylog.LevelInformational,
+		fmt.Sprintf("Automatic key version update: the DEK of server '%s' is now wrapped by %s (was %s).", srv.Name, env.KeyID, old.KeyID),
+		map[string]string{"previousKeyId": old.KeyID, "keyId": env.KeyID})
+	return nil
+}
+
+var errSkip = errors.New("skip")
+
+// revoke makes a server Inaccessible: fast shutdown of PostgreSQL, unmount of the volume (the
+// FUSE daemon, which held the only copy of the key, exits), key status Invalid.
+func (m *keyMonitor) revoke(ctx context.Context, srv *Server, cause string) {
+	from := srv.State
+	updated, err := m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
+		if cur.Operation != "" {
+			return errSkip
+		}
+		changed := cur.State != StateInaccessible || cur.Encryption.PrimaryKeyStatus != KeyInvalid || cur.StateReason != cause
+		if !changed {
+			return errSkip
+		}
+		cur.State, cur.StateReason, cur.Encryption.PrimaryKeyStatus = StateInaccessible, cause, KeyInvalid
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errSkip) {
+			m.s.log.Error("key monitor: mark server Inaccessible", "server", srv.Name, "err", err)
+		}
+		return
+	}
+	if err := m.s.dp.Stop(ctx, updated.instance()); err != nil {
+		m.s.log.Error("key monitor: stop Inaccessible server", "server", srv.Name, "err", err)
+	}
+	if from != StateInaccessible {
+		m.metrics.transitions.WithLabelValues(from, StateInaccessible).Inc()
+		m.event(ctx, updated, "keyRevoked", activitylog.LevelError,
+			fmt.Sprintf("Server '%s' is Inaccessible: %s. PostgreSQL was stopped and the encrypted volume unmounted; the server comes back when access to the key returns.", srv.Name, cause),
+			map[string]string{"cause": cause, "previousState": from})
+	}
+}
+
+// recover brings an Inaccessible server back once its key is usable again.
+func (m *keyMonitor) recover(ctx context.Context, srv *Server) {
+	desired := StateReady
+	if srv.Desired == DesiredStopped {
+		desired = StateStopped
+	} else if err := m.s.bringUp(ctx, srv); err != nil {
+		m.metrics.calls.WithLabelValues("unwrapKey").Inc()
+		m.s.log.Warn("key monitor: key is valid again but the server does not start yet", "server", srv.Name, "err", err)
+		return
+	} else {
+		m.metrics.calls.WithLabelValues("unwrapKey").Inc()
+	}
+	updated, err := m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
+		if cur.State != StateInaccessible || cur.Operation != "" {
+			return errSkip
+		}
+		cur.State, cur.StateReason, cur.Encryption.PrimaryKeyStatus = desired, "", KeyValid
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	m.metrics.transitions.WithLabelValues(StateInaccessible, desired).Inc()
+	m.event(ctx, updated, "accessRestored", activitylog.LevelInformational,
+		fmt.Sprintf("Access to the key of server '%s' was restored; the server is %s with its data intact.", srv.Name, desired), nil)
+}
+
+// setGeoStatus records the geo-backup key's status; an invalid geo key pauses geo copies only.
+func (m *keyMonitor) setGeoStatus(ctx context.Context, srv *Server, v verdict) {
+	status := KeyValid
+	if !v.valid {
+		status = KeyInvalid
+	}
+	if srv.Encryption.GeoKeyStatus == status {
+		return
+	}
+	updated, err := m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
+		cur.Encryption.GeoKeyStatus = status
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	level, what := activitylog.LevelWarning, "geoBackupKeyInvalid"
+	desc := fmt.Sprintf("The geo-backup key of server '%s' cannot be used: %s. Copies of backups to the paired region are paused; the server itself is unaffected.", srv.Name, v.cause)
+	if v.valid {
+		level, what = activitylog.LevelInformational, "geoBackupKeyRestored"
+		desc = fmt.Sprintf("The geo-backup key of server '%s' is usable again; copies to the paired region resume.", srv.Name)
+	}
+	m.event(ctx, updated, what, level, desc, nil)
+}
+
+func (m *keyMonitor) event(ctx context.Context, srv *Server, op, level, desc string, props map[string]string) {
+	if m.events == nil {
+		return
+	}
+	if err := m.events.Append(context.WithoutCancel(ctx), activitylog.Event{ResourceID: srv.ID().String(),
+		Operation: ResourceType + "/" + op + "/action", Level: level, Description: desc, Properties: props}); err != nil {
+		m.s.log.Error("append activity event", "err", err)
+	}
+}
