@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,5 +59,13 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.ManagedHSMSuffix, "managedhsm-dns-suffix", "managedhsm.localhost", "DNS suffix of Managed HSM hosts.")
 	f.StringSliceVar(&cfg.ExtraHosts, "tls-host", nil, "Extra host names or addresses for the HTTPS certificate.")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+	f.StringVar(&cfg.RuntimeDir, "runtime-dir", "", "Directory for the servers' mount points and sockets (default /run/pgflex/{hash of the data dir}).")
+	f.StringVar(&cfg.Servers.ListenAddress, "server-address", "127.0.0.1", "Address PostgreSQL servers listen on.")
+	f.IntVar(&cfg.Servers.PortMin, "server-port-min", 15432, "Lowest port given to a server.")
+	f.IntVar(&cfg.Servers.PortMax, "server-port-max", 16431, "Highest port given to a server.")
+	f.DurationVar(&cfg.KeyMonitor.Interval, "key-check-interval", 5*time.Second, "How often each customer-managed key is revalidated (jittered).")
+	f.DurationVar(&cfg.KeyMonitor.Grace, "key-grace-period", time.Minute, "How long a key store may be unreachable before its servers are made Inaccessible.")
+	f.StringVar(&cfg.KeyStoreOutageFile, "test-keystore-outage-file", "", "Tests only: while this file exists the key store answers 503.")
+	_ = f.MarkHidden("test-keystore-outage-file")
 	return cmd
 }

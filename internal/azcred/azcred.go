@@ -5,12 +5,8 @@ package azcred
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/pgflex/pgflex/internal/localnet"
 	"github.com/pgflex/pgflex/internal/profile"
 )
 
@@ -84,28 +81,8 @@ func (c *ClientSecretCredential) GetToken(ctx context.Context, opts policy.Token
 	return t, nil
 }
 
-// HTTPClient trusts only caPEM and dials *.localhost names at 127.0.0.1 (keeping the port), as
-// browsers and curl do, while TLS still verifies the real host name.
-func HTTPClient(caPEM []byte) (*http.Client, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("the CA certificate is not valid PEM")
-	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 16,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, port, err := net.SplitHostPort(addr)
-			if err == nil && (host == "localhost" || strings.HasSuffix(strings.ToLower(host), ".localhost")) {
-				addr = net.JoinHostPort("127.0.0.1", port)
-			}
-			return dialer.DialContext(ctx, network, addr)
-		},
-	}
-	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}, nil
-}
+// HTTPClient trusts only caPEM and dials *.localhost names at 127.0.0.1 (see localnet).
+func HTTPClient(caPEM []byte) (*http.Client, error) { return localnet.HTTPClient(caPEM) }
 
 // FromProfile returns the credential and the SDK client options (cloud configuration pointing
 // at the daemon, transport trusting its CA) for a pgflex profile.

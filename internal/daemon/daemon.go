@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,9 +21,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pgflex/pgflex/internal/activitylog"
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/auth"
+	"github.com/pgflex/pgflex/internal/flexserver"
+	"github.com/pgflex/pgflex/internal/identity"
+	"github.com/pgflex/pgflex/internal/keyvault"
 	"github.com/pgflex/pgflex/internal/profile"
+	"github.com/pgflex/pgflex/internal/rbac"
 	"github.com/pgflex/pgflex/internal/resources"
 	"github.com/pgflex/pgflex/internal/seal"
 	"github.com/pgflex/pgflex/internal/store"
@@ -36,6 +46,16 @@ type Config struct {
 	ManagedHSMSuffix string // DNS suffix of Managed HSM hosts, default managedhsm.localhost
 	ExtraHosts       []string
 	Logger           *slog.Logger
+
+	// RuntimeDir holds the servers' mount points and sockets (default /run/pgflex/{id}).
+	RuntimeDir string
+	// Servers is the flexible-server provider's settings (listen address, port range).
+	Servers flexserver.Config
+	// KeyMonitor tunes the customer-managed key monitor (interval, grace period).
+	KeyMonitor flexserver.MonitorConfig
+	// KeyStoreOutageFile is for tests only: while the file exists the key store answers 503,
+	// as an unreachable key store would.
+	KeyStoreOutageFile string
 }
 
 func (c *Config) defaults() {
@@ -50,6 +70,11 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if c.RuntimeDir == "" {
+		abs, _ := filepath.Abs(c.DataDir)
+		sum := sha256.Sum256([]byte(abs))
+		c.RuntimeDir = filepath.Join("/run/pgflex", hex.EncodeToString(sum[:])[:12])
 	}
 }
 
@@ -69,12 +94,22 @@ type Daemon struct {
 	resources *resources.Service
 	// keyStore serves the key-store hosts ({vault}.{KeyVaultSuffix}, {hsm}.{ManagedHSMSuffix}).
 	keyStore http.Handler
-	ln        net.Listener
-	srv       *http.Server
-	base      context.Context
-	cancel    context.CancelFunc
-	endpoint  string
-	boot      bootstrap
+	ln       net.Listener
+	srv      *http.Server
+	base     context.Context
+	cancel   context.CancelFunc
+	endpoint string
+	boot     bootstrap
+
+	// identities is Microsoft.ManagedIdentity; rbac is Microsoft.Authorization and the key
+	// store's role checker.
+	identities *identity.Service
+	rbac       *rbac.Service
+	activity   *activitylog.Log
+	servers    *flexserver.Service
+	metrics    *prometheus.Registry
+	// keyVault is Microsoft.KeyVault and the key store behind keyStore.
+	keyVault *keyvault.Service
 }
 
 // bootstrap is the identity of this installation, created at first start.
@@ -92,9 +127,10 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, errors.New("a data directory is required")
 	}
 	d = &Daemon{cfg: cfg, log: cfg.Logger}
+	opened := d // the named result is nil on the error paths
 	defer func() {
 		if err != nil {
-			d.closeAll()
+			opened.closeAll()
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -146,11 +182,37 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	// Keep one block per provider.
 	d.resources = resources.New(d.st, d.ops, d.log)
 	d.resources.RegisterRoutes(d.router)
+	d.identities = identity.New(d.st, d.resources, d.boot.TenantID, d.log)
+	d.identities.RegisterRoutes(d.router)
+	d.resources.AddMember(d.identities.Member())
+	if d.rbac, err = rbac.New(d.st, d.resources, d.boot.TenantID, d.log); err != nil {
+		return nil, err
+	}
+	d.rbac.RegisterRoutes(d.router)
+	d.resources.AddMember(d.rbac.Member())
+	// Key store: Microsoft.KeyVault/vaults on ARM, the keys REST API on vault hosts, and the
+	// rotation/purge loop. RBAC vaults ask rbac for role assignments.
+	if d.keyVault, err = keyvault.New(keyvault.Options{Store: d.st, Box: d.box, Tokens: d.issuer, Roles: d.rbac,
+		Endpoint: d.endpoint, KeyVaultSuffix: cfg.KeyVaultSuffix, TenantID: d.boot.TenantID, Log: d.log}); err != nil {
+		return nil, err
+	}
+	d.keyVault.RegisterRoutes(d.router)
+	d.resources.AddMember(d.keyVault.Member())
+	d.keyStore = d.keyVault.Handler()
+	d.keyVault.Start(d.base)
+	// Flexible servers: each an encrypted volume with PostgreSQL inside (the data plane), keys
+	// reached as the server's identity over HTTPS, transitions in the activity log.
+	d.activity = activitylog.New(d.st, d.log)
+	d.activity.RegisterRoutes(d.router)
+	if err := d.openServers(ctx); err != nil {
+		return nil, err
+	}
 	// (end of providers)
 
 	mux := http.NewServeMux()
 	d.issuer.RegisterRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", d.router)
 	d.srv = &http.Server{
 		Handler:           d.routeByHost(mux),
@@ -180,6 +242,13 @@ func (d *Daemon) routeByHost(main http.Handler) http.Handler {
 		}
 		host = strings.ToLower(host)
 		if strings.HasSuffix(host, "."+d.cfg.KeyVaultSuffix) || strings.HasSuffix(host, "."+d.cfg.ManagedHSMSuffix) {
+			if d.cfg.KeyStoreOutageFile != "" {
+				if _, err := os.Stat(d.cfg.KeyStoreOutageFile); err == nil {
+					arm.WriteJSON(w, http.StatusServiceUnavailable, arm.ErrorBody{Error: &arm.Error{Code: "ServiceUnavailable",
+						Message: "The key store is unavailable (simulated outage)."}})
+					return
+				}
+			}
 			if d.keyStore != nil {
 				d.keyStore.ServeHTTP(w, r)
 				return
@@ -317,6 +386,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err := d.ops.ResumeAll(ctx); err != nil {
 		return err
 	}
+	// Bring every server to the state it should be in, then keep it there; watch CMK keys.
+	go d.servers.RunReconciler(d.base, 10*time.Second)
+	go d.servers.RunKeyMonitor(d.base)
 	d.log.Info("pgflex is serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "profile", d.ProfilePath())
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.ServeTLS(d.ln, "", "") }()

@@ -132,9 +132,6 @@ func (s *Service) createDatabase(w http.ResponseWriter, r *arm.Request) {
 	if db.Charset == "" {
 		db.Charset = "UTF8"
 	}
-	if db.Collation == "" {
-		db.Collation = "en_US.utf8"
-	}
 	if !strings.EqualFold(db.Charset, "UTF8") && !strings.EqualFold(db.Charset, "UTF-8") {
 		arm.WriteError(w, r, arm.InvalidParameter("properties.charset", "The charset '%s' is not supported; use UTF8.", db.Charset))
 		return

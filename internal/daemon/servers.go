@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/dataplane"
+	"github.com/pgflex/pgflex/internal/flexserver"
+	"github.com/pgflex/pgflex/internal/identity"
+	"github.com/pgflex/pgflex/internal/keyvault"
+	"github.com/pgflex/pgflex/internal/localnet"
+)
+
+// openServers wires the flexible-server provider to the data plane, the identities, the key
+// store and the token issuer.
+func (d *Daemon) openServers(ctx context.Context) error {
+	d.metrics = prometheus.NewRegistry()
+	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dp, err := dataplane.New(ctx, dataplane.Config{Root: filepath.Join(d.cfg.DataDir, "servers"), RuntimeDir: d.cfg.RuntimeDir,
+		CA: d.ca, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	keyHTTP, err := localnet.HTTPClient(d.ca.CertPEM())
+	if err != nil {
+		return err
+	}
+	d.servers = flexserver.New(d.cfg.Servers, flexserver.Deps{
+		Store: d.st, Operations: d.ops, Groups: d.resources, DataPlane: dp, ServiceKeys: d.keyVault,
+		Identities: identityDirectory{d.identities}, KeyStores: keyStoreDirectory{d.keyVault, d.cfg.KeyVaultSuffix},
+		Tokens: d.identityTokens, KeyStoreHTTP: keyHTTP, Events: d.activity, Metrics: d.metrics,
+		Monitor: d.cfg.KeyMonitor, Log: d.log,
+	})
+	d.servers.RegisterRoutes(d.router)
+	return nil
+}
+
+// identityTokens issues a key-store token for a managed identity's principal; the audience
+// follows the key store's kind (vault or Managed HSM) from the host name.
+func (d *Daemon) identityTokens(ctx context.Context, principalID, vaultURL string) (string, error) {
+	u, err := url.Parse(vaultURL)
+	if err != nil {
+		return "", err
+	}
+	host := strings.ToLower(u.Hostname())
+	var aud string
+	switch {
+	case strings.HasSuffix(host, "."+d.cfg.KeyVaultSuffix):
+		aud = d.issuer.Audiences().KeyVault
+	case strings.HasSuffix(host, "."+d.cfg.ManagedHSMSuffix):
+		aud = d.issuer.Audiences().ManagedHSM
+	default:
+		return "", fmt.Errorf("%s is not a key store of this installation", u.Host)
+	}
+	tok, _, err := d.issuer.IssueForIdentity(ctx, principalID, aud)
+	return tok, err
+}
+
+// identityDirectory adapts Microsoft.ManagedIdentity to the provider.
+type identityDirectory struct{ s *identity.Service }
+
+func (i identityDirectory) LookupIdentity(ctx context.Context, id arm.ResourceID) (flexserver.IdentityInfo, error) {
+	ident, err := i.s.Get(ctx, id)
+	if errors.Is(err, identity.ErrNotFound) {
+		return flexserver.IdentityInfo{}, fmt.Errorf("%w: %s", flexserver.ErrIdentityNotFound, id)
+	}
+	if err != nil {
+		return flexserver.IdentityInfo{}, err
+	}
+	return flexserver.IdentityInfo{ID: ident.ID(), PrincipalID: ident.PrincipalID, ClientID: ident.ClientID, Location: ident.Location}, nil
+}
+
+// keyStoreDirectory adapts the embedded key store to the provider.
+type keyStoreDirectory struct {
+	kv     *keyvault.Service
+	suffix string
+}
+
+func (k keyStoreDirectory) LookupKeyStore(ctx context.Context, vaultURL string) (flexserver.KeyStoreInfo, error) {
+	v, err := k.kv.LookupVault(ctx, vaultURL)
+	if errors.Is(err, keyvault.ErrVaultNotFound) {
+		return flexserver.KeyStoreInfo{}, fmt.Errorf("%w: %v", flexserver.ErrKeyStoreNotFound, err)
+	}
+	if err != nil {
+		return flexserver.KeyStoreInfo{}, err
+	}
+	return flexserver.KeyStoreInfo{ID: v.ResourceID(), Kind: "Key Vault", Location: v.Location,
+		SoftDelete: true, PurgeProtection: v.PurgeProtected()}, nil
+}

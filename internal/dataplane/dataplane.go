@@ -1,0 +1,373 @@
+// Package dataplane runs flexible servers on this host: for each server an encrypted volume
+// (internal/volume) keyed by the server's DEK, and PostgreSQL (internal/postgres) inside it. It
+// implements flexserver.DataPlane.
+//
+// Layout, per server uid:
+//
+//	{Root}/{uid}/cipher/         ciphertext (root only, inside the daemon's data directory)
+//	{Root}/{uid}/header.json     the wrapped DEK and the key that wrapped it
+//	{RuntimeDir}/mnt/{uid}/      the plaintext view, only while mounted: PostgreSQL's data
+//	                             directory, WAL, temp files, logs and statistics all live here
+//	{RuntimeDir}/sock/{id}/      PostgreSQL's Unix socket (no data)
+//
+// The runtime directory is traversable (0711) so that the unprivileged PostgreSQL user can
+// reach its mount; the data directory stays 0700.
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgflex/pgflex/internal/dataenc"
+	"github.com/pgflex/pgflex/internal/flexserver"
+	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/tlsca"
+	"github.com/pgflex/pgflex/internal/volume"
+)
+
+// Config is the data plane's settings.
+type Config struct {
+	Root       string // where volumes live, e.g. DIR/servers
+	RuntimeDir string // mounts and sockets, e.g. /run/pgflex/{id}
+	CA         *tlsca.CA
+	OSUser     string // PostgreSQL's OS account; default postgres.DefaultOSUser
+	Logger     *slog.Logger
+}
+
+// Manager implements flexserver.DataPlane.
+type Manager struct {
+	cfg  Config
+	user postgres.OSUser
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	instances map[string]*postgres.Instance // by uid: keeps the supervision of started postmasters
+}
+
+var _ flexserver.DataPlane = (*Manager)(nil)
+
+// New prepares the directories and the PostgreSQL OS user.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.OSUser == "" {
+		cfg.OSUser = postgres.DefaultOSUser
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	user, err := postgres.EnsureOSUser(ctx, cfg.OSUser)
+	if err != nil {
+		return nil, fmt.Errorf("data plane: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("data plane: %w", err)
+	}
+	for _, d := range []string{cfg.RuntimeDir, filepath.Join(cfg.RuntimeDir, "mnt"), filepath.Join(cfg.RuntimeDir, "sock")} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("data plane: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("data plane: %w", err)
+		}
+	}
+	// Every ancestor of the runtime directory must be traversable by the PostgreSQL user.
+	for d := filepath.Dir(cfg.RuntimeDir); d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return nil, fmt.Errorf("data plane: %s is not traversable by the PostgreSQL user (mode %v); choose another --runtime-dir", d, fi.Mode().Perm())
+		}
+	}
+	return &Manager{cfg: cfg, user: user, log: cfg.Logger, instances: map[string]*postgres.Instance{}}, nil
+}
+
+func (m *Manager) volume(inst flexserver.Instance) *volume.Volume {
+	return &volume.Volume{Dir: filepath.Join(m.cfg.Root, inst.UID), MountPath: m.mountDir(inst), Logger: m.log}
+}
+
+func (m *Manager) mountDir(inst flexserver.Instance) string {
+	return filepath.Join(m.cfg.RuntimeDir, "mnt", inst.UID)
+}
+
+// MountDir is where a server's plaintext view is mounted (for tests and diagnostics).
+func (m *Manager) MountDir(uid string) string { return filepath.Join(m.cfg.RuntimeDir, "mnt", uid) }
+
+func (m *Manager) dataDir(inst flexserver.Instance) string { return filepath.Join(m.mountDir(inst), "pgdata") }
+
+// socketDir is short: Unix socket paths are limited to 107 bytes.
+func (m *Manager) socketDir(inst flexserver.Instance) string {
+	id := inst.UID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return filepath.Join(m.cfg.RuntimeDir, "sock", id)
+}
+
+func binDir(version string) string { return filepath.Join("/usr/lib/postgresql", version, "bin") }
+
+func (m *Manager) instance(inst flexserver.Instance) *postgres.Instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pi, ok := m.instances[inst.UID]; ok {
+		return pi
+	}
+	pi := &postgres.Instance{DataDir: m.dataDir(inst), User: m.user, BinDir: binDir(inst.Version), Port: inst.Port,
+		SocketDir: m.socketDir(inst), Logger: m.log.With("server", inst.Name)}
+	m.instances[inst.UID] = pi
+	return pi
+}
+
+func (m *Manager) forget(uid string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.instances, uid)
+}
+
+// SupportedVersions lists the PostgreSQL major versions installed on this host.
+func (m *Manager) SupportedVersions() []string {
+	var out []string
+	entries, _ := os.ReadDir("/usr/lib/postgresql")
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(binDir(e.Name()), "postgres")); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// settings derives PostgreSQL's configuration for a server. Memory follows the SKU, capped
+// for a shared host.
+func (m *Manager) settings(inst flexserver.Instance) postgres.Settings {
+	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst)}
+	if inst.MemoryMB > 0 {
+		s.SharedBuffers = min(postgres.Size(inst.MemoryMB/4)*postgres.MB, 256*postgres.MB)
+	}
+	return s
+}
+
+func header(env *dataenc.Envelope) (*volume.Header, error) {
+	vault, name, version, err := dataenc.ParseKeyID(env.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	return &volume.Header{KeyID: vault + "/keys/" + name, KeyVersion: version, Algorithm: env.Algorithm,
+		WrappedKey: env.Wrapped, Created: env.Created.UTC().Truncate(time.Second)}, nil
+}
+
+// WriteEnvelope replaces the wrapped-DEK header beside the volume, atomically.
+func (m *Manager) WriteEnvelope(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope) error {
+	h, err := header(env)
+	if err != nil {
+		return err
+	}
+	return volume.WriteHeader(ctx, m.volume(inst).HeaderPath(), h)
+}
+
+// Create builds a new server: header, volume, initdb, certificate, configuration, start,
+// administrator role.
+func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek, adminPassword []byte) error {
+	vol := m.volume(inst)
+	if err := os.MkdirAll(vol.Dir, 0o700); err != nil {
+		return err
+	}
+	if err := m.WriteEnvelope(ctx, inst, env); err != nil {
+		return fmt.Errorf("write DEK header: %w", err)
+	}
+	if err := vol.Create(ctx, dek); err != nil {
+		return err
+	}
+	if err := vol.Mount(ctx, dek); err != nil {
+		return err
+	}
+	dataDir := m.dataDir(inst)
+	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: dataDir, User: m.user, BinDir: binDir(inst.Version)}); err != nil {
+		return err
+	}
+	leaf, err := m.cfg.CA.Issue(inst.Name, []string{inst.ListenAddress, "localhost", inst.Name + ".postgres.localhost"})
+	if err != nil {
+		return err
+	}
+	defer clear(leaf.KeyPEM)
+	if err := postgres.InstallServerCertificate(ctx, dataDir, m.user, leaf.CertPEM, leaf.KeyPEM); err != nil {
+		return err
+	}
+	if err := postgres.WriteConfig(ctx, dataDir, m.user, m.settings(inst)); err != nil {
+		return err
+	}
+	pi := m.instance(inst)
+	if err := pi.Start(ctx); err != nil {
+		return err
+	}
+	conn, err := pi.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := postgres.CreateAdmin(ctx, conn, inst.AdminLogin, adminPassword); err != nil {
+		return err
+	}
+	// PostgreSQL 15 no longer lets every role create in public; Azure's administrator can, in
+	// the postgres database that a new server comes with.
+	if _, err := conn.Exec(ctx, "GRANT ALL ON SCHEMA public TO "+pgx.Identifier{inst.AdminLogin}.Sanitize()); err != nil {
+		return fmt.Errorf("grant the administrator the public schema: %w", err)
+	}
+	return nil
+}
+
+// Start mounts (or adopts) the volume and starts (or adopts) PostgreSQL.
+func (m *Manager) Start(ctx context.Context, inst flexserver.Instance, dek []byte) error {
+	vol := m.volume(inst)
+	adopted, err := vol.Adopt(ctx)
+	if err != nil {
+		return err
+	}
+	if !adopted {
+		if dek == nil {
+			return errors.New("the volume is not mounted and no key was given to mount it")
+		}
+		if err := vol.Mount(ctx, dek); err != nil {
+			return err
+		}
+	}
+	return m.instance(inst).Start(ctx)
+}
+
+// Stop stops PostgreSQL (fast shutdown) and unmounts the volume.
+func (m *Manager) Stop(ctx context.Context, inst flexserver.Instance) error {
+	vol := m.volume(inst)
+	st, err := vol.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st == volume.Mounted {
+		if err := m.instance(inst).Stop(ctx, postgres.StopFast); err != nil {
+			return fmt.Errorf("stop PostgreSQL: %w", err)
+		}
+	}
+	return vol.Unmount(ctx)
+}
+
+// Restart restarts PostgreSQL with a fast shutdown.
+func (m *Manager) Restart(ctx context.Context, inst flexserver.Instance) error {
+	return m.instance(inst).Restart(ctx, postgres.StopFast)
+}
+
+// Status reports the volume's mount and whether PostgreSQL runs and is ready.
+func (m *Manager) Status(ctx context.Context, inst flexserver.Instance) (flexserver.Status, error) {
+	st, err := m.volume(inst).Status(ctx)
+	if err != nil {
+		return flexserver.Status{}, err
+	}
+	out := flexserver.Status{Mounted: st == volume.Mounted}
+	if !out.Mounted {
+		return out, nil
+	}
+	ps, err := m.instance(inst).Status(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.Running = ps.Running && ps.Ready
+	return out, nil
+}
+
+// Destroy deletes the wrapped DEK first — without it the ciphertext is noise — then stops
+// everything and removes every file of the server.
+func (m *Manager) Destroy(ctx context.Context, inst flexserver.Instance) error {
+	vol := m.volume(inst)
+	if err := os.Remove(vol.HeaderPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("shred DEK header: %w", err)
+	}
+	if st, err := vol.Status(ctx); err == nil && st != volume.NotMounted {
+		pi := m.instance(inst)
+		if err := pi.Stop(ctx, postgres.StopImmediate); err != nil {
+			m.log.Warn("destroy: stop PostgreSQL", "server", inst.Name, "err", err)
+		}
+		if err := vol.Unmount(ctx); err != nil {
+			return fmt.Errorf("destroy: %w", err)
+		}
+	}
+	m.forget(inst.UID)
+	for _, d := range []string{vol.Dir, m.mountDir(inst), m.socketDir(inst)} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("destroy: remove %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) connect(ctx context.Context, inst flexserver.Instance) (*pgx.Conn, error) {
+	return m.instance(inst).Connect(ctx)
+}
+
+// SetAdminPassword changes the administrator's password (sent as a SCRAM verifier).
+func (m *Manager) SetAdminPassword(ctx context.Context, inst flexserver.Instance, password []byte) error {
+	conn, err := m.connect(ctx, inst)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return postgres.SetPassword(ctx, conn, inst.AdminLogin, password)
+}
+
+// CreateDatabase creates a database owned by the administrator.
+func (m *Manager) CreateDatabase(ctx context.Context, inst flexserver.Instance, db flexserver.Database) error {
+	conn, err := m.connect(ctx, inst)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	stmt := "CREATE DATABASE " + pgx.Identifier{db.Name}.Sanitize() + " OWNER " + pgx.Identifier{inst.AdminLogin}.Sanitize() +
+		" ENCODING 'UTF8' TEMPLATE template0"
+	if db.Collation != "" {
+		lit := "'" + strings.ReplaceAll(db.Collation, "'", "''") + "'"
+		stmt += " LC_COLLATE " + lit + " LC_CTYPE " + lit
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("create database %s: %w", db.Name, err)
+	}
+	return nil
+}
+
+// DropDatabase drops a database, ending its sessions.
+func (m *Manager) DropDatabase(ctx context.Context, inst flexserver.Instance, name string) error {
+	conn, err := m.connect(ctx, inst)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
+	}
+	return nil
+}
+
+// ListDatabases lists the server's databases (templates excluded).
+func (m *Manager) ListDatabases(ctx context.Context, inst flexserver.Instance) ([]flexserver.Database, error) {
+	conn, err := m.connect(ctx, inst)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, "SELECT datname, pg_encoding_to_char(encoding), datcollate FROM pg_database WHERE NOT datistemplate ORDER BY datname")
+	if err != nil {
+		return nil, err
+	}
+	var out []flexserver.Database
+	for rows.Next() {
+		var d flexserver.Database
+		if err := rows.Scan(&d.Name, &d.Charset, &d.Collation); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

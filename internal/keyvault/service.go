@@ -1,0 +1,163 @@
+package keyvault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/auth"
+	"github.com/pgflex/pgflex/internal/resources"
+	"github.com/pgflex/pgflex/internal/seal"
+	"github.com/pgflex/pgflex/internal/store"
+)
+
+// ResourceType is the ARM type of a vault.
+const ResourceType = "Microsoft.KeyVault/vaults"
+
+// APIVersions are the Microsoft.KeyVault/vaults api-versions accepted.
+var APIVersions = []string{"2022-07-01", "2023-02-01", "2023-07-01", "2024-11-01"}
+
+// DataPlaneAPIVersions are the Key Vault keys REST api-versions accepted. azkeys v1.5.0 sends
+// 2025-07-01; az sends 7.x.
+var DataPlaneAPIVersions = []string{"7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "7.6-preview.2", "2025-06-01", "2025-07-01"}
+
+// TokenVerifier checks a bearer token for one of the audiences and returns its claims and
+// principal; *auth.Issuer is one.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string, audiences ...string) (auth.Claims, *auth.Principal, error)
+}
+
+// Options are what the key store needs from the daemon.
+type Options struct {
+	Store store.Store
+	Box   *seal.Box // the root key: every private key is sealed under it
+	// Tokens verifies data-plane bearer tokens.
+	Tokens TokenVerifier
+	// Roles decides RBAC-authorized vaults. Nil until internal/rbac is wired: then every
+	// operation on a vault with enableRbacAuthorization is refused (fail closed).
+	Roles RoleChecker
+	// Endpoint is the daemon's base URL (https://127.0.0.1:8443): the bearer challenge names
+	// {Endpoint}/{tenantId} as the authority, and vault URIs take its port.
+	Endpoint string
+	// KeyVaultSuffix is the DNS suffix of vault hosts, e.g. vault.localhost.
+	KeyVaultSuffix string
+	// TenantID is the directory's tenant.
+	TenantID string
+	Log      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaintenanceInterval is how often the rotation and purge loop runs; 0 means a minute.
+	MaintenanceInterval time.Duration
+}
+
+// Service is the key store.
+type Service struct {
+	st       store.Store
+	box      *seal.Box
+	tokens   TokenVerifier
+	roles    RoleChecker
+	endpoint string
+	port     string
+	suffix   string
+	tenantID string
+	log      *slog.Logger
+	now      func() time.Time
+	interval time.Duration
+
+	wake chan struct{} // nudges the maintenance loop
+	keys *keyCache     // unsealed private keys, by store key
+
+	svcMu sync.Mutex // serialises the lazy creation of service keys
+}
+
+// New makes the key store.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Box == nil || o.Tokens == nil {
+		return nil, errors.New("keyvault: store, root key and token verifier are required")
+	}
+	if o.KeyVaultSuffix == "" || o.Endpoint == "" || o.TenantID == "" {
+		return nil, errors.New("keyvault: endpoint, key vault DNS suffix and tenant are required")
+	}
+	u, err := url.Parse(o.Endpoint)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("keyvault: endpoint %q is not a URL", o.Endpoint)
+	}
+	_, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		port = "443"
+	}
+	s := &Service{st: o.Store, box: o.Box, tokens: o.Tokens, roles: o.Roles, endpoint: o.Endpoint,
+		port: port, suffix: o.KeyVaultSuffix, tenantID: o.TenantID, log: o.Log, now: o.Now,
+		interval: o.MaintenanceInterval, wake: make(chan struct{}, 1), keys: newKeyCache(256)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.interval <= 0 {
+		s.interval = time.Minute
+	}
+	return s, nil
+}
+
+// hostPort is the host (and port, unless it is HTTPS's default) of a vault.
+func (s *Service) hostPort(name string) string {
+	h := name + "." + s.suffix
+	if s.port != "443" {
+		h += ":" + s.port
+	}
+	return h
+}
+
+// VaultURI is the data-plane URI of a vault, as ARM's vaultUri reports it.
+func (s *Service) VaultURI(name string) string {
+	return "https://" + s.hostPort(strings.ToLower(name)) + "/"
+}
+
+// Audience is the key-store token audience, https://{suffix}.
+func (s *Service) Audience() string { return "https://" + s.suffix }
+
+// ChallengeResource is the resource the bearer challenge names: the audience with the
+// daemon's port, because azkeys accepts a challenge only when the resource's host:port is a
+// parent domain of the vault's host:port. Tokens for either form are accepted.
+func (s *Service) ChallengeResource() string {
+	if s.port == "443" {
+		return s.Audience()
+	}
+	return s.Audience() + ":" + s.port
+}
+
+// RegisterRoutes adds the Microsoft.KeyVault routes to the ARM router.
+func (s *Service) RegisterRoutes(rt *arm.Router) {
+	vault := "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.KeyVault/vaults/{vaultName}"
+	route := func(method, pattern string, h arm.HandlerFunc) {
+		rt.Handle(arm.Route{Method: method, Pattern: pattern, ResourceType: ResourceType, APIVersions: APIVersions, Handler: h})
+	}
+	route(http.MethodPut, vault, s.putVault)
+	route(http.MethodPatch, vault, s.patchVault)
+	route(http.MethodGet, vault, s.getVault)
+	route(http.MethodDelete, vault, s.deleteVault)
+	route(http.MethodPut, vault+"/accessPolicies/{operationKind}", s.updateAccessPolicy)
+	route(http.MethodGet, vault+"/auditEvents", s.listAuditEvents)
+	route(http.MethodGet, "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.KeyVault/vaults", s.listVaultsByGroup)
+	route(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/vaults", s.listVaultsBySubscription)
+	route(http.MethodPost, "/subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/checkNameAvailability", s.checkNameAvailability)
+	deleted := "/subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{vaultName}"
+	route(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/deletedVaults", s.listDeletedVaults)
+	route(http.MethodGet, deleted, s.getDeletedVault)
+	route(http.MethodPost, deleted+"/purge", s.purgeDeletedVault)
+}
+
+// Member is the resource-group cascade hook: deleting a group soft-deletes its vaults.
+func (s *Service) Member() resources.Member {
+	return resources.Member{Name: "Microsoft.KeyVault", Order: 50, DeleteAllInGroup: s.deleteAllInGroup}
+}

@@ -1,0 +1,71 @@
+package testenv
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RuntimeDir makes a runtime directory for a test daemon's servers (mounts and sockets), whose
+// ancestors the PostgreSQL user can traverse, and registers a cleanup that stops what the
+// servers left running: by design servers outlive the daemon (a restarted daemon adopts them),
+// so a test must end their PostgreSQL processes and unmount their volumes itself.
+func RuntimeDir(t testing.TB) string {
+	t.Helper()
+	tmp, err := os.MkdirTemp("", "pgflex-run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "run")
+	t.Cleanup(func() {
+		StopDataPlane(t, dir)
+		os.RemoveAll(tmp)
+	})
+	return dir
+}
+
+// StopDataPlane kills the PostgreSQL servers mounted under runtimeDir and unmounts them.
+func StopDataPlane(t testing.TB, runtimeDir string) {
+	for _, mnt := range mountsUnder(runtimeDir) {
+		if b, err := os.ReadFile(filepath.Join(mnt, "pgdata", "postmaster.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGQUIT) // immediate shutdown
+				for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+					time.Sleep(50 * time.Millisecond)
+				}
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if err := exec.Command("fusermount3", "-u", mnt).Run(); err != nil {
+			if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+				t.Logf("cleanup: unmount %s: %v", mnt, err)
+			}
+		}
+	}
+}
+
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
