@@ -1,0 +1,459 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Size is an amount of memory in bytes, rendered in kB for PostgreSQL.
+type Size int64
+
+// Common sizes.
+const (
+	KB Size = 1 << 10
+	MB Size = 1 << 20
+	GB Size = 1 << 30
+)
+
+func (s Size) conf() string { return strconv.FormatInt(int64(s/KB), 10) + "kB" }
+
+// Settings is everything pgflex sets in postgresql.conf, pg_hba.conf and
+// pg_ident.conf. Files are generated from it, never pasted together from
+// user strings; a zero field means the documented default.
+//
+// fsync, full_page_writes and synchronous_commit are not settings: they are
+// always on, because a server whose committed data can vanish on a crash is
+// not a database service.
+type Settings struct {
+	// Port is the TCP port; required.
+	Port int
+	// ListenAddresses; default 127.0.0.1 only.
+	ListenAddresses []netip.Addr
+	// SocketDir holds the Unix socket and its lock file. It is outside the
+	// encrypted volume on purpose: a socket carries no data at rest, and a
+	// short path (sockets are limited to 107 bytes) under a runtime
+	// directory avoids the volume's long one. Required.
+	SocketDir string
+
+	// SSLCertFile and SSLKeyFile, relative to the data directory or
+	// absolute; default server.crt and server.key (see
+	// InstallServerCertificate). ssl is always on.
+	SSLCertFile, SSLKeyFile string
+	// AllowInsecureTransport lets clients connect without TLS (Azure's
+	// require_secure_transport=off). Default: TLS required.
+	AllowInsecureTransport bool
+	// ClientCIDRs may connect over TCP; default 127.0.0.1/32 and ::1/128.
+	ClientCIDRs []netip.Prefix
+
+	// Superuser is the service's own superuser role (default
+	// DefaultSuperuser). It may only connect over the Unix socket, by
+	// peer authentication from ServiceOSUsers; never over TCP.
+	Superuser string
+	// ServiceOSUsers may connect as Superuser over the socket; default
+	// "root" (the pgflex daemon). Add the PostgreSQL OS user for tools
+	// such as pgBackRest that run as it.
+	ServiceOSUsers []string
+
+	// MaxConnections; default 100.
+	MaxConnections int
+	// SharedBuffers; default 128MB.
+	SharedBuffers Size
+	// WorkMem; default 4MB. MaintenanceWorkMem; default 256MB, so that
+	// index builds sort in memory instead of through the volume.
+	WorkMem, MaintenanceWorkMem Size
+
+	// WAL and checkpoint tuning. None of these weakens durability: a
+	// commit returns only after its WAL is fsynced.
+	//
+	// WALSyncMethod: fdatasync (default), fsync, open_datasync, open_sync.
+	WALSyncMethod string
+	// WALBuffers; default 16MB.
+	WALBuffers Size
+	// CommitDelay and CommitSiblings make a committing backend wait up to
+	// CommitDelay for others when at least CommitSiblings transactions are
+	// open, so one fsync covers several commits (group commit). Default
+	// 0 (off) and 5.
+	CommitDelay    time.Duration
+	CommitSiblings int
+	// WALInitZero: fill new WAL segments with zeros before use (the
+	// PostgreSQL default). Default off here: on the encrypted volume the
+	// zero-fill doubles the WAL written, and committed data stays safe
+	// either way (the segment is fsynced when it is written); only the
+	// early detection of a full disk is lost.
+	WALInitZero bool
+	// CheckpointTimeout; default 15min. MaxWALSize; default 2GB.
+	// MinWALSize; default 256MB. CheckpointCompletionTarget; default 0.9.
+	CheckpointTimeout          time.Duration
+	MaxWALSize, MinWALSize     Size
+	CheckpointCompletionTarget float64
+
+	// ArchiveMode ("", "on" or "always") and ArchiveCommand are for
+	// pgBackRest, later. Default: archiving off.
+	ArchiveMode    string
+	ArchiveCommand string
+
+	// LogDirectory, relative to the data directory (so inside the
+	// volume); default "log". An absolute path is refused.
+	LogDirectory string
+}
+
+// DefaultSuperuser is the service's superuser role name.
+const DefaultSuperuser = "pgflex_superuser"
+
+var (
+	roleNameRE    = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	osUserNameRE  = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	relPathRE     = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,200}$`)
+	walSyncMethod = map[string]bool{"fdatasync": true, "fsync": true, "open_datasync": true, "open_sync": true}
+)
+
+// withDefaults returns s with zero fields set to their defaults.
+func (s Settings) withDefaults() Settings {
+	if len(s.ListenAddresses) == 0 {
+		s.ListenAddresses = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	}
+	if s.SSLCertFile == "" {
+		s.SSLCertFile = "server.crt"
+	}
+	if s.SSLKeyFile == "" {
+		s.SSLKeyFile = "server.key"
+	}
+	if len(s.ClientCIDRs) == 0 {
+		s.ClientCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+	}
+	if s.Superuser == "" {
+		s.Superuser = DefaultSuperuser
+	}
+	if len(s.ServiceOSUsers) == 0 {
+		s.ServiceOSUsers = []string{"root"}
+	}
+	if s.MaxConnections == 0 {
+		s.MaxConnections = 100
+	}
+	if s.SharedBuffers == 0 {
+		s.SharedBuffers = 128 * MB
+	}
+	if s.WorkMem == 0 {
+		s.WorkMem = 4 * MB
+	}
+	if s.MaintenanceWorkMem == 0 {
+		s.MaintenanceWorkMem = 256 * MB
+	}
+	if s.WALSyncMethod == "" {
+		s.WALSyncMethod = "fdatasync"
+	}
+	if s.WALBuffers == 0 {
+		s.WALBuffers = 16 * MB
+	}
+	if s.CommitSiblings == 0 {
+		s.CommitSiblings = 5
+	}
+	if s.CheckpointTimeout == 0 {
+		s.CheckpointTimeout = 15 * time.Minute
+	}
+	if s.MaxWALSize == 0 {
+		s.MaxWALSize = 2 * GB
+	}
+	if s.MinWALSize == 0 {
+		s.MinWALSize = 256 * MB
+	}
+	if s.CheckpointCompletionTarget == 0 {
+		s.CheckpointCompletionTarget = 0.9
+	}
+	if s.LogDirectory == "" {
+		s.LogDirectory = "log"
+	}
+	return s
+}
+
+// Validate reports the first problem with s (after defaults are applied).
+func (s Settings) Validate() error {
+	s = s.withDefaults()
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if s.Port < 1 || s.Port > 65535 {
+		bad("port %d out of range", s.Port)
+	}
+	for _, a := range s.ListenAddresses {
+		if !a.IsValid() {
+			bad("invalid listen address")
+		}
+	}
+	if !filepath.IsAbs(s.SocketDir) || strings.ContainsAny(s.SocketDir, "',\n\\") {
+		bad("socket dir %q must be an absolute path without quotes, commas or backslashes", s.SocketDir)
+	} else if len(s.SocketDir)+len("/.s.PGSQL.65535") > 107 {
+		bad("socket dir %q is too long for a Unix socket path", s.SocketDir)
+	}
+	for _, f := range []string{s.SSLCertFile, s.SSLKeyFile} {
+		if !relPathRE.MatchString(strings.TrimPrefix(f, "/")) || strings.Contains(f, "..") {
+			bad("TLS file path %q not allowed", f)
+		}
+	}
+	for _, p := range s.ClientCIDRs {
+		if !p.IsValid() {
+			bad("invalid client CIDR")
+		}
+	}
+	if !roleNameRE.MatchString(s.Superuser) {
+		bad("superuser name %q not allowed", s.Superuser)
+	}
+	for _, u := range s.ServiceOSUsers {
+		if !osUserNameRE.MatchString(u) {
+			bad("service OS user %q not allowed", u)
+		}
+	}
+	if s.MaxConnections < 1 || s.MaxConnections > 10000 {
+		bad("max_connections %d out of range", s.MaxConnections)
+	}
+	for name, v := range map[string]Size{
+		"shared_buffers": s.SharedBuffers, "work_mem": s.WorkMem, "maintenance_work_mem": s.MaintenanceWorkMem,
+		"wal_buffers": s.WALBuffers, "max_wal_size": s.MaxWALSize, "min_wal_size": s.MinWALSize,
+	} {
+		if v < 64*KB || v%KB != 0 {
+			bad("%s %d must be a whole number of kB, at least 64kB", name, v)
+		}
+	}
+	if s.MinWALSize > s.MaxWALSize {
+		bad("min_wal_size is larger than max_wal_size")
+	}
+	if !walSyncMethod[s.WALSyncMethod] {
+		bad("wal_sync_method %q is not one of fdatasync, fsync, open_datasync, open_sync", s.WALSyncMethod)
+	}
+	if s.CommitDelay < 0 || s.CommitDelay > 100*time.Millisecond || s.CommitDelay%time.Microsecond != 0 {
+		bad("commit_delay %v must be 0-100ms in whole microseconds", s.CommitDelay)
+	}
+	if s.CommitSiblings < 0 || s.CommitSiblings > 1000 {
+		bad("commit_siblings %d out of range", s.CommitSiblings)
+	}
+	if s.CheckpointTimeout < 30*time.Second || s.CheckpointTimeout > 24*time.Hour || s.CheckpointTimeout%time.Second != 0 {
+		bad("checkpoint_timeout %v must be 30s-1d in whole seconds", s.CheckpointTimeout)
+	}
+	if s.CheckpointCompletionTarget <= 0 || s.CheckpointCompletionTarget > 1 {
+		bad("checkpoint_completion_target %v out of range", s.CheckpointCompletionTarget)
+	}
+	switch s.ArchiveMode {
+	case "", "on", "always":
+	default:
+		bad("archive_mode %q is not one of on, always", s.ArchiveMode)
+	}
+	if s.ArchiveMode == "" && s.ArchiveCommand != "" {
+		bad("archive_command set without archive_mode")
+	}
+	if strings.ContainsAny(s.ArchiveCommand, "\n\r") {
+		bad("archive_command must be one line")
+	}
+	if filepath.IsAbs(s.LogDirectory) || !relPathRE.MatchString(s.LogDirectory) || strings.Contains(s.LogDirectory, "..") {
+		bad("log directory %q must be a relative path inside the data directory", s.LogDirectory)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("postgres settings: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// confLine is one postgresql.conf parameter.
+type confLine struct {
+	name  string
+	value string // already rendered: numbers bare, strings quoted
+}
+
+// quoteConf renders a string parameter value with PostgreSQL's quoting.
+func quoteConf(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// parameters returns the postgresql.conf parameters in file order.
+func (s Settings) parameters() []confLine {
+	listen := make([]string, len(s.ListenAddresses))
+	for i, a := range s.ListenAddresses {
+		listen[i] = a.String()
+	}
+	b := func(v bool) string {
+		if v {
+			return "on"
+		}
+		return "off"
+	}
+	p := []confLine{
+		// Connections.
+		{"listen_addresses", quoteConf(strings.Join(listen, ","))},
+		{"port", strconv.Itoa(s.Port)},
+		{"max_connections", strconv.Itoa(s.MaxConnections)},
+		{"unix_socket_directories", quoteConf(s.SocketDir)},
+		{"unix_socket_permissions", "0700"},
+		// Authentication and TLS.
+		{"password_encryption", quoteConf("scram-sha-256")},
+		{"ssl", "on"},
+		{"ssl_cert_file", quoteConf(s.SSLCertFile)},
+		{"ssl_key_file", quoteConf(s.SSLKeyFile)},
+		{"ssl_min_protocol_version", quoteConf("TLSv1.2")},
+		// Memory.
+		{"shared_buffers", s.SharedBuffers.conf()},
+		{"work_mem", s.WorkMem.conf()},
+		{"maintenance_work_mem", s.MaintenanceWorkMem.conf()},
+		// Temporary files stay in base/pgsql_tmp, inside the volume: no
+		// temp_tablespaces pointing elsewhere.
+		{"temp_tablespaces", quoteConf("")},
+		// Durability: never negotiable.
+		{"fsync", "on"},
+		{"full_page_writes", "on"},
+		{"synchronous_commit", "on"},
+		{"wal_level", "replica"},
+		{"wal_sync_method", s.WALSyncMethod},
+		{"wal_buffers", s.WALBuffers.conf()},
+		{"wal_init_zero", b(s.WALInitZero)},
+		{"commit_delay", strconv.FormatInt(int64(s.CommitDelay/time.Microsecond), 10)},
+		{"commit_siblings", strconv.Itoa(s.CommitSiblings)},
+		{"checkpoint_timeout", strconv.FormatInt(int64(s.CheckpointTimeout/time.Second), 10) + "s"},
+		{"checkpoint_completion_target", strconv.FormatFloat(s.CheckpointCompletionTarget, 'f', -1, 64)},
+		{"max_wal_size", s.MaxWALSize.conf()},
+		{"min_wal_size", s.MinWALSize.conf()},
+	}
+	if s.ArchiveMode != "" {
+		p = append(p, confLine{"archive_mode", s.ArchiveMode}, confLine{"archive_command", quoteConf(s.ArchiveCommand)})
+	} else {
+		p = append(p, confLine{"archive_mode", "off"})
+	}
+	p = append(p,
+		// Logs go to files inside the data directory, hence the volume.
+		confLine{"logging_collector", "on"},
+		confLine{"log_destination", quoteConf("stderr")},
+		confLine{"log_directory", quoteConf(s.LogDirectory)},
+		confLine{"log_filename", quoteConf("postgresql-%Y-%m-%d_%H%M%S.log")},
+		confLine{"log_file_mode", "0600"},
+		confLine{"log_rotation_age", "1d"},
+		confLine{"log_rotation_size", "100MB"},
+		confLine{"log_line_prefix", quoteConf("%m [%p] %q%u@%d ")},
+		confLine{"log_checkpoints", "on"},
+		// Statements are not logged: they can carry secrets.
+		confLine{"log_statement", quoteConf("none")},
+		confLine{"log_min_duration_statement", "-1"},
+		// pg_stat_statements and friends would go here; stats live in
+		// pg_stat inside the data directory (PostgreSQL 15 keeps no
+		// stats_temp_directory).
+		confLine{"timezone", quoteConf("UTC")},
+		confLine{"log_timezone", quoteConf("UTC")},
+	)
+	return p
+}
+
+// PostgresqlConf renders postgresql.conf.
+func (s Settings) PostgresqlConf() ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	s = s.withDefaults()
+	var buf bytes.Buffer
+	buf.WriteString("# Generated by pgflex from its typed settings. Edits are overwritten.\n")
+	for _, l := range s.parameters() {
+		fmt.Fprintf(&buf, "%s = %s\n", l.name, l.value)
+	}
+	return buf.Bytes(), nil
+}
+
+// identMap is the pg_ident.conf map that lets the service's OS users in as
+// the superuser.
+const identMap = "pgflex_service"
+
+// HBAConf renders pg_hba.conf: the superuser over the socket by peer
+// authentication only; everyone else by scram-sha-256, over TLS unless
+// AllowInsecureTransport; nothing else.
+func (s Settings) HBAConf() ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	s = s.withDefaults()
+	var buf bytes.Buffer
+	buf.WriteString("# Generated by pgflex. Edits are overwritten.\n")
+	buf.WriteString("# TYPE\tDATABASE\tUSER\tADDRESS\tMETHOD\n")
+	fmt.Fprintf(&buf, "local\tall\t%s\t\tpeer map=%s\n", s.Superuser, identMap)
+	fmt.Fprintf(&buf, "local\tall\tall\t\tscram-sha-256\n")
+	fmt.Fprintf(&buf, "host\tall\t%s\tall\treject\n", s.Superuser)
+	for _, p := range s.ClientCIDRs {
+		if s.AllowInsecureTransport {
+			fmt.Fprintf(&buf, "host\tall\tall\t%s\tscram-sha-256\n", p.Masked())
+		} else {
+			fmt.Fprintf(&buf, "hostssl\tall\tall\t%s\tscram-sha-256\n", p.Masked())
+		}
+	}
+	buf.WriteString("host\tall\tall\tall\treject\n")
+	return buf.Bytes(), nil
+}
+
+// IdentConf renders pg_ident.conf.
+func (s Settings) IdentConf() ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	s = s.withDefaults()
+	var buf bytes.Buffer
+	buf.WriteString("# Generated by pgflex. Edits are overwritten.\n")
+	for _, u := range s.ServiceOSUsers {
+		fmt.Fprintf(&buf, "%s\t%s\t%s\n", identMap, u, s.Superuser)
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteConfig writes postgresql.conf, pg_hba.conf and pg_ident.conf into
+// dataDir, owned by user with mode 0600. The running server reads them on
+// its next start or reload.
+func WriteConfig(ctx context.Context, dataDir string, user OSUser, s Settings) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	files := []struct {
+		name   string
+		render func() ([]byte, error)
+	}{
+		{"postgresql.conf", s.PostgresqlConf},
+		{"pg_hba.conf", s.HBAConf},
+		{"pg_ident.conf", s.IdentConf},
+	}
+	for _, f := range files {
+		b, err := f.render()
+		if err != nil {
+			return err
+		}
+		if err := writeFileAs(filepath.Join(dataDir, f.name), b, 0o600, user); err != nil {
+			return fmt.Errorf("write %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// writeFileAs writes path atomically (temp, fsync, rename) owned by user.
+func writeFileAs(path string, data []byte, mode os.FileMode, user OSUser) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err := tmp.Chown(int(user.UID), int(user.GID)); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

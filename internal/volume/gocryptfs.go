@@ -1,0 +1,396 @@
+package volume
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Gocryptfs is the Layer backed by gocryptfs 2.x (Debian package gocryptfs).
+//
+// How the key reaches gocryptfs: the 32-byte key is hex-encoded into a byte
+// slice and written to a pipe that is gocryptfs's standard input; gocryptfs
+// reads its password from stdin when stdin is not a terminal. The slice is
+// zeroed right after the write. The key never appears on a command line, in
+// the environment or in a file.
+//
+// Why a password and not -masterkey=stdin (which 2.3 supports): in password
+// mode gocryptfs stores a random volume master key in gocryptfs.conf, sealed
+// (AES-GCM) under a key derived from the password, so a wrong key is refused
+// at mount time with a clear error (exit code 12) instead of producing
+// undecryptable files; and gocryptfs.conf records the feature flags, so a
+// mount cannot get them wrong. Crypto-shredding still works: without the DEK,
+// gocryptfs.conf cannot be opened. The password's scrypt cost is set to the
+// minimum (-scryptn 10) because the password is a random 256-bit key, which no
+// amount of stretching makes harder to guess; it keeps mounts fast.
+//
+// Mount options (chosen by bench/, numbers in bench/README.md):
+//   - -allow_other: the daemon runs as root, PostgreSQL as an unprivileged
+//     user. gocryptfs running as root with allow_other creates each file
+//     and directory as the calling user (so PostgreSQL owns its files) and
+//     adds default_permissions, so the kernel enforces file modes.
+//   - -nosyslog: there is no syslog here; output goes to a log file beside
+//     the cipher directory (never a pipe, which would kill gocryptfs with
+//     SIGPIPE once the daemon that read it is gone).
+//   - -q: gocryptfs -init without -q prints the master key on stdout.
+//     Stdout is discarded in any case.
+//   - Durability: gocryptfs passes fsync/fdatasync of files and directories
+//     through to fsync(2) of the ciphertext file or directory (checked with
+//     strace), and FUSE is mounted without writeback cache, so a write has
+//     reached the ciphertext file when write(2) returns.
+type Gocryptfs struct {
+	// Binary is the gocryptfs executable; "" means "gocryptfs" from PATH.
+	Binary string
+	// Options are the tuning flags; the zero value is the measured default.
+	Options GocryptfsOptions
+	// Logger receives the layer's events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// GocryptfsOptions are gocryptfs flags that trade something for speed. The
+// zero value is the default chosen by measurement (see bench/README.md).
+type GocryptfsOptions struct {
+	// AESGCM selects AES-256-GCM for file contents at Init instead of the
+	// default XChaCha20-Poly1305 (-xchacha). Both are authenticated; on
+	// this machine they measured the same under PostgreSQL (the cost is
+	// FUSE round trips, not the cipher).
+	AESGCM bool
+	// Prealloc keeps gocryptfs's fallocate before each write (its default).
+	// Off (-noprealloc) saves one system call per write; the risk it
+	// covers is a torn last block when the disk fills, which PostgreSQL
+	// already guards against with full_page_writes and WAL replay.
+	Prealloc bool
+	// NoKernelCache turns off -kernel_cache. With it, the kernel keeps
+	// plaintext pages cached across opens; safe because only this mount
+	// writes the cipher directory.
+	NoKernelCache bool
+}
+
+// gocryptfs exit codes (gocryptfs/internal/exitcodes).
+const (
+	gocryptfsExitPasswordIncorrect = 12
+)
+
+const gocryptfsConf = "gocryptfs.conf"
+
+var _ Layer = (*Gocryptfs)(nil)
+
+// Name implements Layer.
+func (g *Gocryptfs) Name() string { return "gocryptfs" }
+
+func (g *Gocryptfs) binary() string {
+	if g.Binary != "" {
+		return g.Binary
+	}
+	return "gocryptfs"
+}
+
+func (g *Gocryptfs) logger() *slog.Logger {
+	if g.Logger != nil {
+		return g.Logger
+	}
+	return slog.Default()
+}
+
+// Available reports ErrLayerMissing when gocryptfs or /dev/fuse is missing.
+func (g *Gocryptfs) Available() error {
+	if _, err := exec.LookPath(g.binary()); err != nil {
+		return fmt.Errorf("%w: %v", ErrLayerMissing, err)
+	}
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrLayerMissing, err)
+	}
+	return f.Close()
+}
+
+// InitArgs returns the gocryptfs -init flags for these options.
+func (o GocryptfsOptions) InitArgs() []string {
+	args := []string{"-init", "-q", "-scryptn", "10"}
+	if !o.AESGCM {
+		args = append(args, "-xchacha")
+	}
+	return args
+}
+
+// MountArgs returns the gocryptfs mount flags for these options.
+func (o GocryptfsOptions) MountArgs() []string {
+	args := []string{"-q", "-nosyslog", "-allow_other"}
+	if !o.Prealloc {
+		args = append(args, "-noprealloc")
+	}
+	if !o.NoKernelCache {
+		args = append(args, "-kernel_cache")
+	}
+	return args
+}
+
+// Init implements Layer.
+func (g *Gocryptfs) Init(ctx context.Context, cipherDir string, key []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cipherDir, 0o711); err != nil {
+		return fmt.Errorf("gocryptfs init: create cipher dir: %w", err)
+	}
+	entries, err := os.ReadDir(cipherDir)
+	if err != nil {
+		return fmt.Errorf("gocryptfs init: %w", err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("gocryptfs init %s: %w", cipherDir, ErrAlreadyInitialized)
+	}
+	// The cipher dir's mode is the mount root's mode: traverse-only, so
+	// the PostgreSQL user reaches its own data directory and nobody lists
+	// the root.
+	if err := os.Chmod(cipherDir, 0o711); err != nil {
+		return fmt.Errorf("gocryptfs init: %w", err)
+	}
+	var stderr bytes.Buffer
+	args := append(g.Options.InitArgs(), "--", cipherDir)
+	cmd := exec.CommandContext(ctx, g.binary(), args...)
+	cmd.Stdout = nil // -init without -q prints the master key: never keep stdout
+	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 8 << 10}
+	if err := g.runWithKey(cmd, key); err != nil {
+		return fmt.Errorf("gocryptfs init %s: %w: %s", cipherDir, err, strings.TrimSpace(stderr.String()))
+	}
+	g.logger().InfoContext(ctx, "volume initialised", "layer", g.Name(), "cipher_dir", cipherDir)
+	return nil
+}
+
+// Mount implements Layer.
+func (g *Gocryptfs) Mount(ctx context.Context, cipherDir, mountDir string, key []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(cipherDir, gocryptfsConf)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("gocryptfs mount %s: %w", cipherDir, ErrNotInitialized)
+		}
+		return fmt.Errorf("gocryptfs mount: %w", err)
+	}
+	st, err := g.Status(ctx, cipherDir, mountDir)
+	if err != nil {
+		return fmt.Errorf("gocryptfs mount: %w", err)
+	}
+	if st != NotMounted {
+		return fmt.Errorf("gocryptfs mount %s: mount directory is %s", mountDir, st)
+	}
+	if err := os.MkdirAll(mountDir, 0o700); err != nil {
+		return fmt.Errorf("gocryptfs mount: create mount dir: %w", err)
+	}
+
+	// gocryptfs daemonises itself: the process we start forks the real
+	// FUSE server, waits until the mount is live, and exits 0, or exits
+	// with the server's error code. The FUSE server then lives on its own,
+	// so the mount survives this process being killed.
+	logPath := g.LogPath(cipherDir)
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("gocryptfs mount: open log: %w", err)
+	}
+	defer logFile.Close()
+	start, err := logFile.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("gocryptfs mount: %w", err)
+	}
+	absCipher, err := filepath.Abs(cipherDir)
+	if err != nil {
+		return fmt.Errorf("gocryptfs mount: %w", err)
+	}
+	args := append(g.Options.MountArgs(), "--", absCipher, mountDir)
+	cmd := exec.CommandContext(ctx, g.binary(), args...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	// Its own session: a signal to the daemon's process group (Ctrl-C,
+	// a service manager stopping the daemon) must not reach the FUSE
+	// server, which has to outlive the daemon.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	runErr := g.runWithKey(cmd, key)
+	if runErr != nil {
+		out := readTail(logPath, start, 4<<10)
+		var ee *exec.ExitError
+		if errors.As(runErr, &ee) && ee.ExitCode() == gocryptfsExitPasswordIncorrect {
+			return fmt.Errorf("gocryptfs mount %s: %w", cipherDir, ErrWrongKey)
+		}
+		g.logger().ErrorContext(ctx, "gocryptfs mount failed", "cipher_dir", cipherDir, "mount_dir", mountDir, "err", runErr, "output", out)
+		return fmt.Errorf("gocryptfs mount %s on %s: %w: %s", cipherDir, mountDir, runErr, out)
+	}
+	st, err = g.Status(ctx, cipherDir, mountDir)
+	if err != nil {
+		return fmt.Errorf("gocryptfs mount: %w", err)
+	}
+	if st != Mounted {
+		return fmt.Errorf("gocryptfs mount %s: gocryptfs exited 0 but mount is %s: %s", mountDir, st, readTail(logPath, start, 4<<10))
+	}
+	g.logger().InfoContext(ctx, "volume mounted", "layer", g.Name(), "cipher_dir", cipherDir, "mount_dir", mountDir)
+	return nil
+}
+
+// LogPath is where the gocryptfs server's output goes: beside the cipher
+// directory, never inside the volume. gocryptfs logs no key material; its
+// warnings name files by inode or encrypted name.
+func (g *Gocryptfs) LogPath(cipherDir string) string {
+	return filepath.Clean(cipherDir) + ".gocryptfs.log"
+}
+
+// Shred removes gocryptfs.conf, which holds the volume's master key sealed
+// under the DEK, and syncs the directory: without it the ciphertext cannot
+// be decrypted even by someone who still has the DEK. Used by
+// Volume.Destroy before it deletes the files.
+func (g *Gocryptfs) Shred(ctx context.Context, cipherDir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, name := range []string{gocryptfsConf, gocryptfsConf + ".bak"} {
+		if err := os.Remove(filepath.Join(cipherDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("shred %s: %w", name, err)
+		}
+	}
+	if err := syncDir(cipherDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Unmount implements Layer.
+func (g *Gocryptfs) Unmount(ctx context.Context, mountDir string) error {
+	return unmount(ctx, g.logger(), mountDir)
+}
+
+// Status implements Layer.
+func (g *Gocryptfs) Status(ctx context.Context, cipherDir, mountDir string) (State, error) {
+	return status(ctx, "fuse.gocryptfs", cipherDir, mountDir)
+}
+
+// runWithKey starts cmd with a pipe on stdin carrying hex(key) and waits.
+func (g *Gocryptfs) runWithKey(cmd *exec.Cmd, key []byte) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("pipe: %w", err)
+	}
+	defer r.Close()
+	cmd.Stdin = r
+	// 64 hex digits and a newline fit in any pipe buffer, so writing
+	// before the child runs cannot block.
+	pw := make([]byte, hex.EncodedLen(len(key))+1)
+	hex.Encode(pw, key)
+	pw[len(pw)-1] = '\n'
+	_, werr := w.Write(pw)
+	clear(pw)
+	if cerr := w.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("write key to pipe: %w", werr)
+	}
+	return cmd.Run()
+}
+
+// status is the Layer.Status of any FUSE layer whose mountinfo source is
+// the absolute cipher directory.
+func status(ctx context.Context, fstype, cipherDir, mountDir string) (State, error) {
+	if err := ctx.Err(); err != nil {
+		return NotMounted, err
+	}
+	e, ok, err := lookupMount(mountDir)
+	if err != nil {
+		return NotMounted, err
+	}
+	if !ok {
+		return NotMounted, nil
+	}
+	wantSrc, err := filepath.Abs(cipherDir)
+	if err != nil {
+		return NotMounted, fmt.Errorf("cipher dir: %w", err)
+	}
+	if e.FSType != fstype || filepath.Clean(e.Source) != wantSrc {
+		return Mounted, fmt.Errorf("%w: %s from %s on %s", ErrForeignMount, e.FSType, e.Source, e.MountPoint)
+	}
+	// statfs always reaches the FUSE server (stat could be answered from
+	// the kernel's attribute cache), so it tells a live mount from one
+	// whose server died.
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(mountDir, &sfs); err != nil {
+		if isDisconnected(err) {
+			return Stale, nil
+		}
+		return Mounted, fmt.Errorf("statfs %s: %w", mountDir, err)
+	}
+	return Mounted, nil
+}
+
+// unmount unmounts dir; a Stale mount is detached (MNT_DETACH), since no
+// server is left to answer the kernel.
+func unmount(ctx context.Context, log *slog.Logger, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var sfs syscall.Statfs_t
+	flags := 0
+	if err := syscall.Statfs(dir, &sfs); err != nil && isDisconnected(err) {
+		flags = syscall.MNT_DETACH
+	}
+	if err := syscall.Unmount(dir, flags); err != nil {
+		if errors.Is(err, syscall.EINVAL) {
+			// Not a mount point: already unmounted.
+			return nil
+		}
+		if errors.Is(err, syscall.EPERM) {
+			// Not root: fusermount3 is setuid and unmounts our own mounts.
+			out, ferr := exec.CommandContext(ctx, "fusermount3", "-u", dir).CombinedOutput()
+			if ferr != nil {
+				return fmt.Errorf("unmount %s: %w: %s", dir, ferr, strings.TrimSpace(string(out)))
+			}
+			return nil
+		}
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	log.InfoContext(ctx, "volume unmounted", "mount_dir", dir, "detached", flags != 0)
+	return nil
+}
+
+// readTail returns up to max bytes of path from offset start, for errors.
+func readTail(path string, start, limit int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	if st.Size()-start > limit {
+		start = st.Size() - limit
+	}
+	b, _ := io.ReadAll(io.NewSectionReader(f, start, limit))
+	return strings.TrimSpace(string(b))
+}
+
+// limitedBuffer keeps the first max bytes written to it and drops the rest,
+// so a chatty child cannot grow memory without bound.
+type limitedBuffer struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.buf.Len(); room > 0 {
+		if len(p) > room {
+			l.buf.Write(p[:room])
+		} else {
+			l.buf.Write(p)
+		}
+	}
+	return len(p), nil
+}

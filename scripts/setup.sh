@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what pgflex needs from Debian 12's packages, and only what is
+# missing. Idempotent and non-interactive; run as root (CI does).
+#
+#   scripts/setup.sh
+#
+# Add packages to the list below; keep one reason per line.
+set -euo pipefail
+
+packages=(
+	postgresql-15          # the server (initdb, postgres, pg_ctl, pg_controldata)
+	postgresql-client-15   # psql, pgbench (bench/), pg_isready
+	postgresql-contrib-15  # extensions users expect
+	fuse3                  # /dev/fuse user space, fusermount3
+	gocryptfs              # the encrypted volume layer (internal/volume)
+	pgbackrest             # backups (internal/backup)
+	passwd                 # useradd, for the unprivileged PostgreSQL user
+	procps                 # ps/pgrep, used when diagnosing
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "setup.sh: run as root" >&2
+	exit 1
+fi
+
+# installed NAME: a package is installed, or an installed package provides
+# it (Debian 12's postgresql-15 provides postgresql-contrib-15).
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
+	dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null |
+		grep '^ii' | grep -qE "[ ,]$1([ ,(]|\$)"
+}
+
+missing=()
+for p in "${packages[@]}"; do
+	installed "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]} > 0)); then
+	echo "setup.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# Only refresh the package lists when they have never been fetched.
+	if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+		apt-get update -q
+	fi
+	if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+		# Lists may be stale (a package moved to a newer version): refresh once.
+		apt-get update -q
+		apt-get install -y -q --no-install-recommends "${missing[@]}"
+	fi
+fi
+
+# Debian's postgresql package creates and starts a default cluster; pgflex
+# runs its own servers and does not want it holding port 5432.
+if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 main .* online'; then
+	pg_ctlcluster 15 main stop || true
+fi
+
+# The FUSE device must exist for encrypted volumes (containers may lack it).
+if [[ ! -c /dev/fuse ]]; then
+	echo "setup.sh: warning: /dev/fuse is missing; encrypted volumes cannot be mounted" >&2
+fi
+
+echo "setup.sh: ok"
