@@ -64,7 +64,7 @@ func (d *Daemon) Token(t testing.TB, scope string) string {
 }
 
 // Do sends a raw request to url (absolute, or a path on the daemon) with a bearer token
-// (empty: none) and a JSON body (nil: none).
+// (empty: none) and a JSON body (nil: none; []byte: sent as is, for malformed bodies).
 func (d *Daemon) Do(t testing.TB, method, target, token string, body any) ARMResponse {
 	t.Helper()
 	p := d.Profile()
@@ -76,7 +76,9 @@ func (d *Daemon) Do(t testing.TB, method, target, token string, body any) ARMRes
 		t.Fatal(err)
 	}
 	var rd io.Reader
-	if body != nil {
+	if raw, ok := body.([]byte); ok {
+		rd = bytes.NewReader(raw)
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			t.Fatal(err)
