@@ -100,7 +100,9 @@ func (m *Manager) mountDir(inst flexserver.Instance) string {
 // MountDir is where a server's plaintext view is mounted (for tests and diagnostics).
 func (m *Manager) MountDir(uid string) string { return filepath.Join(m.cfg.RuntimeDir, "mnt", uid) }
 
-func (m *Manager) dataDir(inst flexserver.Instance) string { return filepath.Join(m.mountDir(inst), "pgdata") }
+func (m *Manager) dataDir(inst flexserver.Instance) string {
+	return filepath.Join(m.mountDir(inst), "pgdata")
+}
 
 // socketDir is short: Unix socket paths are limited to 107 bytes.
 func (m *Manager) socketDir(inst flexserver.Instance) string {

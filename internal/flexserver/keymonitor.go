@@ -320,14 +320,21 @@ func (m *keyMonitor) revoke(ctx context.Context, srv *Server, cause string) {
 		cur.State, cur.StateReason, cur.Encryption.PrimaryKeyStatus = StateInaccessible, cause, KeyInvalid
 		return nil
 	})
-	if err != nil {
-		if !errors.Is(err, errSkip) {
-			m.s.log.Error("key monitor: mark server Inaccessible", "server", srv.Name, "err", err)
+	if errors.Is(err, errSkip) {
+		// Already Inaccessible: make sure it is still locked (a failed unmount is retried).
+		if st, serr := m.s.dp.Status(ctx, srv.instance()); serr == nil && (st.Mounted || st.Running) {
+			if err := m.s.dp.Stop(ctx, srv.instance()); err != nil {
+				m.s.log.Error("key monitor: stop Inaccessible server", "server", srv.Name, "err", err)
+			}
 		}
 		return
 	}
+	if err != nil {
+		m.s.log.Error("key monitor: mark server Inaccessible", "server", srv.Name, "err", err)
+		return
+	}
 	if err := m.s.dp.Stop(ctx, updated.instance()); err != nil {
-		m.s.log.Error("key monitor: stop Inaccessible server", "server", srv.Name, "err", err)
+		m.s.log.Error("key monitor: stop Inaccessible server (retried at the next check)", "server", srv.Name, "err", err)
 	}
 	if from != StateInaccessible {
 		m.metrics.transitions.WithLabelValues(from, StateInaccessible).Inc()

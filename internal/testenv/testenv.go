@@ -8,12 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -78,6 +80,8 @@ type Daemon struct {
 	Addr    string
 	Args    []string
 	cmd     *exec.Cmd
+	// portBase is the first of the 200 server ports this daemon hands out.
+	portBase int
 	done    chan struct{}
 	logs    *lockedBuffer
 }
@@ -96,6 +100,9 @@ func Start(t testing.TB, opts Options) *Daemon {
 		d.DataDir = filepath.Join(t.TempDir(), "data")
 	}
 	d.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	// Test daemons run side by side (go test runs packages in parallel): each gets its own
+	// range of server ports so that two daemons never hand out the same one.
+	d.portBase = 20000 + 200*rand.IntN(200)
 	d.start()
 	t.Cleanup(func() {
 		d.Stop()
@@ -108,7 +115,8 @@ func Start(t testing.TB, opts Options) *Daemon {
 
 func (d *Daemon) start() {
 	d.t.Helper()
-	args := append([]string{"serve", "--data-dir", d.DataDir, "--addr", d.Addr}, d.Args...)
+	args := append([]string{"serve", "--data-dir", d.DataDir, "--addr", d.Addr,
+		"--server-port-min", strconv.Itoa(d.portBase), "--server-port-max", strconv.Itoa(d.portBase + 199)}, d.Args...)
 	d.cmd = exec.Command(d.Bin, args...)
 	d.cmd.Stdout = d.logs
 	d.cmd.Stderr = d.logs

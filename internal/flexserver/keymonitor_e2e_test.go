@@ -1,0 +1,495 @@
+package flexserver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/volume"
+)
+
+// kms is a test's customer-side key management: a vault, keys and identities, driven through
+// the ARM and Key Vault REST APIs as the administrator (the vault's creator).
+type kms struct {
+	t        *testing.T
+	d        *testenv.Daemon
+	group    string
+	vault    string
+	vaultURI string
+	adminOID string
+}
+
+func jwtOID(t *testing.T, tok string) string {
+	parts := strings.Split(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		OID string `json:"oid"`
+	}
+	json.Unmarshal(raw, &c)
+	return c.OID
+}
+
+func newKMS(t *testing.T, d *testenv.Daemon, group, vault string, rbac bool) *kms {
+	t.Helper()
+	k := &kms{t: t, d: d, group: group, vault: vault, adminOID: jwtOID(t, d.Token(t, "https://management.azure.com/.default"))}
+	props := map[string]any{"tenantId": d.Profile().TenantID, "sku": map[string]any{"family": "A", "name": "standard"},
+		"enablePurgeProtection": true, "softDeleteRetentionInDays": 7, "enableRbacAuthorization": rbac, "accessPolicies": []any{}}
+	if !rbac {
+		props["accessPolicies"] = []any{policy(d, k.adminOID, "all")}
+	}
+	r := d.ARM(t, http.MethodPut, k.vaultPath()+"?api-version=2023-07-01", map[string]any{"location": "eastus", "properties": props})
+	if r.Status/100 != 2 {
+		t.Fatalf("create vault: %d %s", r.Status, r.Raw)
+	}
+	k.vaultURI = strings.TrimSuffix(props2(r.Body)["vaultUri"].(string), "/")
+	if rbac {
+		k.assign("00482a5a-887f-4fb3-b363-3b7fe8e74483", k.adminOID, k.vaultPath()) // Key Vault Administrator
+	}
+	return k
+}
+
+func props2(m map[string]any) map[string]any { return m["properties"].(map[string]any) }
+
+func policy(d *testenv.Daemon, oid string, perms ...string) map[string]any {
+	return map[string]any{"tenantId": d.Profile().TenantID, "objectId": oid, "permissions": map[string]any{"keys": perms}}
+}
+
+func (k *kms) vaultPath() string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s", k.d.Profile().SubscriptionID, k.group, k.vault)
+}
+
+// kv calls the vault's keys REST API.
+func (k *kms) kv(method, path string, body any) testenv.ARMResponse {
+	k.t.Helper()
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return k.d.Do(k.t, method, k.vaultURI+path+sep+"api-version=7.5", k.d.Token(k.t, "https://vault.localhost/.default"), body)
+}
+
+func (k *kms) mustKV(method, path string, body any) map[string]any {
+	k.t.Helper()
+	r := k.kv(method, path, body)
+	if r.Status/100 != 2 {
+		k.t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Raw)
+	}
+	return r.Body
+}
+
+// createKey makes an RSA key and returns its versioned kid.
+func (k *kms) createKey(name string) string {
+	k.t.Helper()
+	b := k.mustKV(http.MethodPost, "/keys/"+name+"/create", map[string]any{"kty": "RSA", "key_size": 2048})
+	return b["key"].(map[string]any)["kid"].(string)
+}
+
+func (k *kms) rotate(name string) string {
+	k.t.Helper()
+	return k.mustKV(http.MethodPost, "/keys/"+name+"/rotate", nil)["key"].(map[string]any)["kid"].(string)
+}
+
+func (k *kms) setAttributes(name, version string, attrs map[string]any) {
+	k.t.Helper()
+	k.mustKV(http.MethodPatch, "/keys/"+name+"/"+version, map[string]any{"attributes": attrs})
+}
+
+type ident struct{ id, principal, client string }
+
+func (k *kms) createIdentity(name string) ident {
+	k.t.Helper()
+	id := fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ManagedIdentity/userAssignedIdentities/%s", k.d.Profile().SubscriptionID, k.group, name)
+	r := k.d.ARM(k.t, http.MethodPut, id+"?api-version=2023-01-31", map[string]any{"location": "eastus"})
+	if r.Status/100 != 2 {
+		k.t.Fatalf("create identity: %d %s", r.Status, r.Raw)
+	}
+	p := props2(r.Body)
+	return ident{id: id, principal: p["principalId"].(string), client: p["clientId"].(string)}
+}
+
+func (k *kms) policyOp(kind string, p map[string]any) {
+	k.t.Helper()
+	r := k.d.ARM(k.t, http.MethodPut, k.vaultPath()+"/accessPolicies/"+kind+"?api-version=2023-07-01",
+		map[string]any{"properties": map[string]any{"accessPolicies": []any{p}}})
+	if r.Status/100 != 2 {
+		k.t.Fatalf("access policy %s: %d %s", kind, r.Status, r.Raw)
+	}
+}
+
+func (k *kms) grant(principal string) {
+	k.policyOp("add", policy(k.d, principal, "get", "list", "wrapKey", "unwrapKey"))
+}
+
+func (k *kms) assign(roleID, principal, scope string) string {
+	k.t.Helper()
+	name := arm.NewGUID()
+	path := scope + "/providers/Microsoft.Authorization/roleAssignments/" + name + "?api-version=2022-04-01"
+	r := k.d.ARM(k.t, http.MethodPut, path, map[string]any{"properties": map[string]any{
+		"roleDefinitionId": "/subscriptions/" + k.d.Profile().SubscriptionID + "/providers/Microsoft.Authorization/roleDefinitions/" + roleID,
+		"principalId":      principal, "principalType": "ServicePrincipal"}})
+	if r.Status/100 != 2 {
+		k.t.Fatalf("role assignment: %d %s", r.Status, r.Raw)
+	}
+	return scope + "/providers/Microsoft.Authorization/roleAssignments/" + name
+}
+
+// cmkServer creates a CMK server using keyURI through identity.
+func cmkServer(t *testing.T, d *testenv.Daemon, group, name, keyURI string, id ident) map[string]any {
+	t.Helper()
+	return createServer(t, d, group, name, map[string]any{
+		"identity": map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{id.id: map[string]any{}}},
+		"properties": map[string]any{"dataEncryption": map[string]any{"type": "AzureKeyVault", "primaryKeyURI": keyURI,
+			"primaryUserAssignedIdentityId": id.id}},
+	})
+}
+
+func writeMarker(t *testing.T, d *testenv.Daemon, srv map[string]any, marker string) {
+	t.Helper()
+	c, err := connect(t, d, srv, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(context.Background(), "CREATE TABLE IF NOT EXISTS marker (v text); INSERT INTO marker VALUES ('"+marker+"')"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readMarker(t *testing.T, d *testenv.Daemon, srv map[string]any, marker string) {
+	t.Helper()
+	c, err := connect(t, d, srv, "postgres")
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer c.Close(context.Background())
+	var n int
+	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM marker WHERE v = $1", marker).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("marker rows: %d %v", n, err)
+	}
+}
+
+func versionInUse(t *testing.T, d *testenv.Daemon, group, name string) string {
+	enc := props(serverRaw(t, d, group, name))["dataEncryption"].(map[string]any)
+	v, _ := enc["primaryKeyVersionInUse"].(string)
+	return v
+}
+
+// monitored starts a daemon whose key monitor checks every 300 ms.
+func monitored(t *testing.T, extra ...string) (*testenv.Daemon, string) {
+	runDir := testenv.RuntimeDir(t)
+	args := append([]string{"--runtime-dir", runDir, "--key-check-interval", "300ms", "--key-grace-period", "3s"}, extra...)
+	return testenv.Start(t, testenv.Options{Args: args}), runDir
+}
+
+// TestKeyMonitorFollowsNewVersions: a versionless reference follows a rotation with the server
+// online; after a daemon restart the DEK unwraps with the new version.
+func TestKeyMonitorFollowsNewVersions(t *testing.T) {
+	requireDataPlane(t)
+	d, runDir := monitored(t)
+	createGroup(t, d, "rg", "eastus")
+	k := newKMS(t, d, "rg", "kvfollow", false)
+	first := k.createKey("dek")
+	id := k.createIdentity("srv-id")
+	k.grant(id.principal)
+	versionless := first[:strings.LastIndex(first, "/")]
+	srv := cmkServer(t, d, "rg", "follows", versionless, id)
+	if got := props(srv)["dataEncryption"].(map[string]any)["primaryKeyURI"]; got != versionless {
+		t.Fatalf("primaryKeyURI = %v", got)
+	}
+	if v := versionInUse(t, d, "rg", "follows"); !strings.HasSuffix(first, "/"+v) {
+		t.Fatalf("version in use %s, want that of %s", v, first)
+	}
+	writeMarker(t, d, srv, "before-rotation")
+
+	// A client keeps querying while the key rotates: the server never goes down.
+	var failures, queries atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := connect(t, d, srv, "postgres")
+		if err != nil {
+			failures.Add(1)
+			return
+		}
+		defer c.Close(context.Background())
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			var one int
+			if err := c.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil {
+				failures.Add(1)
+			}
+			queries.Add(1)
+		}
+	}()
+	second := k.rotate("dek")
+	want := second[strings.LastIndex(second, "/")+1:]
+	deadline := time.Now().Add(20 * time.Second)
+	for versionInUse(t, d, "rg", "follows") != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the DEK was not rewrapped by the new version %s", want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	if failures.Load() != 0 || queries.Load() == 0 {
+		t.Fatalf("server went down during the version update: %d failures in %d queries", failures.Load(), queries.Load())
+	}
+	// The header beside the volume follows too.
+	dirs := serverDirs(t, d)
+	h, err := volume.ReadHeader(context.Background(), filepath.Join(d.DataDir, "servers", dirs[0], "header.json"))
+	if err != nil || h.KeyVersion != want {
+		t.Fatalf("header version = %v, %v; want %s", h, err, want)
+	}
+	// The event says what happened.
+	ev := d.ARM(t, http.MethodGet, "/subscriptions/"+d.Profile().SubscriptionID+"/providers/Microsoft.Insights/eventtypes/management/values?api-version=2015-04-01", nil)
+	if !bytes.Contains(ev.Raw, []byte("keyVersionUpdated")) {
+		t.Fatalf("no keyVersionUpdated event: %s", ev.Raw)
+	}
+	// A daemon restart with PostgreSQL stopped: the DEK must now unwrap with the new version.
+	d.Stop()
+	testenv.StopDataPlane(t, runDir)
+	d.StartAgain()
+	srv = waitState(t, d, "rg", "follows", "Ready", time.Minute)
+	waitConnect(t, d, srv)
+	readMarker(t, d, srv, "before-rotation")
+	audit := d.ARM(t, http.MethodGet, k.vaultPath()+"/auditEvents?api-version=2023-07-01&keyName=dek", nil)
+	if !bytes.Contains(audit.Raw, []byte(id.principal)) || !bytes.Contains(audit.Raw, []byte(want)) {
+		t.Fatalf("audit does not show the identity unwrapping with %s: %s", want, audit.Raw)
+	}
+}
+
+// waitConnect waits until the server accepts a connection (it may be starting).
+func waitConnect(t *testing.T, d *testenv.Daemon, srv map[string]any) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := connect(t, d, srv, "postgres")
+		if err == nil {
+			c.Close(context.Background())
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server does not accept connections: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// lockedOut checks an Inaccessible server: the state, the key status, refused connections,
+// no mount, and a reason naming the cause.
+func lockedOut(t *testing.T, d *testenv.Daemon, runDir, group, name, cause string) {
+	t.Helper()
+	srv := waitState(t, d, group, name, "Inaccessible", 20*time.Second)
+	p := props(srv)
+	if p["dataEncryption"].(map[string]any)["primaryEncryptionKeyStatus"] != "Invalid" {
+		t.Fatalf("key status = %v", p["dataEncryption"])
+	}
+	if reason, _ := p["stateReason"].(string); !strings.Contains(reason, cause) {
+		t.Fatalf("stateReason %q does not name %q", reason, cause)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := connect(t, d, srv, "postgres")
+		if err != nil && len(mountsUnder(runDir)) == 0 {
+			break
+		}
+		if c != nil {
+			c.Close(context.Background())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Inaccessible server still serves or is mounted (connect err %v, mounts %v)", err, mountsUnder(runDir))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+func backReady(t *testing.T, d *testenv.Daemon, group, name, marker string) {
+	t.Helper()
+	srv := waitState(t, d, group, name, "Ready", 30*time.Second)
+	waitConnect(t, d, srv)
+	readMarker(t, d, srv, marker)
+}
+
+// TestKeyMonitorRevocation: every way a customer can revoke access makes the server
+// Inaccessible; undoing it brings the server back with its data.
+func TestKeyMonitorRevocation(t *testing.T) {
+	requireDataPlane(t)
+	d, runDir := monitored(t)
+	createGroup(t, d, "rg", "eastus")
+	k := newKMS(t, d, "rg", "kvrevoke", false)
+	kid := k.createKey("dek")
+	keyVersion := kid[strings.LastIndex(kid, "/")+1:]
+	id := k.createIdentity("srv-id")
+	k.grant(id.principal)
+	srv := cmkServer(t, d, "rg", "revocable", kid, id) // pinned version
+	writeMarker(t, d, srv, "kept")
+	path := serverPath(d, "rg", "revocable")
+
+	// A pinned reference ignores rotations.
+	k.rotate("dek")
+	time.Sleep(1500 * time.Millisecond)
+	if v := versionInUse(t, d, "rg", "revocable"); v != keyVersion || props(serverRaw(t, d, "rg", "revocable"))["state"] != "Ready" {
+		t.Fatalf("pinned server changed after a rotation: version %s", v)
+	}
+
+	causes := []struct {
+		name, cause string
+		revoke      func()
+		restore     func()
+	}{
+		{"pinned version disabled", "disabled", func() { k.setAttributes("dek", keyVersion, map[string]any{"enabled": false}) },
+			func() { k.setAttributes("dek", keyVersion, map[string]any{"enabled": true}) }},
+		{"pinned version expired", "expired", func() { k.setAttributes("dek", keyVersion, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}) },
+			func() { k.setAttributes("dek", keyVersion, map[string]any{"exp": time.Now().Add(365 * 24 * time.Hour).Unix()}) }},
+		{"key deleted", "no longer exists", func() { k.mustKV(http.MethodDelete, "/keys/dek", nil) },
+			func() {
+				k.mustKV(http.MethodPost, "/deletedkeys/dek/recover", nil)
+			}},
+		{"access policy removed", "refused", func() { k.policyOp("remove", policy(d, id.principal, "get", "list", "wrapKey", "unwrapKey")) },
+			func() { k.grant(id.principal) }},
+		{"vault deleted", "no longer exists", func() {
+			if r := d.ARM(t, http.MethodDelete, k.vaultPath()+"?api-version=2023-07-01", nil); r.Status/100 != 2 {
+				t.Fatalf("delete vault: %d %s", r.Status, r.Raw)
+			}
+		}, func() {
+			r := d.ARM(t, http.MethodPut, k.vaultPath()+"?api-version=2023-07-01", map[string]any{"location": "eastus",
+				"properties": map[string]any{"tenantId": d.Profile().TenantID, "sku": map[string]any{"family": "A", "name": "standard"}, "createMode": "recover"}})
+			if r.Status/100 != 2 {
+				t.Fatalf("recover vault: %d %s", r.Status, r.Raw)
+			}
+		}},
+	}
+	for i, c := range causes {
+		t.Run(c.name, func(t *testing.T) {
+			c.revoke()
+			lockedOut(t, d, runDir, "rg", "revocable", c.cause)
+			if i == 0 {
+				// While Inaccessible: start/stop/restart refused with the cause; show works.
+				for _, action := range []string{"start", "stop", "restart"} {
+					r := d.ARM(t, http.MethodPost, path+"/"+action+"?api-version=2025-08-01", nil)
+					if r.Status != 409 || r.ErrorCode() != "ServerInaccessible" || !strings.Contains(r.ErrorMessage(), c.cause) {
+						t.Fatalf("%s while Inaccessible: %d %s", action, r.Status, r.Raw)
+					}
+				}
+			}
+			c.restore()
+			backReady(t, d, "rg", "revocable", "kept")
+		})
+	}
+
+	t.Run("identity deleted, server updated to a new identity", func(t *testing.T) {
+		if r := d.ARM(t, http.MethodDelete, id.id+"?api-version=2023-01-31", nil); r.Status/100 != 2 {
+			t.Fatalf("delete identity: %d", r.Status)
+		}
+		lockedOut(t, d, runDir, "rg", "revocable", "deleted")
+		fresh := k.createIdentity("srv-id-2")
+		k.grant(fresh.principal)
+		r := d.ARM(t, http.MethodPatch, path+"?api-version=2025-08-01", map[string]any{
+			"identity": map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{fresh.id: map[string]any{}}},
+			"properties": map[string]any{"dataEncryption": map[string]any{"type": "AzureKeyVault", "primaryKeyURI": kid,
+				"primaryUserAssignedIdentityId": fresh.id}}})
+		if r.Status != 202 {
+			t.Fatalf("repairing update: %d %s", r.Status, r.Raw)
+		}
+		if op := d.WaitOperation(t, r.Header.Get("Azure-AsyncOperation"), time.Minute); op["status"] != "Succeeded" {
+			t.Fatalf("repairing update: %v", op)
+		}
+		backReady(t, d, "rg", "revocable", "kept")
+	})
+
+	t.Run("delete while Inaccessible", func(t *testing.T) {
+		k.setAttributes("dek", keyVersion, map[string]any{"enabled": false})
+		lockedOut(t, d, runDir, "rg", "revocable", "disabled")
+		r := d.ARM(t, http.MethodDelete, path+"?api-version=2025-08-01", nil)
+		if r.Status != 202 {
+			t.Fatalf("delete: %d %s", r.Status, r.Raw)
+		}
+		d.WaitOperation(t, r.Header.Get("Azure-AsyncOperation"), time.Minute)
+		if r := d.ARM(t, http.MethodGet, path+"?api-version=2025-08-01", nil); r.Status != 404 {
+			t.Fatalf("server after delete: %d", r.Status)
+		}
+	})
+}
+
+// TestKeyMonitorRBACAndOutage: removing the RBAC role locks the server; a key-store outage
+// shorter than the grace period does not; a longer one does, until the store is back.
+func TestKeyMonitorRBACAndOutage(t *testing.T) {
+	requireDataPlane(t)
+	outage := filepath.Join(t.TempDir(), "outage")
+	d, runDir := monitored(t, "--test-keystore-outage-file", outage)
+	createGroup(t, d, "rg", "eastus")
+	k := newKMS(t, d, "rg", "kvrbac", true)
+	kid := k.createKey("dek")
+	id := k.createIdentity("srv-id")
+	keyScope := k.vaultPath() + "/keys/dek"
+	assignment := k.assign("e147488a-f6f5-4113-8e2d-b22465e65bf6", id.principal, keyScope) // Crypto Service Encryption User
+	srv := cmkServer(t, d, "rg", "rbacsrv", kid[:strings.LastIndex(kid, "/")], id)
+	writeMarker(t, d, srv, "rbac")
+
+	if r := d.ARM(t, http.MethodDelete, assignment+"?api-version=2022-04-01", nil); r.Status/100 != 2 {
+		t.Fatalf("delete role assignment: %d %s", r.Status, r.Raw)
+	}
+	lockedOut(t, d, runDir, "rg", "rbacsrv", "refused")
+	k.assign("e147488a-f6f5-4113-8e2d-b22465e65bf6", id.principal, keyScope)
+	backReady(t, d, "rg", "rbacsrv", "rbac")
+
+	// A brief outage (well under the 3 s grace period): the server stays Ready throughout.
+	os.WriteFile(outage, nil, 0o600)
+	end := time.Now().Add(1200 * time.Millisecond)
+	for time.Now().Before(end) {
+		if st := props(serverRaw(t, d, "rg", "rbacsrv"))["state"]; st != "Ready" {
+			os.Remove(outage)
+			t.Fatalf("server %v during a brief key-store outage", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	os.Remove(outage)
+	time.Sleep(time.Second)
+	if st := props(serverRaw(t, d, "rg", "rbacsrv"))["state"]; st != "Ready" {
+		t.Fatalf("server %v after a brief outage", st)
+	}
+	// An outage longer than the grace period locks the server; the store's return unlocks it.
+	os.WriteFile(outage, nil, 0o600)
+	lockedOut(t, d, runDir, "rg", "rbacsrv", "grace period")
+	os.Remove(outage)
+	backReady(t, d, "rg", "rbacsrv", "rbac")
+	m := d.Do(t, http.MethodGet, "/metrics", "", nil)
+	for _, series := range []string{`pgflex_key_checks_total{result="transient",role="primary"}`, `pgflex_server_state_transitions_total{from="Ready",to="Inaccessible"}`,
+		`pgflex_key_check_duration_seconds_count`} {
+		if !bytes.Contains(m.Raw, []byte(series)) {
+			t.Fatalf("metrics lack %s", series)
+		}
+	}
+}
