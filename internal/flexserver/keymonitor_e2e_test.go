@@ -22,7 +22,7 @@ import (
 // kms is a test's customer-side key management: a vault, keys and identities, driven through
 // the ARM and Key Vault REST APIs as the administrator (the vault's creator).
 type kms struct {
-	t        *testing.T
+	t        testing.TB
 	d        *testenv.Daemon
 	group    string
 	vault    string
@@ -30,7 +30,7 @@ type kms struct {
 	adminOID string
 }
 
-func jwtOID(t *testing.T, tok string) string {
+func jwtOID(t testing.TB, tok string) string {
 	parts := strings.Split(tok, ".")
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
@@ -43,7 +43,7 @@ func jwtOID(t *testing.T, tok string) string {
 	return c.OID
 }
 
-func newKMS(t *testing.T, d *testenv.Daemon, group, vault string, rbac bool) *kms {
+func newKMS(t testing.TB, d *testenv.Daemon, group, vault string, rbac bool) *kms {
 	t.Helper()
 	k := &kms{t: t, d: d, group: group, vault: vault, adminOID: jwtOID(t, d.Token(t, "https://management.azure.com/.default"))}
 	props := map[string]any{"tenantId": d.Profile().TenantID, "sku": map[string]any{"family": "A", "name": "standard"},
@@ -148,7 +148,7 @@ func (k *kms) assign(roleID, principal, scope string) string {
 }
 
 // cmkServer creates a CMK server using keyURI through identity.
-func cmkServer(t *testing.T, d *testenv.Daemon, group, name, keyURI string, id ident) map[string]any {
+func cmkServer(t testing.TB, d *testenv.Daemon, group, name, keyURI string, id ident) map[string]any {
 	t.Helper()
 	return createServer(t, d, group, name, map[string]any{
 		"identity": map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{id.id: map[string]any{}}},
@@ -157,7 +157,7 @@ func cmkServer(t *testing.T, d *testenv.Daemon, group, name, keyURI string, id i
 	})
 }
 
-func writeMarker(t *testing.T, d *testenv.Daemon, srv map[string]any, marker string) {
+func writeMarker(t testing.TB, d *testenv.Daemon, srv map[string]any, marker string) {
 	t.Helper()
 	c, err := connect(t, d, srv, "postgres")
 	if err != nil {
@@ -169,7 +169,7 @@ func writeMarker(t *testing.T, d *testenv.Daemon, srv map[string]any, marker str
 	}
 }
 
-func readMarker(t *testing.T, d *testenv.Daemon, srv map[string]any, marker string) {
+func readMarker(t testing.TB, d *testenv.Daemon, srv map[string]any, marker string) {
 	t.Helper()
 	c, err := connect(t, d, srv, "postgres")
 	if err != nil {
@@ -182,14 +182,14 @@ func readMarker(t *testing.T, d *testenv.Daemon, srv map[string]any, marker stri
 	}
 }
 
-func versionInUse(t *testing.T, d *testenv.Daemon, group, name string) string {
+func versionInUse(t testing.TB, d *testenv.Daemon, group, name string) string {
 	enc := props(serverRaw(t, d, group, name))["dataEncryption"].(map[string]any)
 	v, _ := enc["primaryKeyVersionInUse"].(string)
 	return v
 }
 
 // monitored starts a daemon whose key monitor checks every 300 ms.
-func monitored(t *testing.T, extra ...string) (*testenv.Daemon, string) {
+func monitored(t testing.TB, extra ...string) (*testenv.Daemon, string) {
 	runDir := testenv.RuntimeDir(t)
 	args := append([]string{"--runtime-dir", runDir, "--key-check-interval", "300ms", "--key-grace-period", "3s"}, extra...)
 	return testenv.Start(t, testenv.Options{Args: args}), runDir
@@ -279,7 +279,7 @@ func TestKeyMonitorFollowsNewVersions(t *testing.T) {
 }
 
 // waitConnect waits until the server accepts a connection (it may be starting).
-func waitConnect(t *testing.T, d *testenv.Daemon, srv map[string]any) {
+func waitConnect(t testing.TB, d *testenv.Daemon, srv map[string]any) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -297,7 +297,7 @@ func waitConnect(t *testing.T, d *testenv.Daemon, srv map[string]any) {
 
 // lockedOut checks an Inaccessible server: the state, the key status, refused connections,
 // no mount, and a reason naming the cause.
-func lockedOut(t *testing.T, d *testenv.Daemon, runDir, group, name, cause string) {
+func lockedOut(t testing.TB, d *testenv.Daemon, runDir, group, name, cause string) {
 	t.Helper()
 	srv := waitState(t, d, group, name, "Inaccessible", 20*time.Second)
 	p := props(srv)
@@ -335,7 +335,7 @@ func mountsUnder(dir string) []string {
 	return out
 }
 
-func backReady(t *testing.T, d *testenv.Daemon, group, name, marker string) {
+func backReady(t testing.TB, d *testenv.Daemon, group, name, marker string) {
 	t.Helper()
 	srv := waitState(t, d, group, name, "Ready", 30*time.Second)
 	waitConnect(t, d, srv)
@@ -372,7 +372,9 @@ func TestKeyMonitorRevocation(t *testing.T) {
 		{"pinned version disabled", "disabled", func() { k.setAttributes("dek", keyVersion, map[string]any{"enabled": false}) },
 			func() { k.setAttributes("dek", keyVersion, map[string]any{"enabled": true}) }},
 		{"pinned version expired", "expired", func() { k.setAttributes("dek", keyVersion, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}) },
-			func() { k.setAttributes("dek", keyVersion, map[string]any{"exp": time.Now().Add(365 * 24 * time.Hour).Unix()}) }},
+			func() {
+				k.setAttributes("dek", keyVersion, map[string]any{"exp": time.Now().Add(365 * 24 * time.Hour).Unix()})
+			}},
 		{"key deleted", "no longer exists", func() { k.mustKV(http.MethodDelete, "/keys/dek", nil) },
 			func() {
 				k.mustKV(http.MethodPost, "/deletedkeys/dek/recover", nil)

@@ -27,7 +27,7 @@ import (
 )
 
 // createServer creates a server through the API and waits until it is Ready.
-func createServer(t *testing.T, d *testenv.Daemon, group, name string, extra map[string]any) map[string]any {
+func createServer(t testing.TB, d *testenv.Daemon, group, name string, extra map[string]any) map[string]any {
 	t.Helper()
 	body := map[string]any{"location": "eastus", "sku": map[string]any{"name": "Standard_B1ms", "tier": "Burstable"},
 		"properties": map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": adminPassword,
@@ -53,7 +53,7 @@ func createServer(t *testing.T, d *testenv.Daemon, group, name string, extra map
 }
 
 // waitState polls the server until it reaches state.
-func waitState(t *testing.T, d *testenv.Daemon, group, name, state string, timeout time.Duration) map[string]any {
+func waitState(t testing.TB, d *testenv.Daemon, group, name, state string, timeout time.Duration) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -29,7 +29,7 @@ import (
 const adminPassword = "Str0ng!Passw0rd"
 
 // requireDataPlane skips where servers cannot run at all (no FUSE device), saying why.
-func requireDataPlane(t *testing.T) {
+func requireDataPlane(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse on this machine: encrypted volumes cannot be mounted (scripts/setup.sh warns about it)")
@@ -39,7 +39,7 @@ func requireDataPlane(t *testing.T) {
 	}
 }
 
-func createGroup(t *testing.T, d *testenv.Daemon, name, location string) {
+func createGroup(t testing.TB, d *testenv.Daemon, name, location string) {
 	t.Helper()
 	r := d.ARM(t, http.MethodPut, fmt.Sprintf("/subscriptions/%s/resourcegroups/%s?api-version=2021-04-01", d.Profile().SubscriptionID, name),
 		map[string]any{"location": location})
@@ -53,7 +53,7 @@ func serverPath(d *testenv.Daemon, group, name string) string {
 }
 
 // serverRaw reads a server as JSON (for pgflex's extensions such as the port).
-func serverRaw(t *testing.T, d *testenv.Daemon, group, name string) map[string]any {
+func serverRaw(t testing.TB, d *testenv.Daemon, group, name string) map[string]any {
 	t.Helper()
 	r := d.ARM(t, http.MethodGet, serverPath(d, group, name)+"?api-version=2025-08-01", nil)
 	if r.Status != 200 {
@@ -65,7 +65,7 @@ func serverRaw(t *testing.T, d *testenv.Daemon, group, name string) map[string]a
 func props(m map[string]any) map[string]any { return m["properties"].(map[string]any) }
 
 // connect opens a TLS connection (certificate verified against pgflex's CA) as the administrator.
-func connect(t *testing.T, d *testenv.Daemon, srv map[string]any, db string) (*pgx.Conn, error) {
+func connect(t testing.TB, d *testenv.Daemon, srv map[string]any, db string) (*pgx.Conn, error) {
 	t.Helper()
 	p := props(srv)
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=verify-full connect_timeout=5",
@@ -83,7 +83,7 @@ func connect(t *testing.T, d *testenv.Daemon, srv map[string]any, db string) (*p
 }
 
 // grepTree lists the files under root that contain any needle, skipping the paths in skip.
-func grepTree(t *testing.T, root string, skip []string, needles ...[]byte) []string {
+func grepTree(t testing.TB, root string, skip []string, needles ...[]byte) []string {
 	t.Helper()
 	var hits []string
 	filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
@@ -112,7 +112,7 @@ func grepTree(t *testing.T, root string, skip []string, needles ...[]byte) []str
 	return hits
 }
 
-func mounted(t *testing.T, dir string) bool {
+func mounted(t testing.TB, dir string) bool {
 	t.Helper()
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
@@ -289,7 +289,7 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 var runtimePollOptions = azruntime.PollUntilDoneOptions{Frequency: 500 * time.Millisecond}
 
 // serverDirs lists the server directories under the data dir.
-func serverDirs(t *testing.T, d *testenv.Daemon) []string {
+func serverDirs(t testing.TB, d *testenv.Daemon) []string {
 	entries, err := os.ReadDir(filepath.Join(d.DataDir, "servers"))
 	if err != nil {
 		t.Fatal(err)
@@ -300,4 +300,3 @@ func serverDirs(t *testing.T, d *testenv.Daemon) []string {
 	}
 	return out
 }
-
