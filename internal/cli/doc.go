@@ -19,4 +19,8 @@
 //   - output.go, yaml.go, query.go: result rendering and --query.
 //   - errors.go, log.go, progress.go, config.go, profile.go: the rest of az's plumbing.
 //   - account.go, group.go, login.go, configure.go, version.go: the commands.
+//   - postgres*.go: `postgres flexible-server` (create, show, list, update, delete, start,
+//     stop, restart, show-connection-string, connect, execute, identity, db), with az's
+//     client-side validation of customer-managed key flags (postgres_byok.go) and of the
+//     location's capabilities (postgres_capabilities.go).
 package cli

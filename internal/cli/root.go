@@ -131,8 +131,10 @@ func NewRootCommand(env Env) *cobra.Command {
 		newConfigureCommand(a),
 		newGroupCommand(a),
 		newIdentityCommand(a),
+		newKeyVaultCommand(a),
 		newLoginCommand(a),
 		newLogoutCommand(a),
+		newPostgresCommand(a),
 		newRoleCommand(a),
 		newVersionCommand(a),
 	)
