@@ -16,6 +16,7 @@ packages=(
 	pgbackrest             # backups (internal/backup)
 	passwd                 # useradd, for the unprivileged PostgreSQL user
 	procps                 # ps/pgrep, used when diagnosing
+	locales                # en_US.UTF-8, Azure's default database collation
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -54,6 +55,14 @@ fi
 # runs its own servers and does not want it holding port 5432.
 if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 main .* online'; then
 	pg_ctlcluster 15 main stop || true
+fi
+
+# Azure creates databases with collation en_US.utf8 by default; PostgreSQL needs the OS locale.
+if ! locale -a 2>/dev/null | grep -qi '^en_US\.utf-\?8$'; then
+	echo "setup.sh: generating the en_US.UTF-8 locale"
+	sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+	grep -q '^en_US.UTF-8 UTF-8' /etc/locale.gen || echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen
+	locale-gen
 fi
 
 # The FUSE device must exist for encrypted volumes (containers may lack it).

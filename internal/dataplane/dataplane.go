@@ -28,7 +28,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/dataenc"
 	"github.com/pgflex/pgflex/internal/flexserver"
 	"github.com/pgflex/pgflex/internal/postgres"
@@ -334,9 +336,20 @@ func (m *Manager) CreateDatabase(ctx context.Context, inst flexserver.Instance, 
 		stmt += " LC_COLLATE " + lit + " LC_CTYPE " + lit
 	}
 	if _, err := conn.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("create database %s: %w", db.Name, err)
+		return userFacing(err, "create database "+db.Name)
 	}
 	return nil
+}
+
+// userFacing turns PostgreSQL's refusal of a request (a data or syntax error, such as an
+// unknown collation) into an ARM 400 that says what PostgreSQL said; anything else stays an
+// internal error.
+func userFacing(err error, what string) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "42")) {
+		return arm.BadRequest("InvalidParameterValue", "PostgreSQL refused to %s: %s.", what, pe.Message)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // DropDatabase drops a database, ending its sessions.
