@@ -82,8 +82,8 @@ type Daemon struct {
 	cmd     *exec.Cmd
 	// portBase is the first of the 200 server ports this daemon hands out.
 	portBase int
-	done    chan struct{}
-	logs    *lockedBuffer
+	done     chan struct{}
+	logs     *lockedBuffer
 }
 
 // Options tune a test daemon.
