@@ -198,6 +198,7 @@ func monitored(t testing.TB, extra ...string) (*testenv.Daemon, string) {
 // TestKeyMonitorFollowsNewVersions: a versionless reference follows a rotation with the server
 // online; after a daemon restart the DEK unwraps with the new version.
 func TestKeyMonitorFollowsNewVersions(t *testing.T) {
+	t.Parallel()
 	requireDataPlane(t)
 	d, runDir := monitored(t)
 	createGroup(t, d, "rg", "eastus")
@@ -345,6 +346,7 @@ func backReady(t testing.TB, d *testenv.Daemon, group, name, marker string) {
 // TestKeyMonitorRevocation: every way a customer can revoke access makes the server
 // Inaccessible; undoing it brings the server back with its data.
 func TestKeyMonitorRevocation(t *testing.T) {
+	t.Parallel()
 	requireDataPlane(t)
 	d, runDir := monitored(t)
 	createGroup(t, d, "rg", "eastus")
@@ -448,6 +450,7 @@ func TestKeyMonitorRevocation(t *testing.T) {
 // TestKeyMonitorRBACAndOutage: removing the RBAC role locks the server; a key-store outage
 // shorter than the grace period does not; a longer one does, until the store is back.
 func TestKeyMonitorRBACAndOutage(t *testing.T) {
+	t.Parallel()
 	requireDataPlane(t)
 	outage := filepath.Join(t.TempDir(), "outage")
 	d, runDir := monitored(t, "--test-keystore-outage-file", outage)

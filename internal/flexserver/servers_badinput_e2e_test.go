@@ -12,6 +12,7 @@ import (
 // TestServerBadInputAndRules: each bad request gets its ARM error and leaves nothing behind;
 // databases and state rules on a live server.
 func TestServerBadInputAndRules(t *testing.T) {
+	t.Parallel()
 	requireDataPlane(t)
 	runDir := testenv.RuntimeDir(t)
 	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", runDir}})

@@ -72,6 +72,7 @@ func waitState(t testing.TB, d *testenv.Daemon, group, name, state string, timeo
 // committing client run; after a restart the server is Ready and every committed transaction is
 // there.
 func TestCrashDuringLoad(t *testing.T) {
+	t.Parallel()
 	requireDataPlane(t)
 	ctx := context.Background()
 	runDir := testenv.RuntimeDir(t)
@@ -185,6 +186,7 @@ func TestCrashDuringLoad(t *testing.T) {
 // TestDEKCustody: the DEK is in no file under the data directory (raw, hex or base64), and its
 // wrapped form cannot be unwrapped through the key store by any user principal.
 func TestDEKCustody(t *testing.T) {
+	t.Parallel()
 	requireDataPlane(t)
 	ctx := context.Background()
 	runDir := testenv.RuntimeDir(t)

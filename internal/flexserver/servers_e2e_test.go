@@ -132,6 +132,7 @@ func mounted(t testing.TB, dir string) bool {
 // TestServerLifecycleWithAzureSDK: create, read back, encryption at rest on disk, stop, start,
 // delete and re-create — through Azure's own SDK.
 func TestServerLifecycleWithAzureSDK(t *testing.T) {
+	t.Parallel()
 	requireDataPlane(t)
 	ctx := context.Background()
 	runDir := testenv.RuntimeDir(t)
