@@ -20,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pgflex/pgflex/internal/localnet"
 )
 
 // api-versions of the Microsoft.Resources endpoints the CLI calls.
@@ -83,17 +85,9 @@ func NewClient(p *Profile, opts ClientOptions) (*Client, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
-		Proxy: func(r *http.Request) (*url.URL, error) {
-			if isLocalhostName(r.URL.Hostname()) {
-				return nil, nil // a proxy would not resolve *.localhost to this machine
-			}
-			return http.ProxyFromEnvironment(r)
-		},
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, loopbackAddr(addr))
-		},
+		Proxy:       directForLocalhost(http.ProxyFromEnvironment),
+		DialContext: localnet.DialContext(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}),
 		// Only the profile's CA: the daemon's certificate comes from the CA it created. The
 		// server name stays the URL's host, so myvault.vault.localhost is verified as such.
 		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
@@ -117,20 +111,15 @@ func NewClient(p *Profile, opts ClientOptions) (*Client, error) {
 	}, nil
 }
 
-// isLocalhostName reports whether host is "localhost" or under ".localhost", names that RFC 6761
-// reserves for loopback but the system resolver here does not answer.
-func isLocalhostName(host string) bool {
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	return h == "localhost" || strings.HasSuffix(h, ".localhost")
-}
-
-// loopbackAddr maps host:port to 127.0.0.1:port for *.localhost names.
-func loopbackAddr(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || !isLocalhostName(host) {
-		return addr
+// directForLocalhost wraps a proxy choice so that *.localhost hosts are always reached
+// directly: a proxy would not resolve them to this machine.
+func directForLocalhost(proxy func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
+	return func(r *http.Request) (*url.URL, error) {
+		if localnet.IsLocalhost(r.URL.Hostname()) {
+			return nil, nil
+		}
+		return proxy(r)
 	}
-	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // Profile returns the profile the client was built from.
@@ -288,27 +277,44 @@ func (c *Client) call(ctx context.Context, method, rawURL string, body any) (*Re
 // ListAll GETs an ARM collection and follows nextLink until the last page.
 func (c *Client) ListAll(ctx context.Context, path, apiVersion string) ([]json.RawMessage, error) {
 	items := []json.RawMessage{}
+	err := c.EachItem(ctx, c.ARMURL(path, apiVersion), func(it json.RawMessage) bool {
+		items = append(items, it)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// EachItem GETs an ARM collection at an absolute URL and hands each item to fn, following
+// nextLink until the last page or until fn returns false (no further page is fetched then).
+func (c *Client) EachItem(ctx context.Context, firstURL string, fn func(json.RawMessage) bool) error {
 	seen := map[string]bool{}
-	for next := c.ARMURL(path, apiVersion); next != ""; {
+	for next := firstURL; next != ""; {
 		if seen[next] {
-			return nil, &UserError{Msg: fmt.Sprintf("The service returned the same nextLink twice: %s", next)}
+			return &UserError{Msg: fmt.Sprintf("The service returned the same nextLink twice: %s", next)}
 		}
 		seen[next] = true
 		resp, err := c.call(ctx, http.MethodGet, next, nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var page struct {
 			Value    []json.RawMessage `json:"value"`
 			NextLink string            `json:"nextLink"`
 		}
 		if err := json.Unmarshal(resp.Body, &page); err != nil {
-			return nil, &UserError{Msg: "The service answered a list request with a body that is not a list.", Err: err}
+			return &UserError{Msg: "The service answered a list request with a body that is not a list.", Err: err}
 		}
-		items = append(items, page.Value...)
+		for _, it := range page.Value {
+			if !fn(it) {
+				return nil
+			}
+		}
 		next = page.NextLink
 	}
-	return items, nil
+	return nil
 }
 
 // Wait follows a long-running operation that first (the answer to method on resourceURL)

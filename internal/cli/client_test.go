@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -74,17 +75,25 @@ func TestClientDialsLocalhostNamesAtLoopback(t *testing.T) {
 	}
 }
 
-func TestLoopbackAddr(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"myvault.vault.localhost:8443", "127.0.0.1:8443"},
-		{"localhost:443", "127.0.0.1:443"},
-		{"LOCALHOST.:1", "127.0.0.1:1"},
-		{"127.0.0.1:8443", "127.0.0.1:8443"},
-		{"example.com:443", "example.com:443"},
-		{"notlocalhost:443", "notlocalhost:443"},
+// TestClientSkipsProxyForLocalhost: *.localhost hosts (the daemon, its key stores) go direct
+// whatever the environment's proxy says; other hosts get the environment's choice.
+func TestClientSkipsProxyForLocalhost(t *testing.T) {
+	proxy, _ := url.Parse("http://proxy.example:3128")
+	choose := directForLocalhost(func(*http.Request) (*url.URL, error) { return proxy, nil })
+	for _, tc := range []struct {
+		url       string
+		wantProxy bool
+	}{
+		{"https://myvault.vault.localhost:8443/keys/k", false},
+		{"https://localhost:8443/subscriptions", false},
+		{"https://LOCALHOST.:1/", false},
+		{"https://example.com/", true},
+		{"https://notlocalhost/", true},
 	} {
-		if got := loopbackAddr(tc.in); got != tc.want {
-			t.Errorf("loopbackAddr(%q) = %q, want %q", tc.in, got, tc.want)
+		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+		got, err := choose(req)
+		if err != nil || (got != nil) != tc.wantProxy {
+			t.Errorf("proxy for %s = %v, %v; want proxied %v", tc.url, got, err, tc.wantProxy)
 		}
 	}
 }

@@ -116,6 +116,44 @@ func (a *App) ListResources(ctx context.Context, path, apiVersion string, opts .
 	return a.Print(jsonArray(items), opts...)
 }
 
+// listInGroupOrSubscription lists a resource type in a resource group — -g, else the
+// configured default group — or, without one, in the whole subscription, as az's list commands
+// do; view turns each item into what the command prints.
+func (a *App) listInGroupOrSubscription(ctx context.Context, group *string, providerType, apiVersion string,
+	view func([]byte) (map[string]any, error)) ([]map[string]any, error) {
+	g := ResourceGroupArg(group)
+	g.Optional = true
+	if err := a.ResolveArgs(g); err != nil {
+		return nil, err
+	}
+	sub, c, err := a.armSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	path := SubscriptionPath(sub) + "/providers/" + providerType
+	if *group != "" {
+		path = ResourcePath(sub, *group, providerType)
+	}
+	items, err := c.ListAll(ctx, path, apiVersion)
+	if err != nil {
+		return nil, err
+	}
+	return viewAll(items, view)
+}
+
+// viewAll applies a view to each item of a list.
+func viewAll(items []json.RawMessage, view func([]byte) (map[string]any, error)) ([]map[string]any, error) {
+	out := make([]map[string]any, 0, len(items))
+	for _, raw := range items {
+		v, err := view(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // PutResource is "PUT (or PATCH) as a long-running operation and print": `create` and
 // `update` commands. It sends body, follows the operation with az's progress spinner and
 // prints the final resource; with noWait it returns after the first answer, printing nothing.
@@ -243,6 +281,16 @@ func (a *App) SubscriptionID(ctx context.Context) (string, error) {
 	}
 	a.subscriptionID = id
 	return id, nil
+}
+
+// armSession is what most commands start with: the subscription they act on and the client.
+func (a *App) armSession(ctx context.Context) (string, *Client, error) {
+	sub, err := a.SubscriptionID(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := a.ARMClient(ctx)
+	return sub, c, err
 }
 
 // resolveSubscription finds a subscription by id or display name (case-insensitively, as az).

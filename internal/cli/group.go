@@ -104,11 +104,7 @@ func newGroupListCommand(a *App) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			sub, err := a.SubscriptionID(ctx)
-			if err != nil {
-				return err
-			}
-			c, err := a.ARMClient(ctx)
+			sub, c, err := a.armSession(ctx)
 			if err != nil {
 				return err
 			}
@@ -200,11 +196,7 @@ func newGroupExistsCommand(a *App) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			sub, err := a.SubscriptionID(ctx)
-			if err != nil {
-				return err
-			}
-			c, err := a.ARMClient(ctx)
+			sub, c, err := a.armSession(ctx)
 			if err != nil {
 				return err
 			}

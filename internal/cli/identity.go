@@ -110,35 +110,9 @@ func newIdentityListCommand(a *App) *cobra.Command {
 		Short: "List all managed identities within a subscription or a resource group.",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g := ResourceGroupArg(&group)
-			g.Optional = true
-			if err := a.ResolveArgs(g); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			sub, err := a.SubscriptionID(ctx)
+			out, err := a.listInGroupOrSubscription(cmd.Context(), &group, identityType, APIVersionIdentities, flattenARMResource)
 			if err != nil {
 				return err
-			}
-			c, err := a.ARMClient(ctx)
-			if err != nil {
-				return err
-			}
-			path := SubscriptionPath(sub) + "/providers/" + identityType
-			if group != "" {
-				path = ResourcePath(sub, group, identityType)
-			}
-			items, err := c.ListAll(ctx, path, APIVersionIdentities)
-			if err != nil {
-				return err
-			}
-			out := make([]map[string]any, 0, len(items))
-			for _, raw := range items {
-				v, err := flattenARMResource(raw)
-				if err != nil {
-					return err
-				}
-				out = append(out, v)
 			}
 			return a.Print(out)
 		},
@@ -149,11 +123,7 @@ func newIdentityListCommand(a *App) *cobra.Command {
 
 // identityCall sends one request about the identity group/name.
 func (a *App) identityCall(ctx context.Context, method, group, name string, body any) (*Response, error) {
-	sub, err := a.SubscriptionID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := a.ARMClient(ctx)
+	sub, c, err := a.armSession(ctx)
 	if err != nil {
 		return nil, err
 	}

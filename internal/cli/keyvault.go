@@ -31,6 +31,7 @@ func newKeyVaultCommand(a *App) *cobra.Command {
 		newKeyVaultUpdateCommand(a), newKeyVaultDeleteCommand(a), newKeyVaultRecoverCommand(a),
 		newKeyVaultPurgeCommand(a), newKeyVaultListDeletedCommand(a), newKeyVaultSetPolicyCommand(a),
 		newKeyVaultDeletePolicyCommand(a), newKeyVaultKeyCommand(a))
+	addManagedHSMCommands(a, cmd) // keyvault_hsm.go: the --hsm-name forms and `keyvault role`
 	return cmd
 }
 

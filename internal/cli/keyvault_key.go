@@ -41,7 +41,11 @@ func (a *App) keyCall(ctx context.Context, method, vault, path string, body any)
 	if err != nil {
 		return nil, &UserError{Msg: "The profile's endpoint is not a URL.", Err: err}
 	}
-	host := strings.ToLower(vault) + "." + p.KeyVaultDNSSuffix
+	suffix := p.KeyVaultDNSSuffix
+	if onManagedHSM(ctx) { // --hsm-name (keyvault_hsm.go)
+		suffix = p.ManagedHSMDNSSuffix
+	}
+	host := strings.ToLower(vault) + "." + suffix
 	if port := endpoint.Port(); port != "" && port != "443" {
 		host += ":" + port
 	}

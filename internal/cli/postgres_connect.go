@@ -311,15 +311,7 @@ func (a *App) executeQuery(ctx context.Context, srv *pgServer, o *pgConnArgs) er
 		return a.executeFile(ctx, conn, o)
 	}
 	a.log.warningf(pgLog, "Successfully connected to %s.", o.server)
-	results, err := conn.Exec(ctx, o.query).ReadAll()
-	if err == nil {
-		for _, r := range results {
-			if r.Err != nil {
-				err = r.Err
-				break
-			}
-		}
-	}
+	results, err := execAll(ctx, conn, o.query)
 	if err != nil {
 		return &UserError{Msg: fmt.Sprintf("Unable to execute query '%s': %s", o.query, pgErrorText(err)), Err: err}
 	}
@@ -337,6 +329,21 @@ func (a *App) executeQuery(ctx context.Context, srv *pgServer, o *pgConnArgs) er
 	return a.Print(queryRows(last, maxQueryRows))
 }
 
+// execAll runs sql (one statement or several) and returns every statement's result, or the
+// first error: the connection's or a statement's.
+func execAll(ctx context.Context, conn *pgconn.PgConn, sql string) ([]*pgconn.Result, error) {
+	results, err := conn.Exec(ctx, sql).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			return nil, r.Err
+		}
+	}
+	return results, nil
+}
+
 func (a *App) executeFile(ctx context.Context, conn *pgconn.PgConn, o *pgConnArgs) error {
 	data, err := os.ReadFile(o.file)
 	if err != nil {
@@ -344,16 +351,7 @@ func (a *App) executeFile(ctx context.Context, conn *pgconn.PgConn, o *pgConnArg
 	}
 	sql := strings.TrimPrefix(string(data), "\ufeff") // az opens the file as utf-8-sig
 	a.log.warningf(pgLog, "Running sql file '%s'...", o.file)
-	results, err := conn.Exec(ctx, sql).ReadAll()
-	if err == nil {
-		for _, r := range results {
-			if r.Err != nil {
-				err = r.Err
-				break
-			}
-		}
-	}
-	if err != nil {
+	if _, err := execAll(ctx, conn, sql); err != nil {
 		a.log.warningf(pgLog, "Unable to execute the sql file %s", o.file)
 		return &UserError{Msg: pgErrorText(err), Err: err}
 	}

@@ -113,14 +113,12 @@ func newPostgresDBListCommand(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := make([]map[string]any, 0, len(items))
-			for _, raw := range items {
-				v, err := azResourceView(raw)
-				if err != nil {
-					return err
-				}
+			out, err := viewAll(items, azResourceView)
+			if err != nil {
+				return err
+			}
+			for _, v := range out {
 				delete(v, "tags")
-				out = append(out, v)
 			}
 			return a.Print(out)
 		},

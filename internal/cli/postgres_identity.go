@@ -62,6 +62,15 @@ func identityView(id *pgIdentity) map[string]any {
 	return out
 }
 
+// serverIdentityView is what identity list and remove print; az's quirk: a server without an
+// identity block shows as SystemAssigned.
+func serverIdentityView(id *pgIdentity) map[string]any {
+	if id == nil {
+		id = &pgIdentity{Type: "SystemAssigned"}
+	}
+	return identityView(id)
+}
+
 // patchIdentity PATCHes the server's identity block, waits, and returns the server.
 func (a *App) patchIdentity(ctx context.Context, ref serverRef, identity map[string]any) (*pgServer, error) {
 	c, err := a.ARMClient(ctx)
@@ -158,10 +167,7 @@ func newPostgresIdentityRemoveCommand(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if srv.Identity == nil {
-				return a.Print(identityView(&pgIdentity{Type: "SystemAssigned"}))
-			}
-			return a.Print(identityView(srv.Identity))
+			return a.Print(serverIdentityView(srv.Identity))
 		},
 	}
 	addIdentityServerFlags(cmd, &group, &server)
@@ -232,11 +238,7 @@ func newPostgresIdentityListCommand(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if srv.Identity == nil {
-				// az's quirk: a server without an identity block lists as SystemAssigned.
-				return a.Print(identityView(&pgIdentity{Type: "SystemAssigned"}))
-			}
-			return a.Print(identityView(srv.Identity))
+			return a.Print(serverIdentityView(srv.Identity))
 		},
 	}
 	addIdentityServerFlags(cmd, &group, &server)

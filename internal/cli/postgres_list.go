@@ -14,35 +14,9 @@ func newPostgresListCommand(a *App) *cobra.Command {
 		Example: "  pgflex postgres flexible-server list -g MyResourceGroup -o table",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g := ResourceGroupArg(&group)
-			g.Optional = true
-			if err := a.ResolveArgs(g); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			sub, err := a.SubscriptionID(ctx)
+			out, err := a.listInGroupOrSubscription(cmd.Context(), &group, flexibleServerType, APIVersionPostgres, azResourceView)
 			if err != nil {
 				return err
-			}
-			c, err := a.ARMClient(ctx)
-			if err != nil {
-				return err
-			}
-			path := SubscriptionPath(sub) + "/providers/" + flexibleServerType
-			if group != "" {
-				path = ResourcePath(sub, group, flexibleServerType)
-			}
-			items, err := c.ListAll(ctx, path, APIVersionPostgres)
-			if err != nil {
-				return err
-			}
-			out := make([]map[string]any, 0, len(items))
-			for _, raw := range items {
-				v, err := azResourceView(raw)
-				if err != nil {
-					return err
-				}
-				out = append(out, v)
 			}
 			return a.Print(out, WithTableTransformer(postgresListTable))
 		},

@@ -250,11 +250,7 @@ func newRoleAssignmentCreateCommand(a *App) *cobra.Command {
 				return Usagef("argument --name/-n: invalid GUID value: %s", pythonRepr(name))
 			}
 			ctx := cmd.Context()
-			sub, err := a.SubscriptionID(ctx)
-			if err != nil {
-				return err
-			}
-			c, err := a.ARMClient(ctx)
+			sub, c, err := a.armSession(ctx)
 			if err != nil {
 				return err
 			}
@@ -377,11 +373,7 @@ func newRoleAssignmentListCommand(a *App) *cobra.Command {
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			sub, err := a.SubscriptionID(ctx)
-			if err != nil {
-				return err
-			}
-			c, err := a.ARMClient(ctx)
+			sub, c, err := a.armSession(ctx)
 			if err != nil {
 				return err
 			}
@@ -594,11 +586,7 @@ func newRoleDefinitionListCommand(a *App) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			sub, err := a.SubscriptionID(ctx)
-			if err != nil {
-				return err
-			}
-			c, err := a.ARMClient(ctx)
+			sub, c, err := a.armSession(ctx)
 			if err != nil {
 				return err
 			}

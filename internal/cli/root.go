@@ -134,6 +134,7 @@ func NewRootCommand(env Env) *cobra.Command {
 		newKeyVaultCommand(a),
 		newLoginCommand(a),
 		newLogoutCommand(a),
+		newMonitorCommand(a),
 		newPostgresCommand(a),
 		newRoleCommand(a),
 		newVersionCommand(a),
