@@ -121,7 +121,8 @@ func (l *Log) RegisterRoutes(rt *arm.Router) {
 		Pattern: "/subscriptions/{subscriptionId}/providers/Microsoft.Insights/eventtypes/management/values", Handler: l.list})
 }
 
-var filterTerm = regexp.MustCompile(`(?i)(\w+)\s+(ge|le|eq)\s+'([^']*)'`)
+// filterTerm matches "field op 'value'"; some az versions send timestamps unquoted.
+var filterTerm = regexp.MustCompile(`(?i)(\w+)\s+(ge|le|eq)\s+(?:'([^']*)'|([^\s']+))`)
 
 // parseFilter reads Azure's restricted $filter grammar: eventTimestamp ge/le, resourceGroupName
 // eq, resourceUri eq (and eventChannels, ignored).
@@ -131,7 +132,7 @@ func parseFilter(s string) (Filter, error) {
 		return f, nil
 	}
 	for _, m := range filterTerm.FindAllStringSubmatch(s, -1) {
-		field, op, val := strings.ToLower(m[1]), strings.ToLower(m[2]), m[3]
+		field, op, val := strings.ToLower(m[1]), strings.ToLower(m[2]), m[3]+m[4]
 		switch {
 		case field == "eventtimestamp":
 			t, err := time.Parse(time.RFC3339, val)

@@ -36,6 +36,7 @@ func TestAppendListFilter(t *testing.T) {
 		{"resourceGroupName eq 'rg1'", 2},
 		{"resourceUri eq '" + srvB + "'", 1},
 		{"eventTimestamp ge '2026-11-26T10:00:30Z'", 2},
+		{"eventTimestamp ge 2026-11-26T10:00:30Z and resourceGroupName eq 'RG1'", 1},
 		{"eventTimestamp ge '2026-11-26T10:00:30Z' and eventTimestamp le '2026-11-26T10:01:30Z' and eventChannels eq 'Admin, Operation'", 1},
 	}
 	for _, tc := range tests {
