@@ -25,11 +25,15 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # installed NAME: a package is installed, or an installed package provides
-# it (Debian 12's postgresql-15 provides postgresql-contrib-15).
+# it (Debian 12's postgresql-15 provides postgresql-contrib-15). The lists
+# are read into variables first: with pipefail, `grep -q` closing a pipe
+# early would turn a match into a failure.
 installed() {
-	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
-	dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null |
-		grep '^ii' | grep -qE "[ ,]$1([ ,(]|\$)"
+	local status provides
+	status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
+	[[ $status == "install ok installed" ]] && return 0
+	provides=$(dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null || true)
+	grep -qE "^ii.*[ ,]$1([ ,(]|\$)" <<<"$provides"
 }
 
 missing=()

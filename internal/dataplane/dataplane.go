@@ -230,6 +230,13 @@ func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dat
 // Start mounts (or adopts) the volume and starts (or adopts) PostgreSQL.
 func (m *Manager) Start(ctx context.Context, inst flexserver.Instance, dek []byte) error {
 	vol := m.volume(inst)
+	// A stale mount (its FUSE server died) may still have a postmaster holding files on it:
+	// stop that first, or detaching the mount would leave it writing into nothing.
+	if st, err := vol.Status(ctx); err == nil && st == volume.Stale {
+		if err := m.instance(inst).Stop(ctx, postgres.StopImmediate); err != nil {
+			m.log.Warn("stop PostgreSQL on a stale volume", "server", inst.Name, "err", err)
+		}
+	}
 	adopted, err := vol.Adopt(ctx)
 	if err != nil {
 		return err
@@ -284,15 +291,14 @@ func (m *Manager) Status(ctx context.Context, inst flexserver.Instance) (flexser
 }
 
 // Destroy deletes the wrapped DEK first — without it the ciphertext is noise — then stops
-// everything and removes every file of the server.
+// everything, shreds the layer's sealed master key and removes every file of the server.
 func (m *Manager) Destroy(ctx context.Context, inst flexserver.Instance) error {
 	vol := m.volume(inst)
 	if err := os.Remove(vol.HeaderPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("shred DEK header: %w", err)
 	}
 	if st, err := vol.Status(ctx); err == nil && st != volume.NotMounted {
-		pi := m.instance(inst)
-		if err := pi.Stop(ctx, postgres.StopImmediate); err != nil {
+		if err := m.instance(inst).Stop(ctx, postgres.StopImmediate); err != nil {
 			m.log.Warn("destroy: stop PostgreSQL", "server", inst.Name, "err", err)
 		}
 		if err := vol.Unmount(ctx); err != nil {
@@ -300,7 +306,10 @@ func (m *Manager) Destroy(ctx context.Context, inst flexserver.Instance) error {
 		}
 	}
 	m.forget(inst.UID)
-	for _, d := range []string{vol.Dir, m.mountDir(inst), m.socketDir(inst)} {
+	if err := vol.Destroy(ctx); err != nil {
+		return fmt.Errorf("destroy: %w", err)
+	}
+	for _, d := range []string{m.mountDir(inst), m.socketDir(inst)} {
 		if err := os.RemoveAll(d); err != nil {
 			return fmt.Errorf("destroy: remove %s: %w", d, err)
 		}

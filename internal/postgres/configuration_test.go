@@ -91,7 +91,7 @@ func TestPostgresqlConf(t *testing.T) {
 				"password_encryption": "'scram-sha-256'", "logging_collector": "on", "log_directory": "'log'",
 				"archive_mode": "off", "wal_sync_method": "fdatasync", "wal_buffers": "16384kB",
 				"commit_delay": "0", "checkpoint_timeout": "900s", "max_wal_size": "2097152kB",
-				"temp_tablespaces": "''", "log_statement": "'none'", "wal_init_zero": "off",
+				"temp_tablespaces": "''", "log_statement": "'none'", "wal_init_zero": "on",
 			},
 		},
 		{
@@ -100,12 +100,12 @@ func TestPostgresqlConf(t *testing.T) {
 				Port: 6000, SocketDir: "/run/x", ListenAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
 				SharedBuffers: 512 * MB, WALSyncMethod: "open_datasync", CommitDelay: 200 * time.Microsecond, CommitSiblings: 2,
 				CheckpointTimeout: 30 * time.Minute, ArchiveMode: "on", ArchiveCommand: "pgbackrest --stanza='s 1' archive-push %p",
-				WALInitZero: true,
+				SkipWALInitZero: true,
 			},
 			want: map[string]string{
 				"listen_addresses": "'127.0.0.1,::1'", "shared_buffers": "524288kB", "wal_sync_method": "open_datasync",
 				"commit_delay": "200", "commit_siblings": "2", "checkpoint_timeout": "1800s", "archive_mode": "on",
-				"archive_command": "'pgbackrest --stanza=''s 1'' archive-push %p'", "wal_init_zero": "on",
+				"archive_command": "'pgbackrest --stanza=''s 1'' archive-push %p'", "wal_init_zero": "off",
 				"fsync": "on", "full_page_writes": "on", "synchronous_commit": "on",
 			},
 		},

@@ -99,7 +99,9 @@ type Status struct {
 	// Supervised: this Instance started the postmaster and will see its
 	// exit status; false for an adopted one.
 	Supervised bool
-	// LastExit is the last stop this Instance observed, if any.
+	// LastExit explains the last stop: as observed by this Instance, or,
+	// for a stop it did not see, from pg_control alone. Nil while running
+	// if this Instance saw no stop.
 	LastExit *ExitReport
 	// ClusterState is pg_control's state when not running.
 	ClusterState string
@@ -367,6 +369,12 @@ func (i *Instance) Stop(ctx context.Context, mode StopMode) error {
 	if pid == 0 {
 		p, ok := i.runningPID()
 		if !ok {
+			// postmaster.pid unreadable (e.g. the volume's FUSE server
+			// died under the running server): find the postmaster
+			// among the processes working in DataDir.
+			p, ok = i.postmasterFromProc()
+		}
+		if !ok {
 			return i.waitOrphansGone(ctx) // children of a dead postmaster exit on their own
 		}
 		pid = p
@@ -434,6 +442,11 @@ func (i *Instance) Status(ctx context.Context) (Status, error) {
 		return st, err
 	}
 	st.ClusterState = cs
+	if st.LastExit == nil {
+		// It stopped while no Instance watched (e.g. while the daemon
+		// was down): pg_control still tells a clean stop from a crash.
+		st.LastExit = &ExitReport{ExitCode: -1, ClusterState: cs}
+	}
 	return st, nil
 }
 
@@ -502,6 +515,39 @@ func (i *Instance) processesInDataDir() []int {
 		}
 	}
 	return pids
+}
+
+// postmasterFromProc returns the process working in DataDir whose parent
+// does not: the postmaster of the server.
+func (i *Instance) postmasterFromProc() (int, bool) {
+	pids := i.processesInDataDir()
+	in := map[int]bool{}
+	for _, p := range pids {
+		in[p] = true
+	}
+	for _, p := range pids {
+		if pp, err := parentPID(p); err == nil && !in[pp] {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+func parentPID(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	j := strings.LastIndexByte(s, ')')
+	if j < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(s[j+1:]) // state, ppid, ...
+	if len(f) < 2 {
+		return 0, errors.New("malformed stat")
+	}
+	return strconv.Atoi(f[1])
 }
 
 // processAlive reports whether pid exists and is not a zombie.

@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,6 +36,7 @@ type testEnv struct {
 	inst     *Instance
 	caPool   *x509.CertPool
 	tmp      string
+	key      []byte // the volume's key, zeroed when the test ends
 }
 
 func requireIntegration(t *testing.T) {
@@ -83,7 +86,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
-	defer clear(key)
+	t.Cleanup(func() { clear(key) })
 	vol := &volume.Volume{Dir: filepath.Join(tmp, "vol")}
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
@@ -113,7 +116,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	inst := &Instance{DataDir: dataDir, User: user, Port: s.Port, SocketDir: s.SocketDir}
 	t.Cleanup(func() { stopAll(t, inst) })
-	return &testEnv{vol: vol, user: user, settings: s, inst: inst, caPool: pool, tmp: tmp}
+	return &testEnv{vol: vol, user: user, settings: s, inst: inst, caPool: pool, tmp: tmp, key: key}
 }
 
 // stopAll stops the server, escalating to immediate, and waits for every
@@ -349,6 +352,12 @@ func TestInstanceLifecycle(t *testing.T) {
 		if st.Running || st.ClusterState != "in production" || st.LastExit.Requested != StopImmediate {
 			t.Errorf("after immediate stop: %+v, exit %+v", st, st.LastExit)
 		}
+		// A daemon that was down during the stop still learns it was abrupt.
+		other := &Instance{DataDir: inst.DataDir, User: inst.User, Port: inst.Port, SocketDir: inst.SocketDir}
+		ost, err := other.Status(ctx)
+		if err != nil || ost.LastExit == nil || !strings.Contains(ost.LastExit.Reason(), "stopped abruptly") {
+			t.Errorf("unobserved stop: %+v %v", ost.LastExit, err)
+		}
 		if err := inst.Restart(ctx, StopFast); err != nil { // stopped already: Restart just starts
 			t.Fatal(err)
 		}
@@ -356,6 +365,38 @@ func TestInstanceLifecycle(t *testing.T) {
 			t.Errorf("after immediate stop %d rows, want 1000", n)
 		}
 		if err := inst.Stop(ctx, StopSmart); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("volume's FUSE server dies under a running server", func(t *testing.T) {
+		// What a restarted daemon meets when the FUSE server died too:
+		// stop what is left of PostgreSQL, remount, start; crash
+		// recovery keeps every committed row.
+		if err := inst.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		killFUSEServer(t, env.vol.CipherDir())
+		if st, err := env.vol.Status(ctx); err != nil || st != volume.Stale {
+			t.Fatalf("volume status = %v, %v; want Stale", st, err)
+		}
+		fresh := &Instance{DataDir: inst.DataDir, User: inst.User, Port: inst.Port, SocketDir: inst.SocketDir}
+		if err := fresh.Stop(ctx, StopImmediate); err != nil {
+			t.Fatalf("Stop on a stale volume: %v", err)
+		}
+		if pids := inst.processesInDataDir(); len(pids) > 0 {
+			t.Fatalf("processes %v still run on the stale volume", pids)
+		}
+		if err := env.vol.Mount(ctx, env.key); err != nil {
+			t.Fatalf("remount: %v", err)
+		}
+		if err := inst.Start(ctx); err != nil {
+			t.Fatalf("Start after remount: %v", err)
+		}
+		if n := countRows(t, app); n != 1000 {
+			t.Errorf("after losing the FUSE server %d rows, want 1000", n)
+		}
+		if err := inst.Stop(ctx, StopFast); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -379,6 +420,45 @@ func TestInstanceLifecycle(t *testing.T) {
 			t.Errorf("scanned only %d files", scanned)
 		}
 	})
+}
+
+// killFUSEServer kills -9 the gocryptfs process serving cipherDir.
+func killFUSEServer(t *testing.T, cipherDir string) {
+	t.Helper()
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if filepath.Base(args[0]) != "gocryptfs" || !slices.Contains(args, cipherDir) {
+			continue
+		}
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			killed++
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no gocryptfs process found for the volume")
+	}
+	// The mount turns stale once the kernel sees the server's end of
+	// /dev/fuse closed.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, _ := (&volume.Volume{Dir: filepath.Dir(cipherDir)}).Status(context.Background()); st == volume.Stale {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func waitStopped(t *testing.T, inst *Instance) {

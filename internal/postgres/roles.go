@@ -9,11 +9,15 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// reservedRoleNames may not be used for the administrator (Azure's list,
-// plus PostgreSQL's own pg_ prefix and our superuser).
-var reservedRoleNames = map[string]bool{
-	"azure_superuser": true, "azure_pg_admin": true, "admin": true, "administrator": true,
-	"root": true, "guest": true, "public": true, "postgres": true, DefaultSuperuser: true,
+// reservedRoleName reports names the administrator may not take (Azure's
+// list, plus PostgreSQL's own and our superuser).
+func reservedRoleName(name string) bool {
+	switch name {
+	case "azure_superuser", "azure_pg_admin", "admin", "administrator",
+		"root", "guest", "public", "postgres", DefaultSuperuser:
+		return true
+	}
+	return false
 }
 
 // ValidateRoleName reports whether name may be the administrator login.
@@ -21,7 +25,7 @@ func ValidateRoleName(name string) error {
 	if !roleNameRE.MatchString(name) {
 		return fmt.Errorf("postgres: role name %q must be 1-63 lower-case letters, digits or _, not starting with a digit", name)
 	}
-	if strings.HasPrefix(name, "pg_") || reservedRoleNames[name] {
+	if strings.HasPrefix(name, "pg_") || reservedRoleName(name) {
 		return fmt.Errorf("postgres: role name %q is reserved", name)
 	}
 	return nil

@@ -32,11 +32,14 @@ const (
 	maxWrappedKeySize = 1024
 )
 
-// Wrap algorithms a header may name (Key Vault's names).
-var headerAlgorithms = map[string]bool{
-	"RSA-OAEP-256": true,
-	"RSA-OAEP":     true,
-	"A256KW":       true,
+// headerAlgorithm reports whether a header may name this wrap algorithm
+// (Key Vault's names).
+func headerAlgorithm(a string) bool {
+	switch a {
+	case "RSA-OAEP-256", "RSA-OAEP", "A256KW":
+		return true
+	}
+	return false
 }
 
 var keyVersionRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
@@ -92,7 +95,7 @@ func (h *Header) Validate() error {
 	if !keyVersionRE.MatchString(h.KeyVersion) {
 		return fmt.Errorf("%w: keyVersion %q must be 1-128 of [A-Za-z0-9_-]", ErrBadHeader, h.KeyVersion)
 	}
-	if !headerAlgorithms[h.Algorithm] {
+	if !headerAlgorithm(h.Algorithm) {
 		return fmt.Errorf("%w: algorithm %q is not one of RSA-OAEP-256, RSA-OAEP, A256KW", ErrBadHeader, h.Algorithm)
 	}
 	if n := len(h.WrappedKey); n < minWrappedKeySize || n > maxWrappedKeySize {

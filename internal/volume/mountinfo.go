@@ -18,8 +18,8 @@ import (
 // PID file would survive a crash that the mount did not, or the reverse.
 const mountInfoPath = "/proc/self/mountinfo"
 
-// MountEntry is one line of /proc/self/mountinfo, reduced to what pgflex uses.
-type MountEntry struct {
+// mountEntry is one line of /proc/self/mountinfo, reduced to what pgflex uses.
+type mountEntry struct {
 	MountPoint string // absolute, unescaped
 	FSType     string // e.g. "fuse.gocryptfs"
 	Source     string // for gocryptfs, the cipher directory
@@ -28,8 +28,8 @@ type MountEntry struct {
 
 // parseMountInfo reads mountinfo lines (see proc(5)). Lines it cannot parse are
 // an error rather than skipped: a silently ignored line could hide a mount.
-func parseMountInfo(r io.Reader) ([]MountEntry, error) {
-	var entries []MountEntry
+func parseMountInfo(r io.Reader) ([]mountEntry, error) {
+	var entries []mountEntry
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	line := 0
@@ -62,7 +62,7 @@ func parseMountInfo(r io.Reader) ([]MountEntry, error) {
 		if len(rf) > 2 {
 			opts += "," + rf[2]
 		}
-		entries = append(entries, MountEntry{MountPoint: mp, FSType: rf[0], Source: src, Options: opts})
+		entries = append(entries, mountEntry{MountPoint: mp, FSType: rf[0], Source: src, Options: opts})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
@@ -97,8 +97,8 @@ func unescapeMountField(s string) (string, error) {
 
 // findMount returns the topmost mount at mountPoint (the last matching line:
 // later mounts stack on earlier ones), or false.
-func findMount(entries []MountEntry, mountPoint string) (MountEntry, bool) {
-	var found MountEntry
+func findMount(entries []mountEntry, mountPoint string) (mountEntry, bool) {
+	var found mountEntry
 	ok := false
 	for _, e := range entries {
 		if e.MountPoint == mountPoint {
@@ -109,22 +109,22 @@ func findMount(entries []MountEntry, mountPoint string) (MountEntry, bool) {
 }
 
 // lookupMount reads this process's mountinfo and returns the mount at dir.
-func lookupMount(dir string) (MountEntry, bool, error) {
+func lookupMount(dir string) (mountEntry, bool, error) {
 	canon, err := canonicalMountPoint(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return MountEntry{}, false, nil // nothing can be mounted below a missing directory
+		return mountEntry{}, false, nil // nothing can be mounted below a missing directory
 	}
 	if err != nil {
-		return MountEntry{}, false, err
+		return mountEntry{}, false, err
 	}
 	f, err := os.Open(mountInfoPath)
 	if err != nil {
-		return MountEntry{}, false, fmt.Errorf("open %s: %w", mountInfoPath, err)
+		return mountEntry{}, false, fmt.Errorf("open %s: %w", mountInfoPath, err)
 	}
 	defer f.Close()
 	entries, err := parseMountInfo(f)
 	if err != nil {
-		return MountEntry{}, false, err
+		return mountEntry{}, false, err
 	}
 	e, ok := findMount(entries, canon)
 	return e, ok, nil

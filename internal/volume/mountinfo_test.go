@@ -9,24 +9,24 @@ func TestParseMountInfo(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    []MountEntry
+		want    []mountEntry
 		wantErr string
 	}{
 		{
 			name: "gocryptfs with optional fields",
 			in:   "41 26 0:38 / /srv/v/mount rw,nosuid,nodev,relatime shared:7 - fuse.gocryptfs /srv/v/cipher rw,user_id=0,group_id=0,default_permissions,allow_other\n",
-			want: []MountEntry{{MountPoint: "/srv/v/mount", FSType: "fuse.gocryptfs", Source: "/srv/v/cipher",
+			want: []mountEntry{{MountPoint: "/srv/v/mount", FSType: "fuse.gocryptfs", Source: "/srv/v/cipher",
 				Options: "rw,nosuid,nodev,relatime,rw,user_id=0,group_id=0,default_permissions,allow_other"}},
 		},
 		{
 			name: "escaped space tab and backslash",
 			in:   `36 35 98:0 / /mnt/a\040b\011c\134d rw - ext4 /dev/my\040disk rw` + "\n",
-			want: []MountEntry{{MountPoint: "/mnt/a b\tc\\d", FSType: "ext4", Source: "/dev/my disk", Options: "rw,rw"}},
+			want: []mountEntry{{MountPoint: "/mnt/a b\tc\\d", FSType: "ext4", Source: "/dev/my disk", Options: "rw,rw"}},
 		},
 		{
 			name: "blank lines ignored, several entries",
 			in:   "1 0 8:1 / / rw - ext4 /dev/vda rw\n\n2 1 0:5 / /proc rw - proc proc rw\n",
-			want: []MountEntry{
+			want: []mountEntry{
 				{MountPoint: "/", FSType: "ext4", Source: "/dev/vda", Options: "rw,rw"},
 				{MountPoint: "/proc", FSType: "proc", Source: "proc", Options: "rw,rw"},
 			},
@@ -61,7 +61,7 @@ func TestParseMountInfo(t *testing.T) {
 }
 
 func TestFindMountTakesTopmost(t *testing.T) {
-	entries := []MountEntry{
+	entries := []mountEntry{
 		{MountPoint: "/m", FSType: "tmpfs"},
 		{MountPoint: "/other", FSType: "ext4"},
 		{MountPoint: "/m", FSType: "fuse.gocryptfs"},
