@@ -193,7 +193,8 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	// Key store: Microsoft.KeyVault/vaults on ARM, the keys REST API on vault hosts, and the
 	// rotation/purge loop. RBAC vaults ask rbac for role assignments.
 	if d.keyVault, err = keyvault.New(keyvault.Options{Store: d.st, Box: d.box, Tokens: d.issuer, Roles: d.rbac,
-		Endpoint: d.endpoint, KeyVaultSuffix: cfg.KeyVaultSuffix, TenantID: d.boot.TenantID, Log: d.log}); err != nil {
+		Endpoint: d.endpoint, KeyVaultSuffix: cfg.KeyVaultSuffix, TenantID: d.boot.TenantID, Log: d.log,
+		ManagedHSMSuffix: cfg.ManagedHSMSuffix, HSMRoles: d.rbac, Operations: d.ops}); err != nil {
 		return nil, err
 	}
 	d.keyVault.RegisterRoutes(d.router)

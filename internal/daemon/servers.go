@@ -92,6 +92,7 @@ func (k keyStoreDirectory) LookupKeyStore(ctx context.Context, vaultURL string) 
 	if err != nil {
 		return flexserver.KeyStoreInfo{}, err
 	}
-	return flexserver.KeyStoreInfo{ID: v.ResourceID(), Kind: "Key Vault", Location: v.Location,
+	// Kind is "Key Vault" or "Managed HSM": a host under the Managed HSM suffix resolves to an HSM.
+	return flexserver.KeyStoreInfo{ID: v.ResourceID(), Kind: v.KindName(), Location: v.Location,
 		SoftDelete: true, PurgeProtection: v.PurgeProtected()}, nil
 }

@@ -48,14 +48,14 @@ type cmkSuite struct {
 	servers  *armpostgresqlflexibleservers.ServersClient
 	creating map[string]*runtime.Poller[armpostgresqlflexibleservers.ServersClientCreateOrUpdateResponse]
 	launched time.Time
-	vaults  *armkeyvault.VaultsClient
-	ids     *armmsi.UserAssignedIdentitiesClient
+	vaults   *armkeyvault.VaultsClient
+	ids      *armmsi.UserAssignedIdentitiesClient
 
 	// identities: primary and geo keys, one that may wrap but not unwrap, one with no access
 	primary, geo, wrapOnly, noAccess cmkIdentity
 	// key ids (versioned unless said otherwise)
-	pinnedV1, autoBase, autoNewest, geoKey, centralKey, noPurgeKey, hsmKey string
-	disabledKey, expiredKey, notYetKey, signOnlyKey, noPurgeHSMKey         string
+	pinnedV1, autoBase, autoNewest, geoKey, centralKey, noPurgeKey, hsmKey   string
+	disabledKey, expiredKey, notYetKey, signOnlyKey, noPurgeHSMKey, movedKey string
 }
 
 func suiteOID(t testing.TB, tok string) string {
@@ -334,6 +334,7 @@ func newGUID() string {
 
 // TestCustomerManagedKeys is the acceptance suite of issue 5 (see the subtests).
 func TestCustomerManagedKeys(t *testing.T) {
+	t.Parallel()
 	requireDataPlane(t)
 	began := time.Now()
 	s := newCMKSuite(t)
@@ -360,6 +361,7 @@ func TestCustomerManagedKeys(t *testing.T) {
 	s.geoKey = s.key(west, "geo", azkeys.CreateKeyParameters{})
 	s.centralKey = s.key(central, "central", azkeys.CreateKeyParameters{})
 	s.noPurgeKey = s.key(noPurge, "nopp", azkeys.CreateKeyParameters{})
+	s.movedKey = s.key(east, "moved", azkeys.CreateKeyParameters{KeySize: to.Ptr[int32](4096)})
 	s.hsmKey, s.noPurgeHSMKey = s.managedHSMs()
 	t.Logf("setup: %s", time.Since(began).Round(time.Millisecond))
 

@@ -332,7 +332,8 @@ func (s *cmkSuite) updateRefusals(t *testing.T) {
 	checkIdentities(t, got.Identity, s.primary, s.geo, s.wrapOnly)
 }
 
-// managedHSMKey: a CMK server whose key is in a Managed HSM, reached by local RBAC.
+// managedHSMKey: a CMK server whose key is in a Managed HSM, reached by local RBAC; then its
+// key is moved to a vault.
 func (s *cmkSuite) managedHSMKey(t *testing.T) {
 	began := s.launched
 	s.created(t, "pg-hsm")
@@ -348,5 +349,31 @@ func (s *cmkSuite) managedHSMKey(t *testing.T) {
 		t.Fatalf("primaryKeyVersionInUse = %v", v)
 	}
 	onlyIdentityWraps(t, s.audit(s.storeID("managedHSMs", "cmkhsm"), "hsmkey"), began, s.primary, "Managed HSM key")
-	s.marker(t, "pg-hsm")(t)
+	check := s.marker(t, "pg-hsm")
+	check(t)
+
+	// Move the key to another key store (the HSM's key to a vault's, 4096 bits): the DEK is
+	// unwrapped from the HSM and wrapped by the vault key, as the identity; the data stays.
+	movedAt := time.Now()
+	poller, err := s.servers.BeginUpdate(s.ctx, "rg", "pg-hsm", armpostgresqlflexibleservers.ServerForPatch{
+		Properties: &armpostgresqlflexibleservers.ServerPropertiesForPatch{DataEncryption: &armpostgresqlflexibleservers.DataEncryption{
+			Type: to.Ptr(armpostgresqlflexibleservers.DataEncryptionTypeAzureKeyVault), PrimaryKeyURI: to.Ptr(s.movedKey),
+			PrimaryUserAssignedIdentityID: to.Ptr(s.primary.id)}}}, nil)
+	if err != nil {
+		t.Fatalf("move the key: %v", err)
+	}
+	if _, err := poller.PollUntilDone(s.ctx, &runtimePollOptions); err != nil {
+		t.Fatalf("move the key: %v", err)
+	}
+	if de := s.dataEncryption(t, "pg-hsm"); de["primaryKeyURI"] != s.movedKey || de["primaryKeyVersionInUse"] != version(s.movedKey) {
+		t.Fatalf("after the move: %v", de)
+	}
+	if h := s.header("moved"); h["keyVersion"] != version(s.movedKey) {
+		t.Fatalf("DEK header after the move: %v", h)
+	}
+	if ops := keyOps(s.audit(s.storeID("managedHSMs", "cmkhsm"), "hsmkey"), movedAt); ops["KeyUnwrap "+s.primary.principal] == 0 {
+		t.Fatalf("the move did not unwrap with the HSM key as the identity: %v", ops)
+	}
+	onlyIdentityWraps(t, s.audit(s.storeID("vaults", "cmk-east"), "moved"), movedAt, s.primary, "moved key")
+	check(t)
 }

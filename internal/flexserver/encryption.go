@@ -95,8 +95,10 @@ var (
 func (s *Service) checkCustomerKey(ctx context.Context, srv *Server, keyURI, identityID string, role keyRole) (dataenc.CustomerManaged, error) {
 	vaultURL, _, _, err := dataenc.ParseKeyID(keyURI)
 	if err != nil {
+		// ParseKeyID says "malformed key identifier: '{uri}' {why}": keep the why, once.
+		why := strings.TrimPrefix(err.Error(), fmt.Sprintf("%v: '%s' ", dataenc.ErrMalformedKeyID, keyURI))
 		return dataenc.CustomerManaged{}, invalidValue(role.uriTarget,
-			"The %s key URI '%s' is not a key identifier: use https://{vault}.%s/keys/{name}[/{version}] (%v).", role.name, keyURI, "vault.localhost", err)
+			"The %s key URI '%s' is not a key identifier: it %s. Use the key's id (kid) as the key store reports it: https://{vault or managed HSM host}/keys/{name}[/{version}].", role.name, keyURI, why)
 	}
 	ks, err := s.keyStores.LookupKeyStore(ctx, vaultURL)
 	if errors.Is(err, ErrKeyStoreNotFound) {

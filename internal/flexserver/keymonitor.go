@@ -190,23 +190,55 @@ func refusalCause(ke *dataenc.KeyStoreError, keyURI string) string {
 }
 
 // check runs one check of a server's primary and geo-backup keys and acts on the result.
-func (m *keyMonitor) check(ctx context.Context, srv *Server) {
-	v := m.checkAccess(ctx, srv, srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID)
-	v = m.applyGrace(srv.UID+"/primary", v)
+func (m *keyMonitor) check(ctx context.Context, listed *Server) {
+	// Servers are checked one after another: a key store that does not answer must not hold up
+	// the checks of all the others. A timeout is a transient failure, under the grace period.
+	cctx, cancel := context.WithTimeout(ctx, keyCheckTimeout)
+	defer cancel()
+	v := m.checkAccess(cctx, listed, listed.Encryption.PrimaryKeyURI, listed.Encryption.PrimaryIdentityID)
+	v = m.applyGrace(listed.UID+"/primary", v)
 	m.count("primary", v)
+	geo := listed.Encryption.GeoKeyURI != ""
+	var gv verdict
+	if geo {
+		gv = m.applyGrace(listed.UID+"/geo", m.checkAccess(cctx, listed, listed.Encryption.GeoKeyURI, listed.Encryption.GeoIdentityID))
+		m.count("geo", gv)
+	}
+	cancel()
+	// The checks took time, in which an operation may have started on the server or an update
+	// changed its keys: act only on the server as it is now, if the verdicts still apply to it,
+	// and not while a request or the reconciler acts on it (the next check will).
+	mu := m.s.serverLock(listed.ID())
+	if !mu.TryLock() {
+		return
+	}
+	defer mu.Unlock()
+	srv, err := m.s.reload(ctx, listed.ID())
+	if err != nil || srv == nil || srv.UID != listed.UID || srv.Operation != "" ||
+		srv.State == StateProvisioning || srv.State == StateDropping || keyConfig(srv) != keyConfig(listed) {
+		return
+	}
 	switch {
 	case v.valid:
 		m.onValid(ctx, srv, v.info)
 	case !v.transient:
 		m.revoke(ctx, srv, v.cause)
 	}
-	if srv.Encryption.GeoKeyURI != "" {
-		gv := m.applyGrace(srv.UID+"/geo", m.checkAccess(ctx, srv, srv.Encryption.GeoKeyURI, srv.Encryption.GeoIdentityID))
-		m.count("geo", gv)
-		if !gv.transient {
-			m.setGeoStatus(ctx, srv, gv)
-		}
+	if geo && !gv.transient {
+		m.setGeoStatus(ctx, srv, gv)
 	}
+}
+
+// keyCheckTimeout bounds the key-store calls of one server's check.
+const keyCheckTimeout = 10 * time.Second
+
+// keyConfig is what a server's key checks depend on: its keys, the identities that reach them
+// and those identities' principals.
+func keyConfig(srv *Server) [6]string {
+	e := srv.Encryption
+	principal := func(id string) string { return srv.Identities[strings.ToLower(id)].PrincipalID }
+	return [6]string{e.PrimaryKeyURI, e.PrimaryIdentityID, principal(e.PrimaryIdentityID),
+		e.GeoKeyURI, e.GeoIdentityID, principal(e.GeoIdentityID)}
 }
 
 func (m *keyMonitor) count(role string, v verdict) {
@@ -303,7 +335,12 @@ func (m *keyMonitor) followVersion(ctx context.Context, srv *Server) error {
 	return nil
 }
 
-var errSkip = errors.New("skip")
+// errSkip and errBusy abandon a monitor's change of a server: nothing to change, or an
+// operation runs on it.
+var (
+	errSkip = errors.New("skip")
+	errBusy = errors.New("an operation runs on the server")
+)
 
 // revoke makes a server Inaccessible: fast shutdown of PostgreSQL, unmount of the volume (the
 // FUSE daemon, which held the only copy of the key, exits), key status Invalid.
@@ -311,7 +348,7 @@ func (m *keyMonitor) revoke(ctx context.Context, srv *Server, cause string) {
 	from := srv.State
 	updated, err := m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
 		if cur.Operation != "" {
-			return errSkip
+			return errBusy
 		}
 		changed := cur.State != StateInaccessible || cur.Encryption.PrimaryKeyStatus != KeyInvalid || cur.StateReason != cause
 		if !changed {
@@ -320,6 +357,9 @@ func (m *keyMonitor) revoke(ctx context.Context, srv *Server, cause string) {
 		cur.State, cur.StateReason, cur.Encryption.PrimaryKeyStatus = StateInaccessible, cause, KeyInvalid
 		return nil
 	})
+	if errors.Is(err, errBusy) {
+		return // an operation owns the server's data plane now; the next check looks again
+	}
 	if errors.Is(err, errSkip) {
 		// Already Inaccessible: make sure it is still locked (a failed unmount is retried).
 		if st, serr := m.s.dp.Status(ctx, srv.instance()); serr == nil && (st.Mounted || st.Running) {

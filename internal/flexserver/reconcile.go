@@ -42,7 +42,18 @@ func (s *Service) Reconcile(ctx context.Context) {
 	}
 }
 
-func (s *Service) reconcileOne(ctx context.Context, srv *Server) error {
+func (s *Service) reconcileOne(ctx context.Context, listed *Server) error {
+	mu := s.serverLock(listed.ID())
+	if !mu.TryLock() {
+		return nil // a request or the key monitor is acting on the server: the next pass looks again
+	}
+	defer mu.Unlock()
+	// The list was read before the servers ahead of this one were reconciled, which can take
+	// seconds: act on the server as it is now, not on that copy.
+	srv, err := s.reload(ctx, listed.ID())
+	if err != nil || srv == nil || srv.UID != listed.UID {
+		return err
+	}
 	if srv.Operation != "" {
 		op, err := s.ops.Get(ctx, srv.Operation)
 		if err == nil && !op.Done() {

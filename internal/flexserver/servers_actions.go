@@ -36,6 +36,9 @@ func (s *Service) restartServer(w http.ResponseWriter, r *arm.Request) {
 
 func (s *Service) runAction(w http.ResponseWriter, r *arm.Request, a action) {
 	id := serverIDFrom(r)
+	mu := s.serverLock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	var op *arm.Operation
 	_, err := s.mutate(r.Context(), id, func(cur *Server) error {
 		if cur.State == StateInaccessible {

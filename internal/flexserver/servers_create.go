@@ -109,6 +109,11 @@ func (s *Service) createServer(w http.ResponseWriter, r *arm.Request) {
 	srv.Envelope = env
 	op := s.newOperation(srv, kindCreate)
 	srv.Operation = op.Name
+	// Until the operation is recorded, the reconciler would take the server for one whose
+	// create was lost, and roll it back.
+	mu := s.serverLock(srv.ID())
+	mu.Lock()
+	defer mu.Unlock()
 	err = s.st.Update(ctx, func(tx store.Tx) error {
 		if _, err := resources.CheckGroupInTx(tx, srv.SubscriptionID, srv.ResourceGroup); err != nil {
 			return err
@@ -172,12 +177,19 @@ func (s *Service) runCreate(ctx context.Context, srv *Server, dek, password []by
 
 // resumeCreate runs after a daemon restart interrupted a create. The administrator password
 // was never stored, so the create cannot continue: it is rolled back and the operation fails.
+// A create that had finished (the server is Ready and no longer names the operation) when the
+// daemon stopped, before its operation record was marked Succeeded, is only marked Succeeded.
 func (s *Service) resumeCreate(ctx context.Context, op *arm.Operation) error {
 	id, err := arm.ParseResourceID(op.ResourceID)
 	if err != nil {
 		return err
 	}
 	srv, err := s.load(ctx, id)
+	if err == nil && !strings.EqualFold(srv.Operation, op.Name) {
+		// The server completed this create (or is another server of the same name, created
+		// since): nothing of it may be rolled back.
+		return nil
+	}
 	if err == nil {
 		if err := s.rollbackCreate(ctx, srv); err != nil {
 			return err

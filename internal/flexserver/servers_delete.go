@@ -13,6 +13,9 @@ import (
 // deleteServer is DELETE: crypto-shred the DEK, then remove the server and its files.
 func (s *Service) deleteServer(w http.ResponseWriter, r *arm.Request) {
 	id := serverIDFrom(r)
+	mu := s.serverLock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	var op *arm.Operation
 	srv, err := s.mutate(r.Context(), id, func(cur *Server) error {
 		if cur.Operation != "" && cur.State != StateDropping {
@@ -99,8 +102,13 @@ func (s *Service) deleteAllInGroup(ctx context.Context, sub, group string) error
 				s.log.Warn("waiting for server operation before group delete", "server", srv.Name, "err", err)
 			}
 		}
-		op := s.newOperation(&srv, kindDelete)
-		if err := s.runDelete(ctx, op); err != nil {
+		// No operation names the server: hold its lock, so that neither the reconciler nor
+		// the key monitor brings it up while it is destroyed.
+		mu := s.serverLock(srv.ID())
+		mu.Lock()
+		err := s.runDelete(ctx, s.newOperation(&srv, kindDelete))
+		mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}

@@ -76,6 +76,9 @@ func (s *Service) applyUpdate(w http.ResponseWriter, r *arm.Request, current *Se
 	if p := body.Properties; p != nil && p.AdministratorLoginPassword != nil {
 		password = []byte(*p.AdministratorLoginPassword)
 	}
+	mu := s.serverLock(current.ID())
+	mu.Lock()
+	defer mu.Unlock()
 	var op *arm.Operation
 	updated, err := s.mutate(ctx, current.ID(), func(cur *Server) error {
 		if cur.Operation != "" {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,10 @@ type Service struct {
 	now        func() time.Time
 	portFree   func(addr string, port int) bool
 	monitor    *keyMonitor
+
+	// locks holds one *sync.Mutex per server (by lower-case resource id; never removed, one
+	// small mutex per server name ever used). See serverLock.
+	locks sync.Map
 }
 
 // New makes the provider and registers its operation resumers.
@@ -142,11 +147,31 @@ func (s *Service) load(ctx context.Context, id arm.ResourceID) (*Server, error) 
 	return &srv, nil
 }
 
-// save writes a server record.
-func (s *Service) save(ctx context.Context, srv *Server) error {
-	return s.st.Update(ctx, func(tx store.Tx) error {
-		return store.PutJSON(tx, serverKey(srv.SubscriptionID, srv.ResourceGroup, srv.Name), srv)
+// serverLock is what serialises everything that acts on one server outside its running
+// operation: a request holds it (Lock) from checking the server to recording the operation it
+// starts; the reconciler and the key monitor hold it (TryLock, skipping a busy server) while they
+// re-read the server and act on its data plane. An operation owns the server until it clears
+// Server.Operation, which they check under the lock, so no two of them drive one data plane at
+// once and none acts on a stale copy of the server.
+func (s *Service) serverLock(id arm.ResourceID) *sync.Mutex {
+	mu, _ := s.locks.LoadOrStore(id.Key(), &sync.Mutex{})
+	return mu.(*sync.Mutex)
+}
+
+// reload reads a server's current record, without the resource-group check of load; nil when
+// it no longer exists.
+func (s *Service) reload(ctx context.Context, id arm.ResourceID) (*Server, error) {
+	var srv Server
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		return store.GetJSON(tx, serverKey(id.SubscriptionID, id.ResourceGroup, id.Name()), &srv)
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &srv, nil
 }
 
 // mutate reads, changes and writes a server in one transaction.

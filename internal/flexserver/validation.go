@@ -158,6 +158,17 @@ func ValidatePassword(login, password string) error {
 	if n := len([]rune(password)); n < 8 || n > 128 {
 		return bad()
 	}
+	// The administrator role gets a SCRAM verifier that pgflex computes without SASLprep, which
+	// clients apply to non-ASCII passwords: such a password would be accepted here and then fail
+	// deep in the create (or never log in), so it is refused up front.
+	for _, c := range password {
+		if c < 0x20 || c > 0x7e {
+			e := arm.BadRequest("PasswordNotComplex",
+				"The password can contain only printable ASCII characters: English letters, digits, spaces and punctuation. %s", passwordPolicy)
+			e.Target = "properties.administratorLoginPassword"
+			return e
+		}
+	}
 	var upper, lower, digit, other bool
 	for _, c := range password {
 		switch {

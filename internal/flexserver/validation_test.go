@@ -48,6 +48,8 @@ func TestValidatePassword(t *testing.T) {
 		{"pgadmin", "My-pgadmin-1", false},             // contains the login
 		{"pgadmin", "Xpga1!abcdef", false},             // contains "pga", part of the login
 		{"pgadmin", strings.Repeat("Aa1!", 33), false}, // 132 characters
+		{"pgadmin", "Pässwörd-123", false},             // not ASCII: the SCRAM verifier would not match
+		{"pgadmin", "Str0ng\tPass", false},             // a control character
 	}
 	for _, tc := range tests {
 		err := ValidatePassword(tc.login, tc.pw)

@@ -108,6 +108,26 @@ func (s *Service) listAuditEvents(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
+	s.writeAuditEvents(w, r, v)
+}
+
+// listHSMAuditEvents serves the same extension for a Managed HSM:
+// GET .../Microsoft.KeyVault/managedHSMs/{name}/auditEvents?api-version=...&keyName=...
+func (s *Service) listHSMAuditEvents(w http.ResponseWriter, r *arm.Request) {
+	var v *Vault
+	err := s.st.View(r.Context(), func(tx store.Tx) error {
+		var err error
+		v, err = activeHSMInGroup(tx, r.Param("subscriptionId"), r.Param("resourceGroupName"), r.Param("name"))
+		return err
+	})
+	if err != nil {
+		arm.WriteError(w, r, err)
+		return
+	}
+	s.writeAuditEvents(w, r, v)
+}
+
+func (s *Service) writeAuditEvents(w http.ResponseWriter, r *arm.Request, v *Vault) {
 	events, err := s.AuditEvents(r.Context(), v.ID, r.URL.Query().Get("keyName"))
 	if err != nil {
 		arm.WriteError(w, r, err)

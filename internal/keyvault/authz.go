@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/pgflex/pgflex/internal/rbac"
 )
 
 // RoleChecker decides, for vaults with enableRbacAuthorization, whether a principal holds a
@@ -38,39 +40,68 @@ const (
 	ActionKeyRotationPoliciesWrite = "Microsoft.KeyVault/vaults/keyrotationpolicies/write"
 )
 
-// keyOp is one key operation: the access-policy permission and RBAC data action it needs, and
-// the name Azure's AuditEvent log gives it.
+// Managed HSM local-RBAC data actions, as a Managed HSM's role definitions name them.
+const (
+	hsmKeys                   = "Microsoft.KeyVault/managedHsm/keys/"
+	HSMActionKeysRead         = hsmKeys + "read/action"
+	HSMActionKeysWrite        = hsmKeys + "write/action"
+	HSMActionKeysCreate       = hsmKeys + "create"
+	HSMActionKeysDelete       = hsmKeys + "delete"
+	HSMActionKeysWrap         = hsmKeys + "wrap/action"
+	HSMActionKeysUnwrap       = hsmKeys + "unwrap/action"
+	HSMActionRoleAssignRead   = "Microsoft.KeyVault/managedHsm/roleAssignments/read/action"
+	HSMActionRoleAssignWrite  = "Microsoft.KeyVault/managedHsm/roleAssignments/write/action"
+	HSMActionRoleAssignDelete = "Microsoft.KeyVault/managedHsm/roleAssignments/delete/action"
+	HSMActionRoleDefsRead     = "Microsoft.KeyVault/managedHsm/roleDefinitions/read/action"
+)
+
+// keyOp is one key operation: the access-policy permission, the RBAC data action and the
+// Managed HSM local-RBAC data action it needs, and the name Azure's AuditEvent log gives it.
 type keyOp struct {
-	Perm   string
-	Action string
-	Audit  string
+	Perm      string
+	Action    string
+	Audit     string
+	HSMAction string
 }
 
 var (
-	opCreate     = keyOp{PermCreate, ActionKeysCreate, "KeyCreate"}
-	opImport     = keyOp{PermImport, ActionKeysImport, "KeyImport"}
-	opGet        = keyOp{PermGet, ActionKeysRead, "KeyGet"}
-	opList       = keyOp{PermList, ActionKeysRead, "KeyList"}
-	opVersions   = keyOp{PermList, ActionKeysRead, "KeyListVersions"}
-	opUpdate     = keyOp{PermUpdate, ActionKeysUpdate, "KeyUpdate"}
-	opDelete     = keyOp{PermDelete, ActionKeysDelete, "KeyDelete"}
-	opRotate     = keyOp{PermRotate, ActionKeysRotate, "KeyRotate"}
-	opGetPolicy  = keyOp{PermGetRotationPolicy, ActionKeyRotationPoliciesRead, "KeyRotationPolicyGet"}
-	opSetPolicy  = keyOp{PermSetRotationPolicy, ActionKeyRotationPoliciesWrite, "KeyRotationPolicySet"}
-	opGetDeleted = keyOp{PermGet, ActionKeysRead, "KeyGetDeleted"}
-	opListDelete = keyOp{PermList, ActionKeysRead, "KeyListDeleted"}
-	opRecover    = keyOp{PermRecover, ActionKeysRecover, "KeyRecover"}
-	opPurge      = keyOp{PermPurge, ActionKeysPurge, "KeyPurge"}
-	opBackup     = keyOp{PermBackup, ActionKeysBackup, "KeyBackup"}
-	opRestore    = keyOp{PermRestore, ActionKeysRestore, "KeyRestore"}
-	opRelease    = keyOp{PermRelease, ActionKeysRelease, "KeyRelease"}
-	opEncrypt    = keyOp{PermEncrypt, ActionKeysEncrypt, "KeyEncrypt"}
-	opDecrypt    = keyOp{PermDecrypt, ActionKeysDecrypt, "KeyDecrypt"}
-	opWrap       = keyOp{PermWrapKey, ActionKeysWrap, "KeyWrap"}
-	opUnwrap     = keyOp{PermUnwrapKey, ActionKeysUnwrap, "KeyUnwrap"}
-	opSign       = keyOp{PermSign, ActionKeysSign, "KeySign"}
-	opVerify     = keyOp{PermVerify, ActionKeysVerify, "KeyVerify"}
+	opCreate     = keyOp{PermCreate, ActionKeysCreate, "KeyCreate", HSMActionKeysCreate}
+	opImport     = keyOp{PermImport, ActionKeysImport, "KeyImport", hsmKeys + "import/action"}
+	opGet        = keyOp{PermGet, ActionKeysRead, "KeyGet", HSMActionKeysRead}
+	opList       = keyOp{PermList, ActionKeysRead, "KeyList", HSMActionKeysRead}
+	opVersions   = keyOp{PermList, ActionKeysRead, "KeyListVersions", HSMActionKeysRead}
+	opUpdate     = keyOp{PermUpdate, ActionKeysUpdate, "KeyUpdate", HSMActionKeysWrite}
+	opDelete     = keyOp{PermDelete, ActionKeysDelete, "KeyDelete", HSMActionKeysDelete}
+	opRotate     = keyOp{PermRotate, ActionKeysRotate, "KeyRotate", hsmKeys + "rotate/action"}
+	opGetPolicy  = keyOp{PermGetRotationPolicy, ActionKeyRotationPoliciesRead, "KeyRotationPolicyGet", HSMActionKeysRead}
+	opSetPolicy  = keyOp{PermSetRotationPolicy, ActionKeyRotationPoliciesWrite, "KeyRotationPolicySet", HSMActionKeysWrite}
+	opGetDeleted = keyOp{PermGet, ActionKeysRead, "KeyGetDeleted", hsmKeys + "deletedKeys/read/action"}
+	opListDelete = keyOp{PermList, ActionKeysRead, "KeyListDeleted", hsmKeys + "deletedKeys/read/action"}
+	opRecover    = keyOp{PermRecover, ActionKeysRecover, "KeyRecover", hsmKeys + "deletedKeys/recover/action"}
+	opPurge      = keyOp{PermPurge, ActionKeysPurge, "KeyPurge", hsmKeys + "deletedKeys/delete"}
+	opBackup     = keyOp{PermBackup, ActionKeysBackup, "KeyBackup", hsmKeys + "backup/action"}
+	opRestore    = keyOp{PermRestore, ActionKeysRestore, "KeyRestore", hsmKeys + "restore/action"}
+	opRelease    = keyOp{PermRelease, ActionKeysRelease, "KeyRelease", hsmKeys + "release/action"}
+	opEncrypt    = keyOp{PermEncrypt, ActionKeysEncrypt, "KeyEncrypt", hsmKeys + "encrypt/action"}
+	opDecrypt    = keyOp{PermDecrypt, ActionKeysDecrypt, "KeyDecrypt", hsmKeys + "decrypt/action"}
+	opWrap       = keyOp{PermWrapKey, ActionKeysWrap, "KeyWrap", HSMActionKeysWrap}
+	opUnwrap     = keyOp{PermUnwrapKey, ActionKeysUnwrap, "KeyUnwrap", HSMActionKeysUnwrap}
+	opSign       = keyOp{PermSign, ActionKeysSign, "KeySign", hsmKeys + "sign/action"}
+	opVerify     = keyOp{PermVerify, ActionKeysVerify, "KeyVerify", hsmKeys + "verify/action"}
+
+	// Managed HSM role management (no access-policy permission or ARM action: local RBAC only).
+	opRoleAssignCreate = keyOp{Audit: "RoleAssignmentCreate", HSMAction: HSMActionRoleAssignWrite}
+	opRoleAssignGet    = keyOp{Audit: "RoleAssignmentGet", HSMAction: HSMActionRoleAssignRead}
+	opRoleAssignList   = keyOp{Audit: "RoleAssignmentList", HSMAction: HSMActionRoleAssignRead}
+	opRoleAssignDelete = keyOp{Audit: "RoleAssignmentDelete", HSMAction: HSMActionRoleAssignDelete}
+	opRoleDefGet       = keyOp{Audit: "RoleDefinitionGet", HSMAction: HSMActionRoleDefsRead}
+	opRoleDefList      = keyOp{Audit: "RoleDefinitionList", HSMAction: HSMActionRoleDefsRead}
 )
+
+// HSMRoleCatalog provides the Managed HSM built-in roles; *rbac.Service is one.
+type HSMRoleCatalog interface {
+	ManagedHSMRoleDefinitions() []rbac.RoleDefinition
+}
 
 // caller is who presented the token.
 type caller struct {
@@ -87,6 +118,13 @@ func (c caller) describe() string {
 // authorize decides whether the caller may perform op on the vault (keyName empty for
 // vault-wide operations such as list).
 func (s *Service) authorize(ctx context.Context, v *Vault, c caller, op keyOp, keyName string) error {
+	if v.IsManagedHSM() {
+		scope := "/keys"
+		if keyName != "" {
+			scope += "/" + keyName
+		}
+		return s.authorizeHSM(ctx, v, c, op, scope)
+	}
 	if !v.Props.EnableRbacAuthorization {
 		if policyGrants(v.Props.AccessPolicies, c.ObjectID, c.TenantID, c.AppID, op.Perm) {
 			return nil

@@ -108,5 +108,10 @@ func (s *Service) purgeVaultTx(tx store.Tx, v *Vault) error {
 			s.keys.forget(kv.Key)
 		}
 	}
-	return tx.Delete(vaultKey(v.Name))
+	if v.IsManagedHSM() {
+		if err := deleteHSMAssignmentsTx(tx, v.ID); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(recordKey(v.Kind, v.Name))
 }

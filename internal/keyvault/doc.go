@@ -1,11 +1,17 @@
-// Package keyvault is pgflex's key store: the Microsoft.KeyVault/vaults resource provider (ARM)
-// and the Key Vault keys REST API served on {vault}.{KeyVaultSuffix}, shaped so that Azure's own
-// clients (armkeyvault, azkeys, az) work against it unchanged.
+// Package keyvault is pgflex's key store: the Microsoft.KeyVault/vaults and
+// Microsoft.KeyVault/managedHSMs resource providers (ARM) and the Key Vault keys REST API served
+// on {vault}.{KeyVaultSuffix} and {hsm}.{ManagedHSMSuffix}, shaped so that Azure's own clients
+// (armkeyvault, azkeys, az) work against it unchanged.
 //
 // Files are named for the API operation they serve:
 //
 //	vaults_put.go, vaults_patch.go, vaults_get.go, vaults_delete.go, vaults_accesspolicies.go,
 //	vaults_checkname.go, deletedvaults.go      Microsoft.KeyVault/vaults (ARM)
+//	managedhsm.go, managedhsms_put.go, managedhsms_get.go, managedhsms_delete.go
+//	                                           Microsoft.KeyVault/managedHSMs (ARM), and deleted
+//	                                           HSMs and their purge
+//	hsm_rbac.go                                a Managed HSM's local RBAC: role assignments and
+//	                                           role definitions on the HSM's own host
 //	keystore.go                                the data-plane host: vault lookup, bearer
 //	                                           challenge, token checks, routing, error bodies
 //	keys_create.go, keys_get.go, keys_list.go, keys_update.go, keys_rotate.go,
@@ -28,7 +34,18 @@
 //
 // Every key operation is authorized by the token's oid: by the vault's access policies, or, when
 // the vault has enableRbacAuthorization, by a RoleChecker (role assignments, implemented by
-// internal/rbac). Refusals are 403 Forbidden with Azure's messages.
+// internal/rbac). A Managed HSM knows neither access policies nor ARM role assignments: only
+// the role assignments it keeps itself (scopes /, /keys, /keys/{name}) of the built-in Managed
+// HSM roles of internal/rbac's catalog, matched with its rules. Its initial administrators hold
+// Managed HSM Administrator and Crypto User at "/". Refusals are 403 Forbidden with Azure's
+// messages.
+//
+// # Managed HSM
+//
+// A Managed HSM is a key store record of its own kind (Vault.Kind): the same versioned keys,
+// reported as RSA-HSM, on a host under the Managed HSM suffix, with its own token audience and
+// bearer challenge. It is active at creation (no security-domain ceremony) and has no hardware
+// behind it: its keys are sealed under the root key like a vault's.
 //
 // # The audit trail (a pgflex extension)
 //

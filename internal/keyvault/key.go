@@ -214,8 +214,8 @@ func decodeB64URL(s string) ([]byte, error) {
 }
 
 // kid is a key version's identifier; with an empty version, the key's base identifier.
-func (s *Service) kid(vaultName, keyName, version string) string {
-	id := "https://" + s.hostPort(strings.ToLower(vaultName)) + "/keys/" + keyName
+func (s *Service) kid(v *Vault, keyName, version string) string {
+	id := "https://" + s.storeHost(v) + "/keys/" + keyName
 	if version != "" {
 		id += "/" + version
 	}
@@ -248,7 +248,7 @@ func (s *Service) jwkView(v *Vault, k *Key, kv *KeyVersion) map[string]any {
 		ops = []string{}
 	}
 	return map[string]any{
-		"kid":     s.kid(v.Name, k.Name, kv.Version),
+		"kid":     s.kid(v, k.Name, kv.Version),
 		"kty":     kv.Kty,
 		"key_ops": ops,
 		"n":       b64.EncodeToString(kv.N),
@@ -273,14 +273,14 @@ func (s *Service) deletedKeyBundle(v *Vault, k *Key, kv *KeyVersion) map[string]
 }
 
 func (s *Service) addDeletion(b map[string]any, v *Vault, k *Key) {
-	b["recoveryId"] = "https://" + s.hostPort(strings.ToLower(v.Name)) + "/deletedkeys/" + k.Name
+	b["recoveryId"] = "https://" + s.storeHost(v) + "/deletedkeys/" + k.Name
 	b["deletedDate"] = k.Deleted.DeletedDate.Unix()
 	b["scheduledPurgeDate"] = k.Deleted.ScheduledPurgeDate.Unix()
 }
 
 // keyItem is a list entry: base or versioned kid, attributes and tags.
 func (s *Service) keyItem(v *Vault, k *Key, kv *KeyVersion, version string) map[string]any {
-	it := map[string]any{"kid": s.kid(v.Name, k.Name, version), "attributes": attributesView(v, kv)}
+	it := map[string]any{"kid": s.kid(v, k.Name, version), "attributes": attributesView(v, kv)}
 	if len(kv.Tags) > 0 {
 		it["tags"] = kv.Tags
 	}

@@ -100,9 +100,9 @@ func applyAttributes(kv *KeyVersion, a *attributesBody) error {
 // liveVault re-reads the request's vault inside a transaction, so that an operation racing a
 // vault delete or purge does not write into a vault that is gone.
 func liveVault(tx store.Tx, v *Vault) (*Vault, error) {
-	cur, err := getVaultRecord(tx, v.Name)
+	cur, err := getRecord(tx, v.Kind, v.Name)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (cur.Deleted != nil || cur.ID != v.ID)) {
-		return nil, &kvError{Status: http.StatusNotFound, Code: "VaultNotFound", Message: fmt.Sprintf("The vault '%s' does not exist.", v.Name)}
+		return nil, &kvError{Status: http.StatusNotFound, Code: "VaultNotFound", Message: fmt.Sprintf("The %s '%s' does not exist.", v.KindName(), v.Name)}
 	}
 	return cur, err
 }

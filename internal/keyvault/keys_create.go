@@ -34,9 +34,15 @@ func (s *Service) createKey(r *kvRequest) (result, error) {
 		return result{}, badParameter("The key type (kty) is required.")
 	case strings.EqualFold(b.Kty, "RSA"):
 	case strings.EqualFold(b.Kty, "RSA-HSM"):
-		return result{}, badParameter("Key type 'RSA-HSM' is not supported: pgflex vaults hold software-protected keys only (kty 'RSA', az --protection software).")
+		if !r.vault.IsManagedHSM() {
+			return result{}, badParameter("Key type 'RSA-HSM' is not supported: pgflex vaults hold software-protected keys only (kty 'RSA', az --protection software); HSM-protected keys live in a Managed HSM.")
+		}
 	case strings.HasPrefix(strings.ToUpper(b.Kty), "EC"), strings.HasPrefix(strings.ToLower(b.Kty), "oct"):
-		return result{}, badParameter("Key type '%s' is not supported by pgflex's key store: create an RSA key.", b.Kty)
+		want := "RSA"
+		if r.vault.IsManagedHSM() {
+			want = "RSA-HSM"
+		}
+		return result{}, badParameter("Key type '%s' is not supported by pgflex's key store: create an %s key.", b.Kty, want)
 	default:
 		return result{}, badParameter("Invalid key type (kty) '%s'. Allowed values are RSA, RSA-HSM, EC, EC-HSM, oct and oct-HSM.", b.Kty)
 	}
@@ -89,6 +95,9 @@ func (s *Service) createKey(r *kvRequest) (result, error) {
 		return result{}, err
 	}
 	gen.Version, gen.KeyOps, gen.Enabled, gen.NotBefore, gen.Expires = version, ops, kv.Enabled, kv.NotBefore, kv.Expires
+	if r.vault.IsManagedHSM() {
+		gen.Kty = "RSA-HSM" // a Managed HSM's keys are all HSM-protected: it reports RSA as RSA-HSM
+	}
 	gen.Created, gen.Updated, gen.Tags = now, now, b.Tags
 	var k *Key
 	var v *Vault

@@ -97,7 +97,7 @@ func (s *Service) cryptoHandler(seg string) handler {
 		if err != nil {
 			return result{}, err
 		}
-		kid := s.kid(r.vault.Name, k.Name, kv.Version)
+		kid := s.kid(r.vault, k.Name, kv.Version)
 		if jwkOp == "verify" {
 			return result{http.StatusOK, map[string]any{"value": out != nil}}, nil
 		}

@@ -52,7 +52,7 @@ func (s *Service) rotate(ctx context.Context, vault *Vault, name, ifCurrent stri
 			gen = nil
 			return nil
 		}
-		gen.Version, gen.KeyOps, gen.Enabled, gen.Tags = version, latest.KeyOps, true, latest.Tags
+		gen.Version, gen.Kty, gen.KeyOps, gen.Enabled, gen.Tags = version, latest.Kty, latest.KeyOps, true, latest.Tags
 		gen.Created, gen.Updated = now, now
 		if k.Policy != nil && k.Policy.ExpiryTime != "" {
 			if d, err := parseISODuration(k.Policy.ExpiryTime); err == nil {

@@ -123,7 +123,7 @@ func (s *Service) policyView(v *Vault, k *Key, p *RotationPolicy) map[string]any
 		attrs["updated"] = p.Updated.Unix()
 	}
 	return map[string]any{
-		"id":              "https://" + s.hostPort(strings.ToLower(v.Name)) + "/keys/" + k.Name + "/rotationpolicy",
+		"id":              "https://" + s.storeHost(v) + "/keys/" + k.Name + "/rotationpolicy",
 		"lifetimeActions": p.LifetimeActions,
 		"attributes":      attrs,
 	}

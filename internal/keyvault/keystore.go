@@ -78,6 +78,16 @@ type kvRequest struct {
 	op      keyOp
 	keyName string
 	version string
+	scope   string // of a Managed HSM role-management operation
+}
+
+// auditKey is what the audit trail names as the object of the request: the key, or for a
+// Managed HSM role-management operation its scope.
+func (r *kvRequest) auditKey() string {
+	if r.keyName == "" && r.scope != "" {
+		return r.scope
+	}
+	return r.keyName
 }
 
 // result is what a data-plane handler answers.
@@ -117,11 +127,20 @@ func (s *Service) writeKVError(w http.ResponseWriter, log *slog.Logger, err erro
 }
 
 // challenge answers 401 with the bearer challenge the Azure SDKs follow: the authority is
-// pgflex's token issuer for the vault's tenant, the resource a parent domain of the vault host
-// (with the daemon's port, which clients compare too).
-func (s *Service) challenge(w http.ResponseWriter, tenantID, msg string) int {
+// pgflex's token issuer for the key store's tenant, the resource a parent domain of its host
+// (with the daemon's port, which clients compare too). A Managed HSM, like Azure's, answers a
+// request without a token with an empty body.
+func (s *Service) challenge(w http.ResponseWriter, v *Vault, msg string) int {
+	_, resource := s.audiencesOf(v)
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s/%s", resource="%s"`,
-		s.endpoint, tenantID, s.ChallengeResource()))
+		s.endpoint, v.Props.TenantID, resource))
+	if v.IsManagedHSM() && msg == "" {
+		w.WriteHeader(http.StatusUnauthorized)
+		return http.StatusUnauthorized
+	}
+	if msg == "" {
+		msg = "AKV10000: Request is missing a Bearer or PoP token."
+	}
 	e := &kvError{Status: http.StatusUnauthorized, Code: "Unauthorized", Message: msg}
 	writeKV(w, e.Status, e.body())
 	return e.Status
@@ -130,15 +149,29 @@ func (s *Service) challenge(w http.ResponseWriter, tenantID, msg string) int {
 // vaultNameFromHost extracts the vault name from a request host, "" if the host is not a vault
 // host of this key store.
 func (s *Service) vaultNameFromHost(host string) string {
+	kind, name := s.storeFromHost(host)
+	if kind != "" {
+		return ""
+	}
+	return name
+}
+
+// storeFromHost extracts the kind ("" for a vault, KindManagedHSM) and name of the key store a
+// request host names; name is "" if the host is neither a vault nor a Managed HSM host.
+func (s *Service) storeFromHost(host string) (kind, name string) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	name, ok := strings.CutSuffix(host, "."+s.suffix)
-	if !ok || name == "" || strings.Contains(name, ".") {
-		return ""
+	if name, ok := strings.CutSuffix(host, "."+s.suffix); ok && name != "" && !strings.Contains(name, ".") {
+		return "", name
 	}
-	return name
+	if s.hsmSuffix != "" {
+		if name, ok := strings.CutSuffix(host, "."+s.hsmSuffix); ok && name != "" && !strings.Contains(name, ".") {
+			return KindManagedHSM, name
+		}
+	}
+	return "", ""
 }
 
 func (s *Service) serveKeyStore(w http.ResponseWriter, r *http.Request) {
@@ -146,22 +179,22 @@ func (s *Service) serveKeyStore(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-ms-request-id", reqID)
 	w.Header().Set("x-ms-keyvault-service-version", "pgflex")
 	log := s.log.With("request_id", reqID, "host", r.Host, "method", r.Method, "path", r.URL.Path)
-	name := s.vaultNameFromHost(r.Host)
+	kind, name := s.storeFromHost(r.Host)
+	if kind == "" && name == serviceVaultName {
+		s.serveServiceVault(w, r, log)
+		return
+	}
 	var v *Vault
-	if name != "" && name != serviceVaultName {
+	if name != "" {
 		err := s.st.View(r.Context(), func(tx store.Tx) error {
 			var err error
-			v, err = getVaultRecord(tx, name)
+			v, err = getRecord(tx, kind, name)
 			return err
 		})
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.writeKVError(w, log, err)
 			return
 		}
-	}
-	if name == serviceVaultName {
-		s.serveServiceVault(w, r, log)
-		return
 	}
 	if v == nil || v.Deleted != nil {
 		// What a client meets for a vault that does not exist (in Azure its DNS name does not
@@ -172,8 +205,8 @@ func (s *Service) serveKeyStore(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("x-ms-keyvault-region", v.Location)
 	w.Header().Set("x-ms-keyvault-network-info", "conn_type=Ipv4;addr="+remoteIP(r)+";act_addr_fam=InterNetwork;")
-	t, rerr := s.resolve(r)
-	c, status, ok := s.authenticate(w, r, v.Props.TenantID)
+	t, rerr := s.resolve(r, v)
+	c, status, ok := s.authenticate(w, r, v)
 	if !ok {
 		if status != 0 && rerr == nil { // a token was presented and refused: record the attempt
 			_ = s.recordAudit(r.Context(), log, v, t.op.Audit, caller{ObjectID: "unauthenticated"}, t.name, t.version, status, reqID, r)
@@ -184,7 +217,7 @@ func (s *Service) serveKeyStore(w http.ResponseWriter, r *http.Request) {
 		s.writeKVError(w, log, rerr)
 		return
 	}
-	req := &kvRequest{Request: r, vault: v, caller: c, log: log.With("caller", c.ObjectID), op: t.op, keyName: t.name, version: t.version}
+	req := &kvRequest{Request: r, vault: v, caller: c, log: log.With("caller", c.ObjectID), op: t.op, keyName: t.name, version: t.version, scope: t.scope}
 	res, err := s.execute(req, t)
 	status = res.status
 	if err != nil {
@@ -195,7 +228,7 @@ func (s *Service) serveKeyStore(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 		}
 	}
-	if aerr := s.recordAudit(r.Context(), log, v, t.op.Audit, c, req.keyName, req.version, status, reqID, r); aerr != nil {
+	if aerr := s.recordAudit(r.Context(), log, v, t.op.Audit, c, req.auditKey(), req.version, status, reqID, r); aerr != nil {
 		// No audit record, no answer: the key store fails closed.
 		s.writeKVError(w, log, aerr)
 		return
@@ -229,21 +262,23 @@ func remoteIP(r *http.Request) string {
 // authenticate checks the bearer token. It answers the 401 itself when the token is missing or
 // refused; status is 0 when no token was presented (the SDKs' first, challenge-eliciting
 // request).
-func (s *Service) authenticate(w http.ResponseWriter, r *http.Request, vaultTenant string) (caller, int, bool) {
+func (s *Service) authenticate(w http.ResponseWriter, r *http.Request, v *Vault) (caller, int, bool) {
+	vaultTenant := v.Props.TenantID
 	tok, present := auth.BearerToken(r)
 	if !present {
-		s.challenge(w, vaultTenant, "AKV10000: Request is missing a Bearer or PoP token.")
+		s.challenge(w, v, "")
 		return caller{}, 0, false
 	}
 	if tok == "" {
-		return caller{}, s.challenge(w, vaultTenant, "AKV10000: Request is missing a Bearer or PoP token: the Authorization header is not a bearer token."), false
+		return caller{}, s.challenge(w, v, "AKV10000: Request is missing a Bearer or PoP token: the Authorization header is not a bearer token."), false
 	}
-	claims, p, err := s.tokens.Verify(r.Context(), tok, s.Audience(), s.ChallengeResource())
+	audience, resource := s.audiencesOf(v)
+	claims, p, err := s.tokens.Verify(r.Context(), tok, audience, resource)
 	if err != nil {
 		var msg string
 		switch {
 		case errors.Is(err, auth.ErrWrongAudience):
-			msg = fmt.Sprintf("AKV10022: Invalid audience. Expected %s, found: %s.", s.Audience(), claims.Audience)
+			msg = fmt.Sprintf("AKV10022: Invalid audience. Expected %s, found: %s.", audience, claims.Audience)
 		case errors.Is(err, auth.ErrWrongIssuer):
 			msg = fmt.Sprintf("AKV10032: Invalid issuer. Expected one of %s/%s/v2.0, found %s.", s.endpoint, vaultTenant, claims.Issuer)
 		case errors.Is(err, auth.ErrExpired):
@@ -259,10 +294,10 @@ func (s *Service) authenticate(w http.ResponseWriter, r *http.Request, vaultTena
 		default:
 			return caller{}, s.writeKVError(w, s.log, err), false
 		}
-		return caller{}, s.challenge(w, vaultTenant, msg), false
+		return caller{}, s.challenge(w, v, msg), false
 	}
 	if !strings.EqualFold(claims.TenantID, vaultTenant) {
-		return caller{}, s.challenge(w, vaultTenant, fmt.Sprintf("AKV10032: Invalid issuer. Expected one of %s/%s/v2.0, found %s.", s.endpoint, vaultTenant, claims.Issuer)), false
+		return caller{}, s.challenge(w, v, fmt.Sprintf("AKV10032: Invalid issuer. Expected one of %s/%s/v2.0, found %s.", s.endpoint, vaultTenant, claims.Issuer)), false
 	}
 	return caller{ObjectID: p.ObjectID, TenantID: claims.TenantID, AppID: claims.AppID, Issuer: claims.Issuer}, 0, true
 }
@@ -276,6 +311,14 @@ type target struct {
 	name    string
 	version string
 	h       handler
+	// scope is the local-RBAC scope of a Managed HSM role-management operation ("/",
+	// "/keys", "/keys/{name}"); empty for key operations.
+	scope string
+}
+
+// tgt is a key operation's target.
+func tgt(op keyOp, name, version string, h handler) target {
+	return target{op: op, name: name, version: version, h: h}
 }
 
 func unsupported(what string) handler {
@@ -283,7 +326,12 @@ func unsupported(what string) handler {
 }
 
 // resolve finds the operation a data-plane request names, by method and path.
-func (s *Service) resolve(r *http.Request) (target, error) {
+func (s *Service) resolve(r *http.Request, v *Vault) (target, error) {
+	if v.IsManagedHSM() {
+		if t, ok, err := s.resolveHSMRBAC(r); ok || err != nil {
+			return t, err
+		}
+	}
 	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
 	for i, sg := range segs {
 		if u, err := url.PathUnescape(sg); err == nil {
@@ -297,68 +345,68 @@ func (s *Service) resolve(r *http.Request) (target, error) {
 	switch {
 	case is(0, "keys") && n == 1 || (is(0, "keys") && n == 2 && segs[1] == ""):
 		if m == http.MethodGet {
-			return target{opList, "", "", s.listKeys}, nil
+			return tgt(opList, "", "", s.listKeys), nil
 		}
 	case is(0, "keys") && n == 2 && is(1, "restore"):
 		if m == http.MethodPost {
-			return target{opRestore, "", "", unsupported("restore")}, nil
+			return tgt(opRestore, "", "", unsupported("restore")), nil
 		}
 	case is(0, "keys") && (n == 2 || (n == 3 && segs[2] == "")):
 		name := segs[1]
 		switch m {
 		case http.MethodGet:
-			return target{opGet, name, "", s.getKey}, nil
+			return tgt(opGet, name, "", s.getKey), nil
 		case http.MethodPatch:
-			return target{opUpdate, name, "", s.updateKey}, nil
+			return tgt(opUpdate, name, "", s.updateKey), nil
 		case http.MethodDelete:
-			return target{opDelete, name, "", s.deleteKey}, nil
+			return tgt(opDelete, name, "", s.deleteKey), nil
 		case http.MethodPut:
-			return target{opImport, name, "", unsupported("import")}, nil
+			return tgt(opImport, name, "", unsupported("import")), nil
 		}
 	case is(0, "keys") && n == 3:
 		name, third := segs[1], segs[2]
 		switch {
 		case strings.EqualFold(third, "create") && m == http.MethodPost:
-			return target{opCreate, name, "", s.createKey}, nil
+			return tgt(opCreate, name, "", s.createKey), nil
 		case strings.EqualFold(third, "versions") && m == http.MethodGet:
-			return target{opVersions, name, "", s.listKeyVersions}, nil
+			return tgt(opVersions, name, "", s.listKeyVersions), nil
 		case strings.EqualFold(third, "rotate") && m == http.MethodPost:
-			return target{opRotate, name, "", s.rotateKey}, nil
+			return tgt(opRotate, name, "", s.rotateKey), nil
 		case strings.EqualFold(third, "rotationpolicy") && m == http.MethodGet:
-			return target{opGetPolicy, name, "", s.getRotationPolicy}, nil
+			return tgt(opGetPolicy, name, "", s.getRotationPolicy), nil
 		case strings.EqualFold(third, "rotationpolicy") && m == http.MethodPut:
-			return target{opSetPolicy, name, "", s.setRotationPolicy}, nil
+			return tgt(opSetPolicy, name, "", s.setRotationPolicy), nil
 		case strings.EqualFold(third, "backup") && m == http.MethodPost:
-			return target{opBackup, name, "", unsupported("backup")}, nil
+			return tgt(opBackup, name, "", unsupported("backup")), nil
 		case cryptoOp(third) != nil && m == http.MethodPost:
-			return target{*cryptoOp(third), name, "", s.cryptoHandler(third)}, nil
+			return tgt(*cryptoOp(third), name, "", s.cryptoHandler(third)), nil
 		case m == http.MethodGet:
-			return target{opGet, name, third, s.getKey}, nil
+			return tgt(opGet, name, third, s.getKey), nil
 		case m == http.MethodPatch:
-			return target{opUpdate, name, third, s.updateKey}, nil
+			return tgt(opUpdate, name, third, s.updateKey), nil
 		}
 	case is(0, "keys") && n == 4:
 		name, version, op := segs[1], segs[2], segs[3]
 		switch {
 		case cryptoOp(op) != nil && m == http.MethodPost:
-			return target{*cryptoOp(op), name, version, s.cryptoHandler(op)}, nil
+			return tgt(*cryptoOp(op), name, version, s.cryptoHandler(op)), nil
 		case strings.EqualFold(op, "release") && m == http.MethodPost:
-			return target{opRelease, name, version, unsupported("release")}, nil
+			return tgt(opRelease, name, version, unsupported("release")), nil
 		}
 	case is(0, "deletedkeys") && (n == 1 || (n == 2 && segs[1] == "")):
 		if m == http.MethodGet {
-			return target{opListDelete, "", "", s.listDeletedKeys}, nil
+			return tgt(opListDelete, "", "", s.listDeletedKeys), nil
 		}
 	case is(0, "deletedkeys") && n == 2:
 		switch m {
 		case http.MethodGet:
-			return target{opGetDeleted, segs[1], "", s.getDeletedKey}, nil
+			return tgt(opGetDeleted, segs[1], "", s.getDeletedKey), nil
 		case http.MethodDelete:
-			return target{opPurge, segs[1], "", s.purgeDeletedKey}, nil
+			return tgt(opPurge, segs[1], "", s.purgeDeletedKey), nil
 		}
 	case is(0, "deletedkeys") && n == 3 && is(2, "recover"):
 		if m == http.MethodPost {
-			return target{opRecover, segs[1], "", s.recoverDeletedKey}, nil
+			return tgt(opRecover, segs[1], "", s.recoverDeletedKey), nil
 		}
 	}
 	return target{}, &kvError{Status: http.StatusNotFound, Code: "NotFound",
@@ -371,6 +419,13 @@ func (s *Service) execute(r *kvRequest, t target) (result, error) {
 	name, version := t.name, t.version
 	if err := requireAPIVersion(r.Request); err != nil {
 		return result{}, err
+	}
+	if t.scope != "" {
+		// A Managed HSM role-management operation: authorized at its scope.
+		if err := s.authorizeHSM(r.Context(), r.vault, r.caller, t.op, t.scope); err != nil {
+			return result{}, err
+		}
+		return t.h(r)
 	}
 	if name != "" && !keyNameRE.MatchString(name) {
 		return result{}, badParameter("The request URI contains an invalid name: %s", name)

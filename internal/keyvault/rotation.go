@@ -67,16 +67,16 @@ func (s *Service) maintain(ctx context.Context) {
 	now := s.now()
 	var rotations []rotationTask
 	var purgeKeys []keyRef
-	var purgeVaults []string
+	var purgeVaults []keyRef // vaultID names the kind here
 	err := s.st.View(ctx, func(tx store.Tx) error {
-		vaults, err := listVaultRecords(tx)
+		vaults, err := listKeyStoreRecords(tx)
 		if err != nil {
 			return err
 		}
 		for _, v := range vaults {
 			if v.Deleted != nil {
 				if !now.Before(v.Deleted.ScheduledPurgeDate) {
-					purgeVaults = append(purgeVaults, v.Name)
+					purgeVaults = append(purgeVaults, keyRef{vaultID: v.Kind, vaultName: v.Name})
 				}
 				continue
 			}
@@ -145,18 +145,18 @@ func (s *Service) maintain(ctx context.Context) {
 		_ = s.appendAudit(context.WithoutCancel(ctx), p.vaultID, &AuditEvent{Time: s.now().UTC(), Vault: p.vaultName,
 			KeyName: p.key, Operation: "KeyPurge", CallerObjectID: ServiceCaller, HTTPStatus: 204})
 	}
-	for _, name := range purgeVaults {
+	for _, p := range purgeVaults {
 		err := s.st.Update(ctx, func(tx store.Tx) error {
-			v, err := getVaultRecord(tx, name)
+			v, err := getRecord(tx, p.vaultID, p.vaultName)
 			if err != nil || v.Deleted == nil || now.Before(v.Deleted.ScheduledPurgeDate) {
 				return nil
 			}
 			return s.purgeVaultTx(tx, v)
 		})
 		if err != nil {
-			s.log.Error("scheduled vault purge failed", "vault", name, "err", err)
+			s.log.Error("scheduled key store purge failed", "name", p.vaultName, "err", err)
 			continue
 		}
-		s.log.Info("deleted vault purged at the end of its retention", "vault", name)
+		s.log.Info("deleted key store purged at the end of its retention", "name", p.vaultName, "managedHSM", p.vaultID == KindManagedHSM)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/auth"
+	"github.com/pgflex/pgflex/internal/rbac"
 	"github.com/pgflex/pgflex/internal/resources"
 	"github.com/pgflex/pgflex/internal/seal"
 	"github.com/pgflex/pgflex/internal/store"
@@ -21,6 +22,13 @@ import (
 
 // ResourceType is the ARM type of a vault.
 const ResourceType = "Microsoft.KeyVault/vaults"
+
+// HSMResourceType is the ARM type of a Managed HSM.
+const HSMResourceType = "Microsoft.KeyVault/managedHSMs"
+
+// HSMAPIVersions are the Microsoft.KeyVault/managedHSMs api-versions accepted (armkeyvault
+// v1.5.0 sends 2024-11-01).
+var HSMAPIVersions = []string{"2021-10-01", "2022-07-01", "2023-02-01", "2023-07-01", "2024-11-01"}
 
 // APIVersions are the Microsoft.KeyVault/vaults api-versions accepted.
 var APIVersions = []string{"2022-07-01", "2023-02-01", "2023-07-01", "2024-11-01"}
@@ -49,6 +57,15 @@ type Options struct {
 	Endpoint string
 	// KeyVaultSuffix is the DNS suffix of vault hosts, e.g. vault.localhost.
 	KeyVaultSuffix string
+	// ManagedHSMSuffix is the DNS suffix of Managed HSM hosts, e.g. managedhsm.localhost. Empty
+	// means no Managed HSM data plane (the ARM resource can still be managed).
+	ManagedHSMSuffix string
+	// HSMRoles is the catalog of Managed HSM local-RBAC roles (internal/rbac's); without it
+	// every Managed HSM operation is refused (fail closed).
+	HSMRoles HSMRoleCatalog
+	// Operations runs ARM long-running operations (the purge of a deleted Managed HSM, which
+	// Azure's clients poll); nil answers them synchronously.
+	Operations *arm.Operations
 	// TenantID is the directory's tenant.
 	TenantID string
 	Log      *slog.Logger
@@ -60,17 +77,20 @@ type Options struct {
 
 // Service is the key store.
 type Service struct {
-	st       store.Store
-	box      *seal.Box
-	tokens   TokenVerifier
-	roles    RoleChecker
-	endpoint string
-	port     string
-	suffix   string
-	tenantID string
-	log      *slog.Logger
-	now      func() time.Time
-	interval time.Duration
+	st        store.Store
+	box       *seal.Box
+	tokens    TokenVerifier
+	roles     RoleChecker
+	hsmRoles  map[string]rbac.RoleDefinition // by lower-case GUID
+	ops       *arm.Operations
+	endpoint  string
+	port      string
+	suffix    string
+	hsmSuffix string
+	tenantID  string
+	log       *slog.Logger
+	now       func() time.Time
+	interval  time.Duration
 
 	wake chan struct{} // nudges the maintenance loop
 	keys *keyCache     // unsealed private keys, by store key
@@ -94,9 +114,15 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		port = "443"
 	}
-	s := &Service{st: o.Store, box: o.Box, tokens: o.Tokens, roles: o.Roles, endpoint: o.Endpoint,
-		port: port, suffix: o.KeyVaultSuffix, tenantID: o.TenantID, log: o.Log, now: o.Now,
-		interval: o.MaintenanceInterval, wake: make(chan struct{}, 1), keys: newKeyCache(256)}
+	s := &Service{st: o.Store, box: o.Box, tokens: o.Tokens, roles: o.Roles, ops: o.Operations, endpoint: o.Endpoint,
+		port: port, suffix: o.KeyVaultSuffix, hsmSuffix: o.ManagedHSMSuffix, tenantID: o.TenantID, log: o.Log, now: o.Now,
+		interval: o.MaintenanceInterval, wake: make(chan struct{}, 1), keys: newKeyCache(256),
+		hsmRoles: map[string]rbac.RoleDefinition{}}
+	if o.HSMRoles != nil {
+		for _, r := range o.HSMRoles.ManagedHSMRoleDefinitions() {
+			s.hsmRoles[strings.ToLower(r.ID)] = r
+		}
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -106,16 +132,29 @@ func New(o Options) (*Service, error) {
 	if s.interval <= 0 {
 		s.interval = time.Minute
 	}
+	if s.ops != nil {
+		s.ops.RegisterResumer(kindPurgeHSM, s.resumePurgeHSM)
+	}
 	return s, nil
 }
 
 // hostPort is the host (and port, unless it is HTTPS's default) of a vault.
-func (s *Service) hostPort(name string) string {
-	h := name + "." + s.suffix
+func (s *Service) hostPort(name string) string { return s.hostPortIn(name, s.suffix) }
+
+func (s *Service) hostPortIn(name, suffix string) string {
+	h := name + "." + suffix
 	if s.port != "443" {
 		h += ":" + s.port
 	}
 	return h
+}
+
+// storeHost is the host (and port) of a key store of either kind.
+func (s *Service) storeHost(v *Vault) string {
+	if v.IsManagedHSM() {
+		return s.hostPortIn(strings.ToLower(v.Name), s.hsmSuffix)
+	}
+	return s.hostPort(strings.ToLower(v.Name))
 }
 
 // VaultURI is the data-plane URI of a vault, as ARM's vaultUri reports it.
@@ -123,17 +162,39 @@ func (s *Service) VaultURI(name string) string {
 	return "https://" + s.hostPort(strings.ToLower(name)) + "/"
 }
 
+// HSMURI is the data-plane URI of a Managed HSM, as ARM's hsmUri reports it.
+func (s *Service) HSMURI(name string) string {
+	return "https://" + s.hostPortIn(strings.ToLower(name), s.hsmSuffix) + "/"
+}
+
 // Audience is the key-store token audience, https://{suffix}.
 func (s *Service) Audience() string { return "https://" + s.suffix }
+
+// HSMAudience is the Managed HSM token audience, https://{managedHsmSuffix}.
+func (s *Service) HSMAudience() string { return "https://" + s.hsmSuffix }
 
 // ChallengeResource is the resource the bearer challenge names: the audience with the
 // daemon's port, because azkeys accepts a challenge only when the resource's host:port is a
 // parent domain of the vault's host:port. Tokens for either form are accepted.
-func (s *Service) ChallengeResource() string {
+func (s *Service) ChallengeResource() string { return s.withPort(s.Audience()) }
+
+// HSMChallengeResource is ChallengeResource for Managed HSM hosts.
+func (s *Service) HSMChallengeResource() string { return s.withPort(s.HSMAudience()) }
+
+func (s *Service) withPort(aud string) string {
 	if s.port == "443" {
-		return s.Audience()
+		return aud
 	}
-	return s.Audience() + ":" + s.port
+	return aud + ":" + s.port
+}
+
+// audiencesOf are the token audiences a key store accepts: its kind's audience, bare or with
+// the daemon's port.
+func (s *Service) audiencesOf(v *Vault) (audience, challenge string) {
+	if v.IsManagedHSM() {
+		return s.HSMAudience(), s.HSMChallengeResource()
+	}
+	return s.Audience(), s.ChallengeResource()
 }
 
 // RegisterRoutes adds the Microsoft.KeyVault routes to the ARM router.
@@ -155,9 +216,25 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	route(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/deletedVaults", s.listDeletedVaults)
 	route(http.MethodGet, deleted, s.getDeletedVault)
 	route(http.MethodPost, deleted+"/purge", s.purgeDeletedVault)
+
+	hsmRoute := func(method, pattern string, h arm.HandlerFunc) {
+		rt.Handle(arm.Route{Method: method, Pattern: pattern, ResourceType: HSMResourceType, APIVersions: HSMAPIVersions, Handler: h})
+	}
+	hsm := "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.KeyVault/managedHSMs/{name}"
+	hsmRoute(http.MethodPut, hsm, s.putHSM)
+	hsmRoute(http.MethodGet, hsm, s.getHSM)
+	hsmRoute(http.MethodDelete, hsm, s.deleteHSM)
+	hsmRoute(http.MethodGet, hsm+"/auditEvents", s.listHSMAuditEvents)
+	hsmRoute(http.MethodGet, "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.KeyVault/managedHSMs", s.listHSMsByGroup)
+	hsmRoute(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/managedHSMs", s.listHSMsBySubscription)
+	deletedHSM := "/subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/locations/{location}/deletedManagedHSMs/{name}"
+	hsmRoute(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/deletedManagedHSMs", s.listDeletedHSMs)
+	hsmRoute(http.MethodGet, deletedHSM, s.getDeletedHSM)
+	hsmRoute(http.MethodPost, deletedHSM+"/purge", s.purgeDeletedHSM)
 }
 
-// Member is the resource-group cascade hook: deleting a group soft-deletes its vaults.
+// Member is the resource-group cascade hook: deleting a group soft-deletes its vaults and
+// Managed HSMs.
 func (s *Service) Member() resources.Member {
 	return resources.Member{Name: "Microsoft.KeyVault", Order: 50, DeleteAllInGroup: s.deleteAllInGroup}
 }

@@ -109,7 +109,7 @@ func (s *Service) WrapWithServiceKey(ctx context.Context, region string, dek []b
 	if err != nil {
 		return "", nil, fmt.Errorf("wrap with service key: %w", err)
 	}
-	return s.kid(serviceVaultName, serviceKeyName(reg.Name), kv.Version), wrapped, nil
+	return s.kid(s.serviceVault(), serviceKeyName(reg.Name), kv.Version), wrapped, nil
 }
 
 // UnwrapWithServiceKey unwraps what WrapWithServiceKey wrapped, given the key id it returned.
@@ -181,10 +181,15 @@ func (s *Service) ServiceKeyAudit(ctx context.Context) ([]AuditEvent, error) {
 	return s.AuditEvents(ctx, serviceVaultID, "")
 }
 
+// serviceVault is the internal vault's stand-in record: a name and the directory's tenant.
+func (s *Service) serviceVault() *Vault {
+	return &Vault{ID: serviceVaultID, Name: serviceVaultName, Props: VaultProperties{TenantID: s.tenantID}}
+}
+
 // serveServiceVault answers requests to the internal vault's host: the challenge without a
 // token, and a refusal for every token, whoever holds it.
 func (s *Service) serveServiceVault(w http.ResponseWriter, r *http.Request, log *slog.Logger) {
-	c, _, ok := s.authenticate(w, r, s.tenantID)
+	c, _, ok := s.authenticate(w, r, s.serviceVault())
 	if !ok {
 		return
 	}

@@ -13,22 +13,28 @@ import (
 	"github.com/pgflex/pgflex/internal/store"
 )
 
-// Vault is a vault's stored record. Vault names are global (one namespace across
-// subscriptions, active and soft-deleted), so the record is keyed by name alone.
+// Vault is a key store's stored record: a vault, or a Managed HSM (Kind). Names are global
+// within a kind (one namespace across subscriptions, active and soft-deleted), so the record is
+// keyed by kind and name alone. Both kinds serve the same keys REST API; they differ in their
+// host suffix, token audience and authorization (a Managed HSM knows local RBAC only).
 type Vault struct {
 	// ID is the vault's internal identity: a GUID that outlives name reuse after a purge and
 	// keys the vault's keys and audit trail.
-	ID             string            `json:"internalId"`
+	ID string `json:"internalId"`
+	// Kind is "" for a vault, KindManagedHSM for a Managed HSM.
+	Kind           string            `json:"kind,omitempty"`
 	Name           string            `json:"name"` // casing as created
 	SubscriptionID string            `json:"subscriptionId"`
 	ResourceGroup  string            `json:"resourceGroup"`
 	Location       string            `json:"location"`
 	Tags           map[string]string `json:"tags,omitempty"`
 	Props          VaultProperties   `json:"properties"`
-	Created        time.Time         `json:"created"`
-	CreatedBy      string            `json:"createdBy,omitempty"`
-	Updated        time.Time         `json:"updated"`
-	Deleted        *VaultDeletion    `json:"deleted,omitempty"`
+	// InitialAdmins are a Managed HSM's initialAdminObjectIds.
+	InitialAdmins []string       `json:"initialAdminObjectIds,omitempty"`
+	Created       time.Time      `json:"created"`
+	CreatedBy     string         `json:"createdBy,omitempty"`
+	Updated       time.Time      `json:"updated"`
+	Deleted       *VaultDeletion `json:"deleted,omitempty"`
 }
 
 // VaultDeletion is the soft-deleted state of a vault.
@@ -83,9 +89,27 @@ func (v *Vault) PurgeProtected() bool {
 	return v.Props.EnablePurgeProtection != nil && *v.Props.EnablePurgeProtection
 }
 
-// ResourceID is the vault's ARM id.
+// KindManagedHSM marks a Managed HSM's record.
+const KindManagedHSM = "managedHSM"
+
+// IsManagedHSM reports whether the record is a Managed HSM.
+func (v *Vault) IsManagedHSM() bool { return v.Kind == KindManagedHSM }
+
+// KindName is how messages name the key store's kind: "Key Vault" or "Managed HSM".
+func (v *Vault) KindName() string {
+	if v.IsManagedHSM() {
+		return "Managed HSM"
+	}
+	return "Key Vault"
+}
+
+// ResourceID is the key store's ARM id.
 func (v *Vault) ResourceID() arm.ResourceID {
-	return arm.NewResourceID(v.SubscriptionID, v.ResourceGroup, "Microsoft.KeyVault", "vaults", v.Name)
+	typ := "vaults"
+	if v.IsManagedHSM() {
+		typ = "managedHSMs"
+	}
+	return arm.NewResourceID(v.SubscriptionID, v.ResourceGroup, "Microsoft.KeyVault", typ, v.Name)
 }
 
 // RecoveryLevel is the recoveryLevel key attributes report, from retention and purge protection.
@@ -108,6 +132,18 @@ const (
 )
 
 func vaultKey(name string) string { return "kv/vault/" + strings.ToLower(name) }
+
+// hsmKey is a Managed HSM's record key: HSM names are a namespace of their own, as their hosts
+// are ({name}.managedhsm... versus {name}.vault...).
+func hsmKey(name string) string { return "kv/hsm/" + strings.ToLower(name) }
+
+// recordKey is where a key store's record lives, by kind.
+func recordKey(kind, name string) string {
+	if kind == KindManagedHSM {
+		return hsmKey(name)
+	}
+	return vaultKey(name)
+}
 
 // Vault names: 3-24 characters, alphanumerics and hyphens, starting with a letter, ending with a
 // letter or digit, no consecutive hyphens.
@@ -142,15 +178,21 @@ func deletedVaultNotFound(name, location string) *arm.Error {
 }
 
 // getVaultRecord reads the record for a vault name; store.ErrNotFound if none.
-func getVaultRecord(tx store.Tx, name string) (*Vault, error) {
+func getVaultRecord(tx store.Tx, name string) (*Vault, error) { return getRecord(tx, "", name) }
+
+// getRecord reads the record of a key store of a kind; store.ErrNotFound if none.
+func getRecord(tx store.Tx, kind, name string) (*Vault, error) {
 	var v Vault
-	if err := store.GetJSON(tx, vaultKey(name), &v); err != nil {
+	if err := store.GetJSON(tx, recordKey(kind, name), &v); err != nil {
 		return nil, err
 	}
+	v.Kind = kind
 	return &v, nil
 }
 
-func putVaultRecord(tx store.Tx, v *Vault) error { return store.PutJSON(tx, vaultKey(v.Name), v) }
+func putVaultRecord(tx store.Tx, v *Vault) error {
+	return store.PutJSON(tx, recordKey(v.Kind, v.Name), v)
+}
 
 // activeVaultInGroup reads a live vault by its ARM coordinates: ARM's 404 when the name is
 // unknown, soft-deleted, or belongs to another group.
@@ -169,6 +211,24 @@ func activeVaultInGroup(tx store.Tx, sub, rg, name string) (*Vault, error) {
 }
 
 func listVaultRecords(tx store.Tx) ([]Vault, error) { return store.ListJSON[Vault](tx, "kv/vault/") }
+
+func listHSMRecords(tx store.Tx) ([]Vault, error) {
+	hs, err := store.ListJSON[Vault](tx, "kv/hsm/")
+	for i := range hs {
+		hs[i].Kind = KindManagedHSM
+	}
+	return hs, err
+}
+
+// listKeyStoreRecords lists vaults and Managed HSMs: what holds keys.
+func listKeyStoreRecords(tx store.Tx) ([]Vault, error) {
+	vs, err := listVaultRecords(tx)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := listHSMRecords(tx)
+	return append(vs, hs...), err
+}
 
 // vaultView is the ARM representation of a vault.
 func (s *Service) vaultView(v *Vault) map[string]any {

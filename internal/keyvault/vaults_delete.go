@@ -54,7 +54,7 @@ func (s *Service) deleteVault(w http.ResponseWriter, r *arm.Request) {
 // deleteAllInGroup soft-deletes every live vault of a group being deleted, as Azure does.
 func (s *Service) deleteAllInGroup(ctx context.Context, sub, group string) error {
 	return s.st.Update(ctx, func(tx store.Tx) error {
-		all, err := listVaultRecords(tx)
+		all, err := listKeyStoreRecords(tx)
 		if err != nil {
 			return err
 		}
@@ -65,7 +65,7 @@ func (s *Service) deleteAllInGroup(ctx context.Context, sub, group string) error
 				if err := putVaultRecord(tx, v); err != nil {
 					return err
 				}
-				s.log.Info("vault soft-deleted with its resource group", "vault", v.Name, "group", group)
+				s.log.Info("key store soft-deleted with its resource group", "name", v.Name, "kind", v.KindName(), "group", group)
 			}
 		}
 		return nil
