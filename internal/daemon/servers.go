@@ -93,6 +93,10 @@ func (k keyStoreDirectory) LookupKeyStore(ctx context.Context, vaultURL string) 
 		return flexserver.KeyStoreInfo{}, err
 	}
 	// Kind is "Key Vault" or "Managed HSM": a host under the Managed HSM suffix resolves to an HSM.
+	uri := k.kv.VaultURI(v.Name)
+	if v.IsManagedHSM() {
+		uri = k.kv.HSMURI(v.Name)
+	}
 	return flexserver.KeyStoreInfo{ID: v.ResourceID(), Kind: v.KindName(), Location: v.Location,
-		SoftDelete: true, PurgeProtection: v.PurgeProtected()}, nil
+		SoftDelete: true, PurgeProtection: v.PurgeProtected(), URI: strings.TrimSuffix(uri, "/")}, nil
 }

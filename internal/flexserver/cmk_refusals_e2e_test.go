@@ -113,6 +113,8 @@ func (s *cmkSuite) refusals(t *testing.T) {
 			"InvalidParameterValue", "is not a key identifier", false},
 		{"key URI that is not https", "", cmkBody("http://cmk-east.vault.localhost/keys/pinned", p.id, "", "", p.id), 400,
 			"InvalidParameterValue", "is not a key identifier", false},
+		{"key URI without the key store's port", "", cmkBody(withoutPort(s.pinnedV1), p.id, "", "", p.id), 400,
+			"InvalidParameterValue", "but not its address: key identifiers of this key store start with https://cmk-east.vault.localhost:", false},
 		{"key in a vault that does not exist", "", cmkBody(noVault, p.id, "", "", p.id), 400, "AzureKeyVaultKeyNameNotFound",
 			seedKeyNameNotFound(noVault), true},
 		{"key that does not exist", "", cmkBody(noKey, p.id, "", "", p.id), 400, "AzureKeyVaultKeyNameNotFound",
@@ -156,4 +158,14 @@ func (s *cmkSuite) refusals(t *testing.T) {
 	if mounts := suiteMounts(t, s.runDir); len(mounts) > 0 {
 		t.Fatalf("refused creates left mounts: %v", mounts)
 	}
+}
+
+// withoutPort drops the port from a key id's host, as a user copying only the host would.
+func withoutPort(kid string) string {
+	rest := strings.TrimPrefix(kid, "https://")
+	host, path, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return "https://" + host + "/" + path
 }

@@ -36,6 +36,8 @@ type KeyStoreInfo struct {
 	Location        string
 	SoftDelete      bool
 	PurgeProtection bool
+	// URI is where the key store answers (https://{name}.{suffix}:{port}).
+	URI string
 }
 
 // ErrKeyStoreNotFound is returned by a KeyStoreDirectory for a URL no key store answers to.
@@ -106,6 +108,13 @@ func (s *Service) checkCustomerKey(ctx context.Context, srv *Server, keyURI, ide
 	}
 	if err != nil {
 		return dataenc.CustomerManaged{}, err
+	}
+	if ks.URI != "" && !strings.EqualFold(vaultURL, ks.URI) {
+		// The host names a key store of ours but not where it answers (typically the port is
+		// missing): every call would fail, and retrying would not help.
+		return dataenc.CustomerManaged{}, invalidValue(role.uriTarget,
+			"The %s key URI '%s' names %s '%s' but not its address: key identifiers of this key store start with %s. Use the key's id (kid) as the key store reports it.",
+			role.name, keyURI, ks.Kind, ks.ID.Name(), ks.URI)
 	}
 	if !strings.EqualFold(ks.ID.SubscriptionID, srv.SubscriptionID) {
 		return dataenc.CustomerManaged{}, invalidValue(role.uriTarget,
