@@ -33,6 +33,7 @@ func newPostgresCommand(a *App) *cobra.Command {
 		newPostgresPowerCommand(a, "restart", "Restart a flexible server."),
 		newPostgresShowConnectionStringCommand(a), newPostgresConnectCommand(a), newPostgresExecuteCommand(a),
 		newPostgresIdentityCommand(a), newPostgresDBCommand(a),
+		newPostgresBackupCommand(a), newPostgresRestoreCommand(a), newPostgresGeoRestoreCommand(a),
 	)
 	cmd.AddCommand(fs)
 	return cmd
