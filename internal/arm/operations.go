@@ -98,6 +98,13 @@ func (o *Operations) launch(op *Operation, fn RunFunc) {
 	go func() {
 		defer o.wg.Done()
 		defer close(ch)
+		// Once the record is final, Wait reads it from the store: forget the channel, or the
+		// map would grow by one entry per operation for the daemon's lifetime.
+		defer func() {
+			o.mu.Lock()
+			delete(o.done, op.Name)
+			o.mu.Unlock()
+		}()
 		err := o.safeRun(op, fn)
 		if err != nil && o.base.Err() != nil {
 			// Shutdown interrupted the work: leave it InProgress for the next start to resume.

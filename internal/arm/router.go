@@ -176,7 +176,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 			continue
 		}
 		pathMatched = append(pathMatched, r)
-		if r.Method == hr.Method || (hr.Method == http.MethodHead && r.Method == http.MethodHead) {
+		if r.Method == hr.Method {
 			route = r
 			req.Params = params
 			break

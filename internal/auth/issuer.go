@@ -194,8 +194,8 @@ var (
 	ErrUnknownPrincipal = errors.New("the token's principal no longer exists")
 )
 
-// BearerToken extracts the token of an "Authorization: Bearer ..." header; ok is false when the
-// header is absent, malformedHeader true when it is present but not a bearer token.
+// BearerToken extracts the token of an "Authorization: Bearer ..." header. present is false
+// when the header is absent; token is empty when it is present but not a bearer token.
 func BearerToken(r *http.Request) (token string, present bool) {
 	h := r.Header.Get("Authorization")
 	if h == "" {

@@ -96,7 +96,9 @@ func IsRefusal(err error) bool {
 	return errors.As(err, &ke) && ke.Refused
 }
 
-func (c CustomerManaged) call(ctx context.Context, op, method, url string, body any, out any) error {
+// call makes one key-store request with a JSON body (nil for none) and decodes a successful
+// answer into out. The response body is zeroed once decoded: an unwrapKey answer carries the DEK.
+func (c CustomerManaged) call(ctx context.Context, op, method, url string, body []byte, out any) error {
 	u, err := neturl.Parse(url)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return &KeyStoreError{Op: op, Refused: true, Err: fmt.Errorf("%w: %q", ErrMalformedKeyID, url)}
@@ -107,11 +109,7 @@ func (c CustomerManaged) call(ctx context.Context, op, method, url string, body 
 	}
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url+"?api-version="+KeyStoreAPIVersion, rd)
 	if err != nil {
@@ -128,6 +126,7 @@ func (c CustomerManaged) call(ctx context.Context, op, method, url string, body 
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	defer clear(raw)
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error struct {
@@ -149,19 +148,46 @@ func (c CustomerManaged) call(ctx context.Context, op, method, url string, body 
 
 var b64url = base64.RawURLEncoding
 
+// keyOpResult is a wrapKey/unwrapKey answer. Value stays bytes, not a string, so that an
+// unwrapped DEK in it can be zeroed.
 type keyOpResult struct {
-	Kid   string `json:"kid"`
-	Value string `json:"value"`
+	Kid   string          `json:"kid"`
+	Value json.RawMessage `json:"value"`
+}
+
+// value decodes the base64url "value" of the answer into a new slice.
+func (r *keyOpResult) value() ([]byte, error) {
+	v := bytes.Trim(r.Value, `"`)
+	out := make([]byte, b64url.DecodedLen(len(v)))
+	n, err := b64url.Decode(out, v)
+	if err != nil {
+		clear(out)
+		return nil, err
+	}
+	return out[:n], nil
+}
+
+// keyOpBody is the JSON body {"alg":alg,"value":base64url(value)} of wrapKey and unwrapKey,
+// built by hand so that the caller can zero it when value is a DEK.
+func keyOpBody(alg string, value []byte) []byte {
+	quoted, _ := json.Marshal(alg) // a string always marshals
+	head := `{"alg":` + string(quoted) + `,"value":"`
+	b := make([]byte, 0, len(head)+b64url.EncodedLen(len(value))+2)
+	b = append(b, head...)
+	b = b64url.AppendEncode(b, value)
+	return append(b, `"}`...)
 }
 
 // Wrap wraps dek with the configured key (its newest version when the reference is versionless).
 func (c CustomerManaged) Wrap(ctx context.Context, dek []byte) (*Envelope, error) {
 	var res keyOpResult
 	url := strings.TrimSuffix(c.KeyURI, "/") + "/wrapkey"
-	if err := c.call(ctx, "wrapKey", http.MethodPost, url, map[string]string{"alg": AlgRSAOAEP256, "value": b64url.EncodeToString(dek)}, &res); err != nil {
+	body := keyOpBody(AlgRSAOAEP256, dek)
+	defer clear(body)
+	if err := c.call(ctx, "wrapKey", http.MethodPost, url, body, &res); err != nil {
 		return nil, err
 	}
-	wrapped, err := b64url.DecodeString(res.Value)
+	wrapped, err := res.value()
 	if err != nil {
 		return nil, &KeyStoreError{Op: "wrapKey", Err: fmt.Errorf("wrapped value is not base64url: %w", err)}
 	}
@@ -175,10 +201,11 @@ func (c CustomerManaged) Wrap(ctx context.Context, dek []byte) (*Envelope, error
 func (c CustomerManaged) Unwrap(ctx context.Context, env *Envelope) ([]byte, error) {
 	var res keyOpResult
 	url := strings.TrimSuffix(env.KeyID, "/") + "/unwrapkey"
-	if err := c.call(ctx, "unwrapKey", http.MethodPost, url, map[string]string{"alg": env.Algorithm, "value": b64url.EncodeToString(env.Wrapped)}, &res); err != nil {
+	if err := c.call(ctx, "unwrapKey", http.MethodPost, url, keyOpBody(env.Algorithm, env.Wrapped), &res); err != nil {
 		return nil, err
 	}
-	dek, err := b64url.DecodeString(res.Value)
+	defer clear(res.Value)
+	dek, err := res.value()
 	if err != nil {
 		return nil, &KeyStoreError{Op: "unwrapKey", Err: fmt.Errorf("unwrapped value is not base64url: %w", err)}
 	}

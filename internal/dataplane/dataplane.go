@@ -259,9 +259,16 @@ func (m *Manager) Stop(ctx context.Context, inst flexserver.Instance) error {
 	if err != nil {
 		return err
 	}
-	if st == volume.Mounted {
+	switch st {
+	case volume.Mounted:
 		if err := m.instance(inst).Stop(ctx, postgres.StopFast); err != nil {
 			return fmt.Errorf("stop PostgreSQL: %w", err)
+		}
+	case volume.Stale:
+		// The FUSE server died under a running PostgreSQL, which cannot checkpoint any more but
+		// would go on serving what it has cached: it must not outlive the detached mount.
+		if err := m.instance(inst).Stop(ctx, postgres.StopImmediate); err != nil {
+			return fmt.Errorf("stop PostgreSQL on a stale volume: %w", err)
 		}
 	}
 	return vol.Unmount(ctx)
@@ -272,11 +279,17 @@ func (m *Manager) Restart(ctx context.Context, inst flexserver.Instance) error {
 	return m.instance(inst).Restart(ctx, postgres.StopFast)
 }
 
-// Status reports the volume's mount and whether PostgreSQL runs and is ready.
+// Status reports the volume's mount and whether PostgreSQL runs and is ready. A stale mount
+// (its FUSE server died) is reported as not mounted but running: a PostgreSQL may still hold it
+// and serve what it cached, and its postmaster.pid cannot be read to tell; Stop clears both,
+// Start stops that PostgreSQL and mounts afresh.
 func (m *Manager) Status(ctx context.Context, inst flexserver.Instance) (flexserver.Status, error) {
 	st, err := m.volume(inst).Status(ctx)
 	if err != nil {
 		return flexserver.Status{}, err
+	}
+	if st == volume.Stale {
+		return flexserver.Status{Mounted: false, Running: true}, nil
 	}
 	out := flexserver.Status{Mounted: st == volume.Mounted}
 	if !out.Mounted {

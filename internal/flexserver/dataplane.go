@@ -21,7 +21,7 @@ type Instance struct {
 // Status is the data plane's actual state of one server.
 type Status struct {
 	Mounted bool // the plaintext view of the volume is mounted
-	Running bool // PostgreSQL accepts connections
+	Running bool // PostgreSQL accepts connections (or may still hold a stale mount: stop it)
 }
 
 // Database is one database of a server.

@@ -83,14 +83,6 @@ func (s *Service) RunKeyMonitor(ctx context.Context) {
 	}
 }
 
-// CheckKeysNow checks every CMK server's keys at once (used at start-up and by tests).
-func (s *Service) CheckKeysNow(ctx context.Context) {
-	s.monitor.mu.Lock()
-	clear(s.monitor.next)
-	s.monitor.mu.Unlock()
-	s.monitor.pass(ctx)
-}
-
 func (m *keyMonitor) pass(ctx context.Context) {
 	var servers []Server
 	if err := m.s.st.View(ctx, func(tx store.Tx) error {

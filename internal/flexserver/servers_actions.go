@@ -101,13 +101,19 @@ func (s *Service) finish(ctx context.Context, id arm.ResourceID, state string) e
 	return err
 }
 
-// runStart unwraps the DEK, mounts the volume and starts PostgreSQL.
-func (s *Service) runStart(ctx context.Context, op *arm.Operation) error {
+// opServer loads the server an operation acts on.
+func (s *Service) opServer(ctx context.Context, op *arm.Operation) (arm.ResourceID, *Server, error) {
 	id, err := arm.ParseResourceID(op.ResourceID)
 	if err != nil {
-		return err
+		return id, nil, err
 	}
 	srv, err := s.load(ctx, id)
+	return id, srv, err
+}
+
+// runStart unwraps the DEK, mounts the volume and starts PostgreSQL.
+func (s *Service) runStart(ctx context.Context, op *arm.Operation) error {
+	id, srv, err := s.opServer(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -150,11 +156,7 @@ func (s *Service) bringUp(ctx context.Context, srv *Server) error {
 
 // runStop stops PostgreSQL and unmounts the volume: no plaintext view remains.
 func (s *Service) runStop(ctx context.Context, op *arm.Operation) error {
-	id, err := arm.ParseResourceID(op.ResourceID)
-	if err != nil {
-		return err
-	}
-	srv, err := s.load(ctx, id)
+	id, srv, err := s.opServer(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -169,11 +171,7 @@ func (s *Service) runStop(ctx context.Context, op *arm.Operation) error {
 
 // runRestart restarts PostgreSQL (bringing the data plane up first if it is not).
 func (s *Service) runRestart(ctx context.Context, op *arm.Operation) error {
-	id, err := arm.ParseResourceID(op.ResourceID)
-	if err != nil {
-		return err
-	}
-	srv, err := s.load(ctx, id)
+	id, srv, err := s.opServer(ctx, op)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package flexserver
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -95,22 +94,38 @@ func (s *Service) deleteAllInGroup(ctx context.Context, sub, group string) error
 	}); err != nil {
 		return err
 	}
-	for _, srv := range servers {
-		if srv.Operation != "" {
-			// Let the running operation end first, so that two never act on one server.
-			if _, err := s.ops.Wait(ctx, srv.Operation); err != nil && !errors.Is(err, context.Canceled) {
-				s.log.Warn("waiting for server operation before group delete", "server", srv.Name, "err", err)
-			}
-		}
-		// No operation names the server: hold its lock, so that neither the reconciler nor
-		// the key monitor brings it up while it is destroyed.
-		mu := s.serverLock(srv.ID())
-		mu.Lock()
-		err := s.runDelete(ctx, s.newOperation(&srv, kindDelete))
-		mu.Unlock()
-		if err != nil {
+	for i := range servers {
+		if err := s.deleteInGroup(ctx, servers[i].ID()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// deleteInGroup deletes one server of a group being deleted. It holds the server's lock, so
+// that no request starts an operation on it and neither the reconciler nor the key monitor
+// brings it up while it is destroyed, and lets a running operation end first, so that two
+// never act on one server.
+func (s *Service) deleteInGroup(ctx context.Context, id arm.ResourceID) error {
+	mu := s.serverLock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	for {
+		srv, err := s.reload(ctx, id)
+		if err != nil || srv == nil {
+			return err
+		}
+		if srv.Operation != "" {
+			if op, err := s.ops.Get(ctx, srv.Operation); err == nil && !op.Done() {
+				mu.Unlock()
+				_, err := s.ops.Wait(ctx, srv.Operation)
+				mu.Lock()
+				if err != nil {
+					return err
+				}
+				continue // the operation has ended: look at the server again
+			}
+		}
+		return s.runDelete(ctx, s.newOperation(srv, kindDelete))
+	}
 }

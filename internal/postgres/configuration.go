@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgflex/pgflex/internal/fsutil"
 )
 
 // Size is an amount of memory in bytes, rendered in kB for PostgreSQL.
@@ -437,7 +439,8 @@ func WriteConfig(ctx context.Context, dataDir string, user OSUser, s Settings) e
 	return nil
 }
 
-// writeFileAs writes path atomically (temp, fsync, rename) owned by user.
+// writeFileAs writes path atomically and durably (temp, fsync, rename, fsync of the directory)
+// owned by user.
 func writeFileAs(path string, data []byte, mode os.FileMode, user OSUser) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -464,5 +467,8 @@ func writeFileAs(path string, data []byte, mode os.FileMode, user OSUser) (err e
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(path))
 }

@@ -80,8 +80,10 @@ type Daemon struct {
 	Addr    string
 	Args    []string
 	cmd     *exec.Cmd
-	// portBase is the first of the 200 server ports this daemon hands out.
+	// portBase claims a range of server ports: the daemon hands out portBase+1 to portBase+199,
+	// and claim holds portBase itself open meanwhile (see claimPortRange).
 	portBase int
+	claim    net.Listener
 	done     chan struct{}
 	logs     *lockedBuffer
 }
@@ -100,12 +102,11 @@ func Start(t testing.TB, opts Options) *Daemon {
 		d.DataDir = filepath.Join(t.TempDir(), "data")
 	}
 	d.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	// Test daemons run side by side (go test runs packages in parallel): each gets its own
-	// range of server ports so that two daemons never hand out the same one.
-	d.portBase = 20000 + 200*rand.IntN(200)
+	d.portBase, d.claim = claimPortRange(t)
 	d.start()
 	t.Cleanup(func() {
 		d.Stop()
+		d.claim.Close()
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Logs())
 		}
@@ -113,10 +114,26 @@ func Start(t testing.TB, opts Options) *Daemon {
 	return d
 }
 
+// claimPortRange picks a range of server ports for one test daemon. Test daemons run side by
+// side, in this process and in the other packages' test processes, so a random pick alone
+// would now and then give two daemons the same ports: each range's first port is held open as
+// a claim that every process sees, and a range whose first port is taken is not used.
+func claimPortRange(t testing.TB) (int, net.Listener) {
+	t.Helper()
+	for range 100 {
+		base := 20000 + 200*rand.IntN(200)
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base)); err == nil {
+			return base, l
+		}
+	}
+	t.Fatal("no free range of server ports")
+	return 0, nil
+}
+
 func (d *Daemon) start() {
 	d.t.Helper()
 	args := append([]string{"serve", "--data-dir", d.DataDir, "--addr", d.Addr,
-		"--server-port-min", strconv.Itoa(d.portBase), "--server-port-max", strconv.Itoa(d.portBase + 199)}, d.Args...)
+		"--server-port-min", strconv.Itoa(d.portBase + 1), "--server-port-max", strconv.Itoa(d.portBase + 199)}, d.Args...)
 	d.cmd = exec.Command(d.Bin, args...)
 	d.cmd.Stdout = d.logs
 	d.cmd.Stderr = d.logs

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgflex/pgflex/internal/fsutil"
 )
 
 // Gocryptfs is the Layer backed by gocryptfs 2.x (Debian package gocryptfs).
@@ -280,7 +282,7 @@ func (g *Gocryptfs) Shred(ctx context.Context, cipherDir string) error {
 			return fmt.Errorf("shred %s: %w", name, err)
 		}
 	}
-	if err := syncDir(cipherDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := fsutil.SyncDir(cipherDir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil

@@ -10,9 +10,10 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/pgflex/pgflex/internal/fsutil"
 )
 
 // HeaderFormat and HeaderVersion identify the wrapped-DEK header format.
@@ -172,7 +173,7 @@ func DecodeHeader(b []byte) (*Header, error) {
 // WriteHeader writes h to path atomically and durably: a temporary file in
 // the same directory is written and fsynced, renamed over path, and the
 // directory is fsynced, so a crash leaves either the old or the new header.
-func WriteHeader(ctx context.Context, path string, h *Header) (err error) {
+func WriteHeader(ctx context.Context, path string, h *Header) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -180,33 +181,10 @@ func WriteHeader(ctx context.Context, path string, h *Header) (err error) {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(path, b, 0o600); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write header: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("write header: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write header: fsync: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write header: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write header: %w", err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // ReadHeader reads and validates the header at path.
@@ -228,16 +206,4 @@ func ReadHeader(ctx context.Context, path string) (*Header, error) {
 		return nil, fmt.Errorf("read header %s: %w", path, err)
 	}
 	return h, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
 }

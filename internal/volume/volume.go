@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/pgflex/pgflex/internal/fsutil"
 )
 
 // Volume is one server's encrypted volume, laid out under Dir:
@@ -189,7 +191,7 @@ func (v *Volume) Destroy(ctx context.Context) error {
 			return fmt.Errorf("volume destroy %s: %w", v.Dir, err)
 		}
 	}
-	if err := syncDir(v.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := fsutil.SyncDir(v.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("volume destroy: %w", err)
 	}
 	if err := os.RemoveAll(v.Dir); err != nil {
