@@ -216,6 +216,14 @@ func (m *keyMonitor) check(ctx context.Context, listed *Server) {
 	case !v.transient:
 		m.revoke(ctx, srv, v.cause)
 	}
+	if geo && gv.valid {
+		_, _, configured, _ := dataenc.ParseKeyID(srv.Encryption.GeoKeyURI)
+		if configured == "" && srv.GeoEnvelope != nil && !strings.EqualFold(gv.info.KeyID, srv.GeoEnvelope.KeyID) {
+			if err := m.followVersion(ctx, srv, true); err != nil {
+				m.s.log.Warn("key monitor: follow new geo-backup key version", "server", srv.Name, "err", err)
+			}
+		}
+	}
 	if geo && !gv.transient {
 		m.setGeoStatus(ctx, srv, gv)
 	}
@@ -267,7 +275,7 @@ func (m *keyMonitor) applyGrace(key string, v verdict) verdict {
 func (m *keyMonitor) onValid(ctx context.Context, srv *Server, info *dataenc.KeyInfo) {
 	_, _, configured, _ := dataenc.ParseKeyID(srv.Encryption.PrimaryKeyURI)
 	if configured == "" && srv.Envelope != nil && !strings.EqualFold(info.KeyID, srv.Envelope.KeyID) {
-		if err := m.followVersion(ctx, srv); err != nil {
+		if err := m.followVersion(ctx, srv, false); err != nil {
 			m.s.log.Warn("key monitor: follow new key version", "server", srv.Name, "err", err)
 		}
 	}
@@ -283,15 +291,23 @@ func (m *keyMonitor) onValid(ctx context.Context, srv *Server, info *dataenc.Key
 	}
 }
 
-// followVersion rewraps the DEK with the key's newest version (automatic key version update):
+// followVersion rewraps a DEK with its key's newest version (automatic key version update):
 // unwrap with the version that wrapped it, wrap with the newest, store the new envelope in one
 // transaction — a crash before it leaves the old envelope, which the old version still unwraps.
-func (m *keyMonitor) followVersion(ctx context.Context, srv *Server) error {
-	w, err := m.s.customerWrapper(srv, srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID)
+// geo selects the geo-backup DEK instead of the server's primary DEK.
+func (m *keyMonitor) followVersion(ctx context.Context, srv *Server, geo bool) error {
+	keyURI, identityID, old := srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID, srv.Envelope
+	envelopeOf := func(s *Server) **dataenc.Envelope { return &s.Envelope }
+	what := "DEK"
+	if geo {
+		keyURI, identityID, old = srv.Encryption.GeoKeyURI, srv.Encryption.GeoIdentityID, srv.GeoEnvelope
+		envelopeOf = func(s *Server) **dataenc.Envelope { return &s.GeoEnvelope }
+		what = "geo-backup DEK"
+	}
+	w, err := m.s.customerWrapper(srv, keyURI, identityID)
 	if err != nil {
 		return err
 	}
-	old := srv.Envelope
 	dek, err := w.Unwrap(ctx, old)
 	m.metrics.calls.WithLabelValues("unwrapKey").Inc()
 	if err != nil {
@@ -304,10 +320,11 @@ func (m *keyMonitor) followVersion(ctx context.Context, srv *Server) error {
 		return fmt.Errorf("wrap with the newest version: %w", err)
 	}
 	updated, err := m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
-		if cur.Envelope == nil || cur.Envelope.KeyID != old.KeyID || cur.Operation != "" {
+		e := envelopeOf(cur)
+		if *e == nil || (*e).KeyID != old.KeyID || cur.Operation != "" {
 			return errSkip
 		}
-		cur.Envelope = env
+		*e = env
 		return nil
 	})
 	if errors.Is(err, errSkip) {
@@ -316,13 +333,16 @@ func (m *keyMonitor) followVersion(ctx context.Context, srv *Server) error {
 	if err != nil {
 		return err
 	}
-	if err := m.s.dp.WriteEnvelope(ctx, updated.instance(), env); err != nil {
-		m.s.log.Warn("write rewrapped DEK header", "server", srv.Name, "err", err)
+	if !geo {
+		// The header beside the volume holds the primary DEK only.
+		if err := m.s.dp.WriteEnvelope(ctx, updated.instance(), env); err != nil {
+			m.s.log.Warn("write rewrapped DEK header", "server", srv.Name, "err", err)
+		}
 	}
 	m.metrics.rewraps.Inc()
 	*srv = *updated
 	m.event(ctx, srv, "keyVersionUpdated", activitylog.LevelInformational,
-		fmt.Sprintf("Automatic key version update: the DEK of server '%s' is now wrapped by %s (was %s).", srv.Name, env.KeyID, old.KeyID),
+		fmt.Sprintf("Automatic key version update: the %s of server '%s' is now wrapped by %s (was %s).", what, srv.Name, env.KeyID, old.KeyID),
 		map[string]string{"previousKeyId": old.KeyID, "keyId": env.KeyID})
 	return nil
 }

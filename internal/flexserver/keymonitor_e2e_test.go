@@ -45,13 +45,18 @@ func jwtOID(t testing.TB, tok string) string {
 
 func newKMS(t testing.TB, d *testenv.Daemon, group, vault string, rbac bool) *kms {
 	t.Helper()
+	return newKMSIn(t, d, group, vault, "eastus", rbac)
+}
+
+func newKMSIn(t testing.TB, d *testenv.Daemon, group, vault, location string, rbac bool) *kms {
+	t.Helper()
 	k := &kms{t: t, d: d, group: group, vault: vault, adminOID: jwtOID(t, d.Token(t, "https://management.azure.com/.default"))}
 	props := map[string]any{"tenantId": d.Profile().TenantID, "sku": map[string]any{"family": "A", "name": "standard"},
 		"enablePurgeProtection": true, "softDeleteRetentionInDays": 7, "enableRbacAuthorization": rbac, "accessPolicies": []any{}}
 	if !rbac {
 		props["accessPolicies"] = []any{policy(d, k.adminOID, "all")}
 	}
-	r := d.ARM(t, http.MethodPut, k.vaultPath()+"?api-version=2023-07-01", map[string]any{"location": "eastus", "properties": props})
+	r := d.ARM(t, http.MethodPut, k.vaultPath()+"?api-version=2023-07-01", map[string]any{"location": location, "properties": props})
 	if r.Status/100 != 2 {
 		t.Fatalf("create vault: %d %s", r.Status, r.Raw)
 	}
@@ -502,5 +507,53 @@ func TestKeyMonitorRBACAndOutage(t *testing.T) {
 		if !bytes.Contains(m.Raw, []byte(series)) {
 			t.Fatalf("metrics lack %s", series)
 		}
+	}
+}
+
+// TestKeyMonitorFollowsGeoKeyVersions: a versionless geo-backup key is followed too, by the
+// geo identity, without touching the primary DEK.
+func TestKeyMonitorFollowsGeoKeyVersions(t *testing.T) {
+	t.Parallel()
+	requireDataPlane(t)
+	d, _ := monitored(t)
+	createGroup(t, d, "rg", "eastus")
+	east := newKMS(t, d, "rg", "kvgeoeast", false)
+	west := newKMSIn(t, d, "rg", "kvgeowest", "westus", false)
+	pkid := east.createKey("dek")
+	gkid := west.createKey("geo")
+	pid := east.createIdentity("primary-id")
+	gid := west.createIdentity("geo-id")
+	east.grant(pid.principal)
+	west.grant(gid.principal)
+	srv := createServer(t, d, "rg", "geofollow", map[string]any{
+		"identity": map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{pid.id: map[string]any{}, gid.id: map[string]any{}}},
+		"properties": map[string]any{"backup": map[string]any{"geoRedundantBackup": "Enabled"},
+			"dataEncryption": map[string]any{"type": "AzureKeyVault", "primaryKeyURI": pkid, "primaryUserAssignedIdentityId": pid.id,
+				"geoBackupKeyURI": gkid[:strings.LastIndex(gkid, "/")], "geoBackupUserAssignedIdentityId": gid.id}},
+	})
+	enc := props(srv)["dataEncryption"].(map[string]any)
+	if !strings.HasSuffix(gkid, "/"+enc["geoBackupKeyVersionInUse"].(string)) {
+		t.Fatalf("geo version in use %v, want that of %s", enc["geoBackupKeyVersionInUse"], gkid)
+	}
+	primaryBefore := enc["primaryKeyVersionInUse"]
+	nk := west.rotate("geo")
+	want := nk[strings.LastIndex(nk, "/")+1:]
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		enc = props(serverRaw(t, d, "rg", "geofollow"))["dataEncryption"].(map[string]any)
+		if enc["geoBackupKeyVersionInUse"] == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the geo-backup DEK was not rewrapped by %s: %v", want, enc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if enc["primaryKeyVersionInUse"] != primaryBefore || enc["geoBackupEncryptionKeyStatus"] != "Valid" {
+		t.Fatalf("primary changed or geo status wrong: %v", enc)
+	}
+	audit := d.ARM(t, http.MethodGet, west.vaultPath()+"/auditEvents?api-version=2023-07-01&keyName=geo", nil)
+	if !bytes.Contains(audit.Raw, []byte(gid.principal)) || bytes.Contains(audit.Raw, []byte(pid.principal)) {
+		t.Fatalf("the geo key must be used by the geo identity only: %s", audit.Raw)
 	}
 }

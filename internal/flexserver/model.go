@@ -161,6 +161,9 @@ func (s *Server) view(v string) map[string]any {
 		// pgflex extension: the key version that wraps the DEK now (the configured URI may be
 		// versionless, following the newest version).
 		enc["primaryKeyVersionInUse"] = str(s.Envelope.KeyVersion())
+		if s.GeoEnvelope != nil && !legacyAPI(v) {
+			enc["geoBackupKeyVersionInUse"] = str(s.GeoEnvelope.KeyVersion())
+		}
 	}
 	props := map[string]any{
 		"administratorLogin":       s.AdministratorLogin,
