@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,10 @@ func (d *Daemon) identityTokens(ctx context.Context, principalID, vaultURL strin
 	u, err := url.Parse(vaultURL)
 	if err != nil {
 		return "", err
+	}
+	// Only this daemon's own key store gets an identity's token: same port as the daemon.
+	if _, port, err := net.SplitHostPort(strings.TrimPrefix(d.endpoint, "https://")); err != nil || u.Port() != port {
+		return "", fmt.Errorf("%s is not a key store of this installation (the key store answers on port %s)", u.Host, port)
 	}
 	host := strings.ToLower(u.Hostname())
 	var aud string

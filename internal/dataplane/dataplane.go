@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -152,6 +153,14 @@ func (m *Manager) SupportedVersions() []string {
 // for a shared host.
 func (m *Manager) settings(inst flexserver.Instance) postgres.Settings {
 	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst)}
+	if addr, err := netip.ParseAddr(inst.ListenAddress); err == nil {
+		s.ListenAddresses = []netip.Addr{addr}
+		if !addr.IsLoopback() {
+			// Reachable from the network (the daemon's --server-address): any client may try,
+			// over TLS with SCRAM only (pg_hba.conf); pgflex has no firewall rules yet.
+			s.ClientCIDRs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+		}
+	}
 	if inst.MemoryMB > 0 {
 		s.SharedBuffers = min(postgres.Size(inst.MemoryMB/4)*postgres.MB, 256*postgres.MB)
 	}

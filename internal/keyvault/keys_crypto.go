@@ -70,6 +70,10 @@ func (s *Service) cryptoHandler(seg string) handler {
 		if err != nil {
 			return result{}, badParameter("The value is not valid base64url: %v.", err)
 		}
+		// value (wrapKey's input) and out (unwrapKey's result) are plaintext DEKs: zero them
+		// once answered. The base64 strings of the wire format cannot be zeroed in Go; they live
+		// only until the request's memory is collected.
+		defer clear(value)
 		var digest []byte
 		if jwkOp == "verify" {
 			if b.Digest == nil {
@@ -101,6 +105,7 @@ func (s *Service) cryptoHandler(seg string) handler {
 		if jwkOp == "verify" {
 			return result{http.StatusOK, map[string]any{"value": out != nil}}, nil
 		}
+		defer clear(out)
 		return result{http.StatusOK, map[string]any{"kid": kid, "value": b64.EncodeToString(out)}}, nil
 	}
 }
