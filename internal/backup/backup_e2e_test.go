@@ -1,0 +1,387 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgflex/pgflex/internal/postgres"
+)
+
+// TestBackupRestore drives one geo-redundant server through its backup
+// life: continuous archiving through the helper and the passphrase socket,
+// full backups into both repositories, point-in-time restore from
+// repository 1, geo-restore from repository 2, and checks that neither
+// data nor passphrases leak. The subtests share the server and run in
+// order.
+func TestBackupRestore(t *testing.T) {
+	e := newTestEnv(t)
+	top := t
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	src := e.newSource(t, true)
+
+	// A unique marker, in the rows of every phase: it must reach neither
+	// repository in plaintext. Repositories are lz4-compressed, which
+	// stores the first occurrence of a string as a literal, so an
+	// unencrypted repository would contain it.
+	marker := "pgflex-marker-" + randomHex(t, 16)
+	sqlExec(ctx, t, src.inst,
+		"CREATE TABLE rows (id serial PRIMARY KEY, phase text NOT NULL, marker text NOT NULL)",
+		"INSERT INTO rows (phase, marker) SELECT '0', '"+marker+"' FROM generate_series(1, 1000)",
+	)
+
+	var full1, full2 Backup
+	t.Run("full backups into both repositories, passphrases on no command line", func(t *testing.T) {
+		w := watchCmdlines(e.allSecrets())
+		var err error
+		full1, err = src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoPrimary})
+		if err != nil {
+			w.finish()
+			t.Fatal(err)
+		}
+		full2, err = src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoGeo, Type: TypeFull})
+		seen, hits := w.finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hits) > 0 {
+			t.Errorf("a passphrase appeared on a command line: %q", hits)
+		}
+		if len(seen) == 0 {
+			t.Error("the command-line watch saw no pgbackrest process: it proved nothing")
+		}
+		t.Logf("watched %d pgbackrest processes", len(seen))
+		for _, b := range []Backup{full1, full2} {
+			if b.Type != TypeFull || !labelRE.MatchString(b.Label) || b.Size <= 0 || b.RepoSize <= 0 ||
+				b.Stop.Before(b.Start) || b.WALStart == "" || b.WALStop == "" || b.LSNStart == "" {
+				t.Errorf("backup not described fully: %+v", b)
+			}
+		}
+		if full1.Repo != RepoPrimary || full2.Repo != RepoGeo {
+			t.Errorf("repos: %d, %d", full1.Repo, full2.Repo)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Rows A, the target time T, rows B: all after the backups, so a
+	// restore to T must replay archived WAL and stop exactly there.
+	// Recovery can stop no earlier than the backups' consistency points,
+	// which pgBackRest records in whole seconds.
+	for time.Now().Before(full2.Stop.Add(2 * time.Second)) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	var target time.Time
+	sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) SELECT 'A', '"+marker+"' FROM generate_series(1, 1000)")
+	sqlScan(ctx, t, src.inst, "SELECT clock_timestamp()", &target)
+	sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) SELECT 'B', '"+marker+"' FROM generate_series(1, 1000)")
+
+	t.Run("check forces a WAL switch archived in both repositories", func(t *testing.T) {
+		if err := src.stanza.Check(ctx, src.pp); err != nil {
+			t.Fatal(err)
+		}
+		in, err := src.stanza.Info(ctx, src.pp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in.Backups) != 2 {
+			t.Fatalf("backups: %+v", in.Backups)
+		}
+		for _, repo := range []int{RepoPrimary, RepoGeo} {
+			var found bool
+			for _, a := range in.Archive {
+				if a.Repo == repo && a.Min != "" && a.Max >= full2.WALStop {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("repository %d: archive %+v does not reach %s", repo, in.Archive, full2.WALStop)
+			}
+		}
+		earliest, ok := in.EarliestRestoreDate(RepoPrimary)
+		if !ok || !earliest.Equal(full1.Stop.Add(time.Second)) {
+			t.Errorf("earliest restore date %v, %v; want %v", earliest, ok, full1.Stop.Add(time.Second))
+		}
+	})
+
+	t.Run("point-in-time restore from repository 1", func(t *testing.T) {
+		inst, res, err := e.restoreInto(ctx, t, src, RepoPrimary, target, src.pp[RepoPrimary], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Backup.Label != full1.Label {
+			t.Errorf("restored %s, want %s", res.Backup.Label, full1.Label)
+		}
+		var n0, nA, nB int
+		sqlScan(ctx, t, inst, "SELECT count(*) FILTER (WHERE phase='0'), count(*) FILTER (WHERE phase='A'), count(*) FILTER (WHERE phase='B') FROM rows", &n0, &nA, &nB)
+		if n0 != 1000 || nA != 1000 || nB != 0 {
+			t.Errorf("restored to %v: rows 0=%d A=%d B=%d, want 1000 1000 0", target, n0, nA, nB)
+		}
+		var restoreCommand string
+		sqlScan(ctx, t, inst, "SELECT current_setting('restore_command')", &restoreCommand)
+		if restoreCommand != "" {
+			t.Errorf("restore_command still set after recovery: %q", restoreCommand)
+		}
+		stopInstance(t, inst)
+	})
+
+	t.Run("geo-restore of the latest state from repository 2, then its own stanza", func(t *testing.T) {
+		newName := "g" + randomHex(t, 6)
+		var newStanza *Stanza
+		var newPP Passphrases
+		archive := func(inst *postgres.Instance) string {
+			newStanza = e.stanzaFor(newName, inst, false)
+			newPP = e.passphrases(t, newStanza)
+			if err := newStanza.WriteConfig(ctx); err != nil {
+				t.Error(err)
+			}
+			e.grant(newName, inst, newPP)
+			cmd, err := newStanza.ArchiveCommand(e.helper)
+			if err != nil {
+				t.Error(err)
+			}
+			return cmd
+		}
+		inst, res, err := e.restoreInto(ctx, t, src, RepoGeo, time.Time{}, src.pp[RepoGeo], archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Backup.Label != full2.Label {
+			t.Errorf("restored %s, want %s", res.Backup.Label, full2.Label)
+		}
+		var nA, nB int
+		sqlScan(ctx, t, inst, "SELECT count(*) FILTER (WHERE phase='A'), count(*) FILTER (WHERE phase='B') FROM rows", &nA, &nB)
+		if nA != 1000 || nB != 1000 {
+			t.Errorf("latest: rows A=%d B=%d, want 1000 1000", nA, nB)
+		}
+		// The new server archives into its own stanza and can be backed up.
+		if err := newStanza.Create(ctx, newPP); err != nil {
+			t.Fatal(err)
+		}
+		b, err := newStanza.Backup(ctx, newPP, BackupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Repo != RepoPrimary || b.Type != TypeFull {
+			t.Errorf("new server's backup: %+v", b)
+		}
+		stopInstance(t, inst)
+	})
+
+	t.Run("wrong passphrase: restore fails clearly and leaves nothing", func(t *testing.T) {
+		wrong, err := Passphrase(bytes.Repeat([]byte{7}, DEKSize), src.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, _, err := e.restoreInto(ctx, t, src, RepoPrimary, time.Time{}, wrong, nil)
+		if err == nil {
+			t.Fatal("restore with a wrong passphrase succeeded")
+		}
+		var pe *Error
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "wrong passphrase") {
+			t.Errorf("error = %v; want a pgBackRest error that names the likely cause", err)
+		}
+		for _, s := range append(e.allSecrets(), wrong) {
+			if strings.Contains(err.Error(), string(s)) {
+				t.Errorf("error text holds a secret: %v", err)
+			}
+		}
+		if _, serr := os.Stat(inst.DataDir); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("failed restore left %s: %v", inst.DataDir, serr)
+		}
+		t.Logf("error: %v", err)
+	})
+
+	t.Run("restore before the earliest restore date is refused", func(t *testing.T) {
+		inst, _, err := e.restoreInto(ctx, t, src, RepoPrimary, full1.Start.Add(-time.Hour), src.pp[RepoPrimary], nil)
+		if !errors.Is(err, ErrNoBackup) {
+			t.Fatalf("error = %v, want ErrNoBackup", err)
+		}
+		if _, serr := os.Stat(inst.DataDir); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("refused restore left %s", inst.DataDir)
+		}
+	})
+
+	t.Run("restore to a time the archive does not reach fails with PostgreSQL's reason", func(t *testing.T) {
+		_, _, err := e.restoreInto(ctx, t, src, RepoPrimary, time.Now().Add(time.Hour), src.pp[RepoPrimary], nil)
+		if err == nil || !strings.Contains(err.Error(), "recovery target") {
+			t.Fatalf("error = %v, want recovery's own reason", err)
+		}
+	})
+
+	t.Run("socket refuses another uid, a non-PostgreSQL peer and an unknown stanza", func(t *testing.T) {
+		cases := []struct {
+			name   string
+			uid    uint32
+			stanza string
+			want   string
+		}{
+			{"other uid", 65534, src.name, "refused: peer uid 65534"},
+			{"same uid, not run by the server's PostgreSQL", e.user.UID, src.name, "is not run by the PostgreSQL of stanza"},
+			{"unknown stanza", e.user.UID, "nosuchstanza", "refused: unknown stanza"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				cmd := exec.CommandContext(ctx, e.helper.Binary, opArchivePush, "--socket="+e.helper.Socket,
+					"--stanza="+c.stanza, "--config="+src.stanza.ConfigPath(), "pg_wal/000000010000000000000001")
+				cmd.Dir = "/"
+				cmd.Env = baseEnv()
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.uid, Gid: c.uid, Groups: []uint32{}}}
+				out, err := cmd.CombinedOutput()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != exitRetry {
+					t.Errorf("exit: %v; want status %d", err, exitRetry)
+				}
+				if !strings.Contains(string(out), c.want) {
+					t.Errorf("output %q, want %q", out, c.want)
+				}
+				for _, s := range e.allSecrets() {
+					if bytes.Contains(out, s) {
+						t.Error("a refused peer got a passphrase")
+					}
+				}
+			})
+		}
+	})
+
+	t.Run("daemon down: archiving waits, nothing is lost", func(t *testing.T) {
+		e.stopServer()
+		var seg string
+		var failedBefore int64
+		sqlScan(ctx, t, src.inst, "SELECT failed_count FROM pg_stat_archiver", &failedBefore)
+		sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) VALUES ('C', 'while the daemon was down')")
+		sqlScan(ctx, t, src.inst, "SELECT pg_walfile_name(pg_current_wal_lsn())", &seg)
+		sqlExec(ctx, t, src.inst, "SELECT pg_switch_wal()")
+		for failed := failedBefore; failed == failedBefore; {
+			if ctx.Err() != nil {
+				t.Fatal("archiver never tried")
+			}
+			time.Sleep(50 * time.Millisecond)
+			sqlScan(ctx, t, src.inst, "SELECT failed_count FROM pg_stat_archiver", &failed)
+		}
+		if _, err := os.Stat(filepath.Join(src.inst.DataDir, "pg_wal", "archive_status", seg+".ready")); err != nil {
+			t.Errorf("segment %s not kept for a retry: %v", seg, err)
+		}
+		e.startServer(top)
+		if err := src.stanza.Check(ctx, src.pp); err != nil {
+			t.Fatal(err)
+		}
+		for _, repo := range src.stanza.Repos {
+			if !archived(t, repo.Path, src.name, seg) {
+				t.Errorf("segment %s missing from repository %d after the daemon came back", seg, repo.Index)
+			}
+		}
+	})
+
+	t.Run("repository 2 paused: WAL goes to repository 1 only", func(t *testing.T) {
+		if err := src.stanza.SetPaused(ctx, RepoGeo, true); err != nil {
+			t.Fatal(err)
+		}
+		// The daemon can no longer unwrap the geo DEK.
+		only1 := Passphrases{RepoPrimary: bytes.Clone(src.pp[RepoPrimary])}
+		e.grant(src.name, src.inst, only1)
+		var seg string
+		sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) VALUES ('D', 'while repository 2 was paused')")
+		sqlScan(ctx, t, src.inst, "SELECT pg_walfile_name(pg_current_wal_lsn())", &seg)
+		if err := src.stanza.Check(ctx, only1); err != nil {
+			t.Fatal(err)
+		}
+		if !archived(t, src.stanza.Repos[0].Path, src.name, seg) {
+			t.Errorf("segment %s missing from repository 1", seg)
+		}
+		if archived(t, src.stanza.Repos[1].Path, src.name, seg) {
+			t.Errorf("segment %s reached paused repository 2", seg)
+		}
+		if _, err := src.stanza.Backup(ctx, only1, BackupOptions{Repo: RepoGeo}); err == nil || !strings.Contains(err.Error(), "paused") {
+			t.Errorf("backup into a paused repository: %v", err)
+		}
+		// Resume.
+		if err := src.stanza.SetPaused(ctx, RepoGeo, false); err != nil {
+			t.Fatal(err)
+		}
+		e.grant(src.name, src.inst, src.pp)
+		if err := src.stanza.Check(ctx, src.pp); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("delete a backup and expire", func(t *testing.T) {
+		newer, err := src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoPrimary})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.stanza.DeleteBackup(ctx, src.pp, RepoPrimary, full1.Label); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.stanza.Expire(ctx, src.pp); err != nil {
+			t.Fatal(err)
+		}
+		in, err := src.stanza.Info(ctx, src.pp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := in.Find(RepoPrimary, full1.Label); ok {
+			t.Errorf("deleted backup %s still listed", full1.Label)
+		}
+		if _, ok := in.Find(RepoPrimary, newer.Label); !ok {
+			t.Errorf("backup %s lost", newer.Label)
+		}
+		if _, ok := in.Find(RepoGeo, full2.Label); !ok {
+			t.Errorf("repository 2's backup %s lost (retention is 7 days)", full2.Label)
+		}
+		if earliest, _ := in.EarliestRestoreDate(RepoPrimary); !earliest.Equal(newer.Stop.Add(time.Second)) {
+			t.Errorf("earliest restore date %v after deletion, want %v", earliest, newer.Stop.Add(time.Second))
+		}
+		if err := src.stanza.DeleteBackup(ctx, src.pp, RepoPrimary, "not-a-label"); err == nil {
+			t.Error("a malformed label was accepted")
+		}
+	})
+
+	t.Run("no plaintext marker in either repository", func(t *testing.T) {
+		// The scan works: the marker is in the mounted data directory.
+		if hits := filesContaining(t, src.inst.DataDir, [][]byte{[]byte(marker)}); len(hits) == 0 {
+			t.Fatal("marker not found in the plaintext data directory: the scan proves nothing")
+		}
+		for _, r := range src.stanza.Repos {
+			if hits := filesContaining(t, r.Path, [][]byte{[]byte(marker)}); len(hits) > 0 {
+				t.Errorf("repository %d holds the marker in plaintext: %v", r.Index, hits)
+			}
+		}
+	})
+
+	t.Run("no passphrase or DEK in any file or log", func(t *testing.T) {
+		if hits := filesContaining(t, e.tmp, e.allSecrets()); len(hits) > 0 {
+			t.Errorf("secrets found in files: %v", hits)
+		}
+		logs := e.logs.Bytes()
+		if len(logs) == 0 {
+			t.Error("no logs captured")
+		}
+		for _, s := range e.allSecrets() {
+			if bytes.Contains(logs, s) {
+				t.Error("a secret reached the logs")
+			}
+		}
+	})
+}
+
+// archived reports whether a WAL segment is in a repository's archive
+// (pgBackRest names files {segment}-{sha1}{.ext} under
+// archive/{stanza}/{pg-version}-{id}/{first 16 characters}/).
+func archived(t *testing.T, repoPath, stanza, segment string) bool {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(repoPath, "archive", stanza, "*", segment[:16], segment+"-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(m) > 0
+}

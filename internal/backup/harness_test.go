@@ -1,0 +1,574 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/volume"
+)
+
+// The end-to-end harness: real gocryptfs volumes, real PostgreSQL 15 run
+// as the unprivileged pgflex-pg user, real pgBackRest, and this test binary
+// as pgflex's archive helper (see TestMain).
+
+func requireIntegration(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts encrypted volumes and runs PostgreSQL and pgBackRest as an unprivileged user")
+	}
+	if _, err := os.Stat(filepath.Join(postgres.DefaultBinDir, "postgres")); err != nil {
+		t.Skipf("PostgreSQL 15 server not installed: %v", err)
+	}
+	if _, err := os.Stat(DefaultPgbackrest); err != nil {
+		t.Skipf("pgBackRest not installed: %v", err)
+	}
+	if err := (&volume.Gocryptfs{}).Available(); err != nil {
+		t.Skipf("encrypted volume unavailable: %v", err)
+	}
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skipf("useradd missing: %v", err)
+	}
+}
+
+// syncBuffer collects the log output of everything under test, to check
+// that no passphrase reaches a log.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// newTestLogger logs everything, debug included, into w.
+func newTestLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testEnv struct {
+	tmp     string
+	user    postgres.OSUser
+	helper  Helper
+	logs    *syncBuffer
+	logger  *slog.Logger
+	certPEM []byte
+	keyPEM  []byte
+
+	mu      sync.Mutex
+	grants  map[string]grant // the daemon's view: stanza → its owner and passphrases
+	secrets [][]byte         // every passphrase and DEK made, for leak scans
+
+	stopServer func() // stops the PassphraseServer
+}
+
+func newTestEnv(t testing.TB) *testEnv {
+	t.Helper()
+	requireIntegration(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	user, err := postgres.EnsureOSUser(ctx, postgres.DefaultOSUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	// The PostgreSQL user must traverse to its files.
+	for _, d := range []string{filepath.Dir(tmp), tmp} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &testEnv{tmp: tmp, user: user, logs: &syncBuffer{}, grants: map[string]grant{}}
+	e.logger = newTestLogger(e.logs)
+	e.helper = Helper{Binary: filepath.Join(tmp, "bin", "pgflex"), Socket: filepath.Join(tmp, "run", "backup.sock")}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(e.helper.Binary), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(self, e.helper.Binary, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.certPEM, e.keyPEM = selfSignedCert(t)
+	if path := os.Getenv("PGFLEX_BACKUP_TEST_LOG"); path != "" {
+		t.Cleanup(func() { _ = os.WriteFile(path, e.logs.Bytes(), 0o600) })
+	}
+	e.startServer(t)
+	return e
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// startServer runs the daemon's PassphraseServer in-process.
+func (e *testEnv) startServer(t testing.TB) {
+	t.Helper()
+	srv := &PassphraseServer{Path: e.helper.Socket, Logger: e.logger, Owner: e.owner, Passphrases: e.passphrasesOf}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx); err != nil {
+			t.Errorf("passphrase server: %v", err)
+		}
+	}()
+	var once sync.Once
+	e.stopServer = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(e.stopServer)
+}
+
+// grant is what the test's stand-in for the daemon knows of a stanza.
+type grant struct {
+	owner Owner
+	pp    Passphrases
+}
+
+// owner and passphrasesOf stand in for the daemon's callbacks, which would
+// read the server from the state store and unwrap its backup DEKs.
+func (e *testEnv) owner(_ context.Context, stanza string) (Owner, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	g, ok := e.grants[stanza]
+	if !ok {
+		return Owner{}, ErrUnknownStanza
+	}
+	return g.owner, nil
+}
+
+func (e *testEnv) passphrasesOf(_ context.Context, req Request) (Passphrases, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.grants[req.Stanza].pp.clone(), nil
+}
+
+func (e *testEnv) grant(stanza string, inst *postgres.Instance, pp Passphrases) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.grants[stanza] = grant{owner: Owner{UID: inst.User.UID, DataDir: inst.DataDir}, pp: pp.clone()}
+}
+
+func (e *testEnv) remember(secret []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.secrets = append(e.secrets, bytes.Clone(secret))
+}
+
+func (e *testEnv) allSecrets() [][]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.secrets
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newVolume creates and mounts a fresh encrypted volume for a server.
+func (e *testEnv) newVolume(t testing.TB, name string) *volume.Volume {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key := make([]byte, volume.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	defer clear(key)
+	vol := &volume.Volume{Dir: filepath.Join(e.tmp, "servers", name, "vol"), Logger: e.logger}
+	t.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+		defer ccancel()
+		if err := vol.Unmount(cctx); err != nil {
+			t.Errorf("cleanup: unmount %s: %v", vol.Dir, err)
+			_ = syscall.Unmount(vol.MountDir(), syscall.MNT_DETACH)
+		}
+	})
+	if err := vol.Create(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := vol.Mount(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	return vol
+}
+
+// newInstance describes a server's PostgreSQL in vol; cleanup stops it.
+func (e *testEnv) newInstance(t testing.TB, name string, vol *volume.Volume) *postgres.Instance {
+	t.Helper()
+	inst := &postgres.Instance{
+		DataDir: filepath.Join(vol.MountDir(), "pgdata"), User: e.user,
+		Port: freePort(t), SocketDir: filepath.Join(e.tmp, "servers", name, "run"), Logger: e.logger,
+	}
+	t.Cleanup(func() { stopInstance(t, inst) })
+	return inst
+}
+
+// stopInstance stops a server, escalating, so its volume can be unmounted.
+func stopInstance(t testing.TB, inst *postgres.Instance) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fresh := &postgres.Instance{DataDir: inst.DataDir, User: inst.User, Port: inst.Port, SocketDir: inst.SocketDir, Logger: inst.Logger}
+	if err := fresh.Stop(ctx, postgres.StopFast); err != nil {
+		t.Logf("cleanup: fast stop: %v", err)
+		if err := fresh.Stop(ctx, postgres.StopImmediate); err != nil {
+			t.Errorf("cleanup: immediate stop: %v", err)
+		}
+	}
+}
+
+// settings is the server configuration the daemon would write; pgBackRest
+// connects as the superuser from the PostgreSQL OS user.
+func (e *testEnv) settings(inst *postgres.Instance, archiveCommand string) postgres.Settings {
+	s := postgres.Settings{
+		Port: inst.Port, SocketDir: inst.SocketDir,
+		ServiceOSUsers: []string{"root", e.user.Name},
+		SharedBuffers:  32 * postgres.MB,
+	}
+	if archiveCommand != "" {
+		s.ArchiveMode, s.ArchiveCommand = "on", archiveCommand
+	}
+	return s
+}
+
+// configure writes a server's certificate and configuration.
+func (e *testEnv) configure(ctx context.Context, inst *postgres.Instance, archiveCommand string) error {
+	if err := postgres.InstallServerCertificate(ctx, inst.DataDir, e.user, e.certPEM, e.keyPEM); err != nil {
+		return err
+	}
+	return postgres.WriteConfig(ctx, inst.DataDir, e.user, e.settings(inst, archiveCommand))
+}
+
+func (e *testEnv) regionRoot(region string) string { return filepath.Join(e.tmp, "regions", region) }
+
+// testServer is a server with continuous archiving into its stanza.
+type testServer struct {
+	name   string
+	vol    *volume.Volume
+	inst   *postgres.Instance
+	stanza *Stanza
+	pp     Passphrases
+}
+
+// stanzaFor describes name's stanza with repository 1 in eastus and, when
+// geo, repository 2 in westus (its pair).
+func (e *testEnv) stanzaFor(name string, inst *postgres.Instance, geo bool) *Stanza {
+	s := &Stanza{
+		Name: name, ConfigDir: filepath.Join(e.tmp, "servers", name, "backup"),
+		DataDir: inst.DataDir, SocketDir: inst.SocketDir, Port: inst.Port, User: e.user,
+		Repos:         []Repo{{Index: RepoPrimary, Path: RepoPath(e.regionRoot("eastus"), name)}},
+		RetentionDays: 7, Logger: e.logger,
+	}
+	if geo {
+		s.Repos = append(s.Repos, Repo{Index: RepoGeo, Path: RepoPath(e.regionRoot("westus"), name)})
+	}
+	return s
+}
+
+// passphrases makes a backup DEK per repository and derives passphrases
+// as the daemon would.
+func (e *testEnv) passphrases(t testing.TB, s *Stanza) Passphrases {
+	t.Helper()
+	pp := Passphrases{}
+	for _, r := range s.Repos {
+		dek := make([]byte, DEKSize)
+		if _, err := rand.Read(dek); err != nil {
+			t.Fatal(err)
+		}
+		p, err := Passphrase(dek, s.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.remember(dek)
+		e.remember(p)
+		pp[r.Index] = p
+	}
+	return pp
+}
+
+// newSource creates, starts and backs-up-configures a server: volume,
+// initdb, stanza, archive_command through the helper, stanza-create.
+func (e *testEnv) newSource(t testing.TB, geo bool) *testServer {
+	t.Helper()
+	return e.newSourceWith(t, func(s *Stanza) {
+		if geo {
+			s.Repos = append(s.Repos, Repo{Index: RepoGeo, Path: RepoPath(e.regionRoot("westus"), s.Name)})
+		}
+	})
+}
+
+// newSourceWith is newSource with the stanza (repository 1 only) adjusted
+// by modify.
+func (e *testEnv) newSourceWith(t testing.TB, modify func(*Stanza)) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	name := "s" + randomHex(t, 6)
+	vol := e.newVolume(t, name)
+	inst := e.newInstance(t, name, vol)
+	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: inst.DataDir, User: e.user}); err != nil {
+		t.Fatal(err)
+	}
+	st := e.stanzaFor(name, inst, false)
+	modify(st)
+	pp := e.passphrases(t, st)
+	if err := st.WriteConfig(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := st.ArchiveCommand(e.helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.configure(ctx, inst, cmd); err != nil {
+		t.Fatal(err)
+	}
+	e.grant(name, inst, pp)
+	if err := inst.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	return &testServer{name: name, vol: vol, inst: inst, stanza: st, pp: pp}
+}
+
+// restoreInto restores src's repository repo into a new server.
+func (e *testEnv) restoreInto(ctx context.Context, t testing.TB, src *testServer, repo int, target time.Time, pass []byte, archiveCommand func(inst *postgres.Instance) string) (*postgres.Instance, RestoreResult, error) {
+	t.Helper()
+	name := "r" + randomHex(t, 6)
+	vol := e.newVolume(t, name)
+	inst := e.newInstance(t, name, vol)
+	r, err := src.stanza.repo(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Restore(ctx, RestoreOptions{
+		Source:       Source{Stanza: src.name, RepoPath: r.Path, Passphrase: pass},
+		Target:       target,
+		Instance:     inst,
+		WorkDir:      filepath.Join(e.tmp, "servers", name, "restore"),
+		HelperBinary: e.helper.Binary,
+		Configure: func(ctx context.Context) error {
+			cmd := ""
+			if archiveCommand != nil {
+				cmd = archiveCommand(inst)
+			}
+			return e.configure(ctx, inst, cmd)
+		},
+		Logger: e.logger,
+	})
+	return inst, res, err
+}
+
+func selfSignedCert(t testing.TB) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+// sqlExec runs statements as the superuser over the socket.
+func sqlExec(ctx context.Context, t testing.TB, inst *postgres.Instance, stmts ...string) {
+	t.Helper()
+	conn, err := inst.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// sqlScan runs one query returning one row.
+func sqlScan(ctx context.Context, t testing.TB, inst *postgres.Instance, query string, dest ...any) {
+	t.Helper()
+	conn, err := inst.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(ctx, query).Scan(dest...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// filesContaining walks root and returns the regular files that contain
+// any of needles. Files that vanish meanwhile (a running server's) are
+// skipped.
+func filesContaining(t testing.TB, root string, needles [][]byte) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		for _, n := range needles {
+			if len(n) > 0 && bytes.Contains(b, n) {
+				hits = append(hits, path)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", root, err)
+	}
+	return hits
+}
+
+// cmdlineWatch polls every process's command line while it runs, looking
+// for secrets, and counts the pgbackrest processes it saw.
+type cmdlineWatch struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	seen map[int]string // pgbackrest pid → command line
+	hits []string
+}
+
+func watchCmdlines(needles [][]byte) *cmdlineWatch {
+	w := &cmdlineWatch{stop: make(chan struct{}), done: make(chan struct{}), seen: map[int]string{}}
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			entries, _ := os.ReadDir("/proc")
+			for _, e := range entries {
+				pid, err := strconv.Atoi(e.Name())
+				if err != nil {
+					continue
+				}
+				cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+				if err != nil || len(cl) == 0 {
+					continue
+				}
+				for _, n := range needles {
+					if bytes.Contains(cl, n) {
+						w.mu.Lock()
+						w.hits = append(w.hits, string(bytes.ReplaceAll(cl, n, []byte("<SECRET>"))))
+						w.mu.Unlock()
+					}
+				}
+				args := bytes.Split(cl, []byte{0})
+				if filepath.Base(string(args[0])) == "pgbackrest" {
+					w.mu.Lock()
+					w.seen[pid] = strings.Join(strings.Split(string(cl), "\x00"), " ")
+					w.mu.Unlock()
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+// finish stops the watch and returns the pgbackrest processes seen and the
+// command lines that held a secret.
+func (w *cmdlineWatch) finish() (seen map[int]string, hits []string) {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seen, w.hits
+}

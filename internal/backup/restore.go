@@ -1,0 +1,412 @@
+package backup
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pgflex/pgflex/internal/postgres"
+)
+
+// ErrNoBackup: the repository holds no backup from which the requested
+// point in time can be reached.
+var ErrNoBackup = errors.New("backup: no backup to restore from")
+
+// Source is the repository a restore reads: the source server's repository
+// 1 for a point-in-time restore, its repository 2 for a geo-restore. It
+// needs neither the source server nor its configuration, so a deleted
+// server can be restored while its backups are retained.
+type Source struct {
+	// Stanza is the source server's stanza.
+	Stanza string
+	// RepoPath is the repository directory (RepoPath(regionRoot, Stanza)).
+	RepoPath string
+	// Passphrase is that repository's passphrase (Passphrase of its backup
+	// DEK); Restore does not keep it.
+	Passphrase []byte
+
+	plaintext bool // benchmarks' unencrypted baseline
+}
+
+// RestoreOptions describe a restore into a new server.
+type RestoreOptions struct {
+	Source Source
+	// Target is the point in time to recover to (the last transaction
+	// committed at or before it is included). Zero means the end of the
+	// archived WAL: the latest state the repository can give.
+	Target time.Time
+	// Instance is the new server's PostgreSQL: its DataDir must not exist
+	// yet and its parent must be the new server's mounted volume. Restore
+	// starts it to recover and returns with it running, promoted.
+	Instance *postgres.Instance
+	// WorkDir is a directory outside the volume for the restore's
+	// pgbackrest.conf, pgBackRest's lock and log directories and the
+	// recovery socket, e.g. DIR/servers/{uid}/restore (short: the socket
+	// path is limited to 107 bytes). It holds no secret.
+	WorkDir string
+	// HelperBinary is the pgflex executable PostgreSQL runs as
+	// restore_command (archive-get); the PostgreSQL user must be able to
+	// run it.
+	HelperBinary string
+	// Configure is called once the source's files are in DataDir and
+	// before PostgreSQL starts. Those files include the source's
+	// configuration, so Configure writes the new server's own
+	// (postgres.WriteConfig: port, socket, archive_command of the new
+	// stanza) and its certificate. Recovery settings are kept apart by
+	// pgBackRest in postgresql.auto.conf, which Configure must not touch.
+	Configure func(ctx context.Context) error
+
+	// Tuning of the restore. ProcessMax defaults to 1 here, not 2: with
+	// parallel writers into the volume, Debian's gocryptfs 2.3 (running as
+	// root with allow_other) intermittently refuses a user's file creation
+	// (EPERM) or creates the file owned by root, and pgBackRest then
+	// retries for 15 seconds or fails. One writer avoids the race and was
+	// the faster of the two in measurement.
+	Tuning Tuning
+	// Pgbackrest is the pgbackrest executable; default DefaultPgbackrest.
+	Pgbackrest string
+	// Logger receives events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// RestoreResult says what a restore did.
+type RestoreResult struct {
+	// Backup is the backup set restored.
+	Backup Backup
+	// FilesTime is the time pgBackRest took to restore the files,
+	// RecoveryTime the time PostgreSQL took to replay WAL and promote.
+	FilesTime, RecoveryTime time.Duration
+}
+
+// recoverySocket is the name of the recovery socket in WorkDir.
+const recoverySocket = "recovery.sock"
+
+// Restore restores a backup from opts.Source into a new data directory and
+// recovers it to opts.Target:
+//
+//  1. pgbackrest info picks the newest backup consistent at Target (or the
+//     newest, for the latest state); none gives ErrNoBackup;
+//  2. pgbackrest restore writes its files into the new DataDir, with
+//     recovery settings whose restore_command is pgflex's archive helper;
+//  3. Configure writes the new server's configuration;
+//  4. PostgreSQL starts and replays archived WAL, fetched by the helper
+//     with the passphrase it obtains from a PassphraseServer that Restore
+//     runs on WorkDir/recovery.sock for this data directory only, until
+//     it reaches the target and promotes;
+//  5. the recovery settings are removed (ALTER SYSTEM RESET ALL: pgflex
+//     keeps every setting of its own in postgresql.conf).
+//
+// The passphrase reaches pgBackRest through its environment only. On
+// failure PostgreSQL is stopped and the error carries pgBackRest's or
+// PostgreSQL's message; the caller removes the new server's files.
+func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err error) {
+	if err := opts.validate(); err != nil {
+		return res, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if opts.Tuning.ProcessMax == 0 {
+		opts.Tuning.ProcessMax = 1
+	}
+	inst := opts.Instance
+	src := opts.Source
+	user := inst.User
+
+	// The data directory must be new: restoring over anything would mix
+	// two servers' files.
+	if err := os.Mkdir(inst.DataDir, 0o700); err != nil {
+		return res, fmt.Errorf("backup: restore: %w", err)
+	}
+	// A failed restore leaves nothing behind in the volume.
+	defer func() {
+		if err != nil {
+			if rerr := os.RemoveAll(inst.DataDir); rerr != nil {
+				log.WarnContext(ctx, "backup: remove the data directory of a failed restore", "err", rerr)
+			}
+		}
+	}()
+	if err := os.Chown(inst.DataDir, int(user.UID), int(user.GID)); err != nil {
+		return res, fmt.Errorf("backup: restore: %w", err)
+	}
+	if err := mkdirOwned(opts.WorkDir, 0o711, 0, 0); err != nil {
+		return res, fmt.Errorf("backup: restore work dir: %w", err)
+	}
+	if err := makeWorkDirs(opts.WorkDir, user); err != nil {
+		return res, err
+	}
+	confPath := filepath.Join(opts.WorkDir, "pgbackrest.conf")
+	global := append(commonOptions(opts.WorkDir, opts.Tuning), repoOptions(1, src.RepoPath, src.plaintext, 0)...)
+	conf := renderINI([]section{{"global", global}, {src.Stanza, []option{{"pg1-path", inst.DataDir}}}})
+	if err := writeFileOwned(confPath, conf, 0o640, 0, int(user.GID)); err != nil {
+		return res, fmt.Errorf("backup: restore: write %s: %w", confPath, err)
+	}
+	pgbackrest := opts.Pgbackrest
+	if pgbackrest == "" {
+		pgbackrest = DefaultPgbackrest
+	}
+	pp := Passphrases{}
+	if !src.plaintext {
+		pp[1] = append([]byte(nil), src.Passphrase...)
+	}
+	defer pp.Wipe()
+	inv := invocation{bin: pgbackrest, config: confPath, stanza: src.Stanza, user: user,
+		repos: map[int]bool{1: !src.plaintext}, pass: pp, logger: log}
+
+	// 1. Which backup.
+	in, ierr := info(ctx, inv, repoArg(1))
+	if ierr != nil {
+		return res, fmt.Errorf("backup: cannot read the repository %s of stanza %s (wrong passphrase, or not this stanza's repository): %w", src.RepoPath, src.Stanza, ierr)
+	}
+	var ok bool
+	if opts.Target.IsZero() {
+		res.Backup, ok = in.Latest(1)
+		if !ok {
+			return res, fmt.Errorf("%w: the repository of stanza %s holds no backup", ErrNoBackup, src.Stanza)
+		}
+	} else {
+		res.Backup, ok = in.latestBefore(1, opts.Target)
+		if !ok {
+			earliest, has := in.EarliestRestoreDate(1)
+			if !has {
+				return res, fmt.Errorf("%w: the repository of stanza %s holds no backup", ErrNoBackup, src.Stanza)
+			}
+			return res, fmt.Errorf("%w: %s is before the earliest restore point %s of stanza %s",
+				ErrNoBackup, opts.Target.UTC().Format(time.RFC3339Nano), earliest.Format(time.RFC3339), src.Stanza)
+		}
+	}
+
+	// 2. Files.
+	helper := Helper{Binary: opts.HelperBinary, Socket: filepath.Join(opts.WorkDir, recoverySocket)}
+	restoreCommand := helperCommand(helper, opArchiveGet, src.Stanza, confPath, pgbackrest) + " %f %p"
+	args := []string{repoArg(1), "--set=" + res.Backup.Label, "--recovery-option=restore_command=" + restoreCommand}
+	if opts.Target.IsZero() {
+		args = append(args, "--type=default")
+	} else {
+		args = append(args, "--type=time", "--target="+formatTarget(opts.Target), "--target-action=promote")
+	}
+	start := time.Now()
+	if _, err := inv.run(ctx, "restore", args...); err != nil {
+		return res, fmt.Errorf("backup: restore backup %s of stanza %s: %w", res.Backup.Label, src.Stanza, err)
+	}
+	res.FilesTime = time.Since(start)
+	log.InfoContext(ctx, "backup files restored", "stanza", src.Stanza, "label", res.Backup.Label,
+		"data_dir", inst.DataDir, "duration", res.FilesTime)
+
+	// 3. The new server's configuration.
+	if opts.Configure != nil {
+		if err := opts.Configure(ctx); err != nil {
+			return res, fmt.Errorf("backup: restore: configure the new server: %w", err)
+		}
+	}
+
+	// 4. Recovery, with a passphrase socket for this data directory only.
+	srv := &PassphraseServer{Path: helper.Socket, Logger: log,
+		Owner: func(_ context.Context, stanza string) (Owner, error) {
+			if stanza != src.Stanza {
+				return Owner{}, ErrUnknownStanza
+			}
+			return Owner{UID: user.UID, DataDir: inst.DataDir}, nil
+		},
+		Passphrases: func(_ context.Context, req Request) (Passphrases, error) {
+			if req.Op != opArchiveGet {
+				return nil, errors.New("only archive-get is served during a restore")
+			}
+			return pp.clone(), nil
+		}}
+	if err := srv.Listen(); err != nil {
+		return res, err
+	}
+	sctx, stopServer := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(sctx); err != nil {
+			log.WarnContext(ctx, "backup recovery socket", "err", err)
+		}
+	}()
+	defer func() { stopServer(); <-served }()
+
+	start = time.Now()
+	if err := inst.Start(ctx); err != nil {
+		stopQuietly(inst, log)
+		if msg := lastFatal(filepath.Join(inst.DataDir, "log")); msg != "" {
+			return res, fmt.Errorf("backup: recovery of the restored server failed: %s: %w", msg, err)
+		}
+		return res, fmt.Errorf("backup: recovery of the restored server failed: %w", err)
+	}
+	// PostgreSQL accepts connections in hot standby, before the target is
+	// reached: wait for the promotion.
+	if err := waitPromoted(ctx, inst); err != nil {
+		stopQuietly(inst, log)
+		if msg := lastFatal(filepath.Join(inst.DataDir, "log")); msg != "" {
+			return res, fmt.Errorf("backup: recovery of the restored server failed: %s: %w", msg, err)
+		}
+		return res, fmt.Errorf("backup: recovery of the restored server failed: %w", err)
+	}
+	res.RecoveryTime = time.Since(start)
+
+	// 5. Promoted: drop the recovery settings.
+	if err := finishRecovery(ctx, inst); err != nil {
+		stopQuietly(inst, log)
+		return res, err
+	}
+	log.InfoContext(ctx, "backup restored", "stanza", src.Stanza, "label", res.Backup.Label, "data_dir", inst.DataDir,
+		"target", opts.Target, "files", res.FilesTime, "recovery", res.RecoveryTime)
+	return res, nil
+}
+
+func (o *RestoreOptions) validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(validateStanzaName(o.Source.Stanza))
+	add(validatePath("source repository", o.Source.RepoPath))
+	if !o.Source.plaintext && len(o.Source.Passphrase) == 0 {
+		add(errors.New("backup: restore needs the source repository's passphrase"))
+	}
+	if o.Instance == nil {
+		add(errors.New("backup: restore needs the new server's Instance"))
+	} else {
+		add(validatePath("data dir", o.Instance.DataDir))
+		if o.Instance.User.UID == 0 {
+			add(errors.New("backup: refusing to restore as root"))
+		}
+	}
+	add(validatePath("restore work dir", o.WorkDir))
+	if len(filepath.Join(o.WorkDir, recoverySocket)) > maxSocketPath {
+		add(fmt.Errorf("backup: restore work dir %q is too long for its socket", o.WorkDir))
+	}
+	add(validatePath("helper binary", o.HelperBinary))
+	if o.Pgbackrest != "" {
+		add(validatePath("pgbackrest binary", o.Pgbackrest))
+	}
+	if err := o.Tuning.validate(); err != nil {
+		add(fmt.Errorf("backup: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// formatTarget renders a recovery target PostgreSQL parses exactly, in UTC
+// with microseconds (PostgreSQL's precision).
+func formatTarget(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05.000000") + "+00"
+}
+
+// waitPromoted waits until the server has left recovery, or has stopped
+// (recovery failed), or ctx ends.
+func waitPromoted(ctx context.Context, inst *postgres.Instance) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		st, err := inst.Status(ctx)
+		if err == nil && !st.Running {
+			return fmt.Errorf("postgres stopped during recovery: %s", st.LastExit.Reason())
+		}
+		inRecovery, err := inRecovery(ctx, inst)
+		if err == nil && !inRecovery {
+			return nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("recovery not finished: %w (last error: %v)", ctx.Err(), lastErr)
+		case <-tick.C:
+		}
+	}
+}
+
+func inRecovery(ctx context.Context, inst *postgres.Instance) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := inst.Connect(cctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	var in bool
+	err = conn.QueryRow(cctx, "SELECT pg_is_in_recovery()").Scan(&in)
+	return in, err
+}
+
+// finishRecovery removes the recovery settings pgBackRest wrote to
+// postgresql.auto.conf.
+func finishRecovery(ctx context.Context, inst *postgres.Instance) error {
+	conn, err := inst.Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("backup: restore: %w", err)
+	}
+	defer conn.Close(context.Background())
+	// pgflex never uses ALTER SYSTEM (its settings are postgresql.conf,
+	// generated), so postgresql.auto.conf holds only what pgBackRest wrote.
+	if _, err := conn.Exec(ctx, "ALTER SYSTEM RESET ALL"); err != nil {
+		return fmt.Errorf("backup: restore: remove recovery settings: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("backup: restore: reload: %w", err)
+	}
+	return nil
+}
+
+// stopQuietly stops a server whose recovery failed, so that its volume can
+// be unmounted.
+func stopQuietly(inst *postgres.Instance, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := inst.Stop(ctx, postgres.StopFast); err != nil {
+		log.WarnContext(ctx, "backup: stop the restored server", "err", err)
+		_ = inst.Stop(ctx, postgres.StopImmediate)
+	}
+}
+
+// lastFatal returns the last FATAL or PANIC message in the server logs of
+// logDir, which say why recovery stopped (e.g. "recovery ended before
+// configured recovery target was reached").
+func lastFatal(logDir string) string {
+	entries, err := os.ReadDir(logDir)
+	if err != nil {
+		return ""
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".log") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names) // postgresql-%Y-%m-%d_%H%M%S.log sorts by time
+	var last string
+	for _, n := range names {
+		f, err := os.Open(filepath.Join(logDir, n))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			l := sc.Text()
+			// Clients turned away while the server recovers are not why
+			// recovery stopped.
+			if strings.Contains(l, "the database system is") {
+				continue
+			}
+			for _, level := range []string{"FATAL:", "PANIC:"} {
+				if i := strings.Index(l, level); i >= 0 {
+					last = strings.TrimSpace(l[i:])
+				}
+			}
+		}
+		f.Close()
+	}
+	return scrub(last, nil)
+}
