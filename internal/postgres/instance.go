@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgflex/pgflex/internal/fsutil"
 )
 
 // StopMode is how PostgreSQL is asked to shut down.
@@ -236,7 +238,7 @@ func (i *Instance) Start(ctx context.Context) error {
 	i.logger().InfoContext(ctx, "postgres started", "data_dir", i.DataDir, "pid", cmd.Process.Pid, "port", i.Port)
 
 	if err := i.WaitReady(ctx); err != nil {
-		return fmt.Errorf("%w; postmaster output: %s", err, tail(i.postmasterLog(), logStart, 2<<10))
+		return fmt.Errorf("%w; postmaster output: %s", err, fsutil.Tail(i.postmasterLog(), logStart, 2<<10))
 	}
 	return nil
 }
@@ -617,22 +619,4 @@ func (i *Instance) clusterState(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("pg_controldata %s: no cluster state", i.DataDir)
-}
-
-// tail returns up to limit bytes of path written after offset start.
-func tail(path string, start, limit int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	if st.Size()-start > limit {
-		start = st.Size() - limit
-	}
-	b, _ := io.ReadAll(io.NewSectionReader(f, start, limit))
-	return strings.TrimSpace(string(b))
 }

@@ -243,7 +243,7 @@ func (g *Gocryptfs) Mount(ctx context.Context, cipherDir, mountDir string, key [
 	cmd.Env = layerEnv()
 	runErr := g.runWithKey(cmd, key)
 	if runErr != nil {
-		out := readTail(logPath, start, 4<<10)
+		out := fsutil.Tail(logPath, start, 4<<10)
 		var ee *exec.ExitError
 		if errors.As(runErr, &ee) && ee.ExitCode() == gocryptfsExitPasswordIncorrect {
 			return fmt.Errorf("gocryptfs mount %s: %w", cipherDir, ErrWrongKey)
@@ -256,7 +256,7 @@ func (g *Gocryptfs) Mount(ctx context.Context, cipherDir, mountDir string, key [
 		return fmt.Errorf("gocryptfs mount: %w", err)
 	}
 	if st != Mounted {
-		return fmt.Errorf("gocryptfs mount %s: gocryptfs exited 0 but mount is %s: %s", mountDir, st, readTail(logPath, start, 4<<10))
+		return fmt.Errorf("gocryptfs mount %s: gocryptfs exited 0 but mount is %s: %s", mountDir, st, fsutil.Tail(logPath, start, 4<<10))
 	}
 	g.logger().InfoContext(ctx, "volume mounted", "layer", g.Name(), "cipher_dir", cipherDir, "mount_dir", mountDir)
 	return nil
@@ -429,24 +429,6 @@ func holders(dir string) string {
 		return "no process found"
 	}
 	return strings.Join(out, ", ")
-}
-
-// readTail returns up to max bytes of path from offset start, for errors.
-func readTail(path string, start, limit int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	if st.Size()-start > limit {
-		start = st.Size() - limit
-	}
-	b, _ := io.ReadAll(io.NewSectionReader(f, start, limit))
-	return strings.TrimSpace(string(b))
 }
 
 // limitedBuffer keeps the first max bytes written to it and drops the rest,
