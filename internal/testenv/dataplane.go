@@ -33,8 +33,11 @@ func RuntimeDir(t testing.TB) string {
 	return dir
 }
 
-// StopDataPlane kills the PostgreSQL servers mounted under runtimeDir and unmounts them.
+// StopDataPlane kills the PostgreSQL servers mounted under runtimeDir and unmounts them, then
+// ends any PostgreSQL or gocryptfs process still working under runtimeDir (a mount that was
+// detached lazily no longer shows in mountinfo, but its processes live on).
 func StopDataPlane(t testing.TB, runtimeDir string) {
+	defer killUnder(runtimeDir)
 	for _, mnt := range mountsUnder(runtimeDir) {
 		if b, err := os.ReadFile(filepath.Join(mnt, "pgdata", "postmaster.pid")); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
@@ -68,4 +71,28 @@ func mountsUnder(dir string) []string {
 		}
 	}
 	return out
+}
+
+// killUnder ends the postgres and gocryptfs processes whose command line names a path under dir.
+func killUnder(dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil || !strings.Contains(string(b), dir+"/") {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if base := filepath.Base(args[0]); base != "postgres" && base != "gocryptfs" {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if err != nil {
+			continue
+		}
+		syscall.Kill(pid, syscall.SIGQUIT) // postgres: immediate shutdown; gocryptfs: exits
+		for i := 0; i < 50 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
