@@ -24,37 +24,35 @@ func (s *Service) getVault(w http.ResponseWriter, r *arm.Request) {
 }
 
 func (s *Service) listVaultsByGroup(w http.ResponseWriter, r *arm.Request) {
-	sub, rg := r.Param("subscriptionId"), r.Param("resourceGroupName")
-	s.listVaults(w, r, func(v *Vault) bool {
-		return strings.EqualFold(v.SubscriptionID, sub) && strings.EqualFold(v.ResourceGroup, rg)
-	}, func(tx store.Tx) error {
-		// ARM answers 404 for a group that does not exist, not an empty list.
-		_, err := activeGroup(tx, sub, rg)
-		return err
-	})
+	s.listKeyStores(w, r, listVaultRecords, s.vaultView, true)
 }
 
 func (s *Service) listVaultsBySubscription(w http.ResponseWriter, r *arm.Request) {
-	sub := r.Param("subscriptionId")
-	s.listVaults(w, r, func(v *Vault) bool { return strings.EqualFold(v.SubscriptionID, sub) }, nil)
+	s.listKeyStores(w, r, listVaultRecords, s.vaultView, false)
 }
 
-func (s *Service) listVaults(w http.ResponseWriter, r *arm.Request, keep func(*Vault) bool, check func(store.Tx) error) {
+// listKeyStores answers a list of live vaults or Managed HSMs (records and view say which) of
+// the request's subscription, or of its resource group when inGroup.
+func (s *Service) listKeyStores(w http.ResponseWriter, r *arm.Request, records func(store.Tx) ([]Vault, error),
+	view func(*Vault) map[string]any, inGroup bool) {
+	sub, rg := r.Param("subscriptionId"), r.Param("resourceGroupName")
 	var views []map[string]any
 	err := s.st.View(r.Context(), func(tx store.Tx) error {
-		if check != nil {
-			if err := check(tx); err != nil {
+		if inGroup {
+			// ARM answers 404 for a group that does not exist, not an empty list.
+			if _, err := activeGroup(tx, sub, rg); err != nil {
 				return err
 			}
 		}
-		all, err := listVaultRecords(tx)
+		all, err := records(tx)
 		if err != nil {
 			return err
 		}
 		sort.Slice(all, func(i, j int) bool { return strings.ToLower(all[i].Name) < strings.ToLower(all[j].Name) })
 		for i := range all {
-			if all[i].Deleted == nil && keep(&all[i]) {
-				views = append(views, s.vaultView(&all[i]))
+			v := &all[i]
+			if v.Deleted == nil && strings.EqualFold(v.SubscriptionID, sub) && (!inGroup || strings.EqualFold(v.ResourceGroup, rg)) {
+				views = append(views, view(v))
 			}
 		}
 		return nil
