@@ -3,7 +3,6 @@ package keyvault
 import (
 	"errors"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/pgflex/pgflex/internal/arm"
@@ -12,31 +11,7 @@ import (
 )
 
 func (s *Service) listDeletedVaults(w http.ResponseWriter, r *arm.Request) {
-	sub := r.Param("subscriptionId")
-	var views []map[string]any
-	err := s.st.View(r.Context(), func(tx store.Tx) error {
-		all, err := listVaultRecords(tx)
-		if err != nil {
-			return err
-		}
-		sort.Slice(all, func(i, j int) bool { return strings.ToLower(all[i].Name) < strings.ToLower(all[j].Name) })
-		for i := range all {
-			if all[i].Deleted != nil && strings.EqualFold(all[i].SubscriptionID, sub) {
-				views = append(views, s.deletedVaultView(&all[i]))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		arm.WriteError(w, r, err)
-		return
-	}
-	page, err := arm.Paginate(r, views)
-	if err != nil {
-		arm.WriteError(w, r, err)
-		return
-	}
-	arm.WriteJSON(w, http.StatusOK, page)
+	s.listKeyStores(w, r, listVaultRecords, s.deletedVaultView, false, true)
 }
 
 // deletedVaultIn reads a soft-deleted vault by subscription, location and name.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/pgflex/pgflex/internal/arm"
@@ -61,31 +60,7 @@ func deletedHSMIn(tx store.Tx, sub, location, name string) (*Vault, error) {
 
 // listDeletedHSMs serves GET /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedManagedHSMs.
 func (s *Service) listDeletedHSMs(w http.ResponseWriter, r *arm.Request) {
-	sub := r.Param("subscriptionId")
-	views := []map[string]any{}
-	err := s.st.View(r.Context(), func(tx store.Tx) error {
-		all, err := listHSMRecords(tx)
-		if err != nil {
-			return err
-		}
-		sort.Slice(all, func(i, j int) bool { return strings.ToLower(all[i].Name) < strings.ToLower(all[j].Name) })
-		for i := range all {
-			if all[i].Deleted != nil && strings.EqualFold(all[i].SubscriptionID, sub) {
-				views = append(views, s.deletedHSMView(&all[i]))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		arm.WriteError(w, r, err)
-		return
-	}
-	page, err := arm.Paginate(r, views)
-	if err != nil {
-		arm.WriteError(w, r, err)
-		return
-	}
-	arm.WriteJSON(w, http.StatusOK, page)
+	s.listKeyStores(w, r, listHSMRecords, s.deletedHSMView, false, true)
 }
 
 // getDeletedHSM serves GET .../locations/{location}/deletedManagedHSMs/{name}.

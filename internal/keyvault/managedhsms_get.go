@@ -24,10 +24,10 @@ func (s *Service) getHSM(w http.ResponseWriter, r *arm.Request) {
 
 // listHSMsByGroup serves GET .../resourceGroups/{rg}/providers/Microsoft.KeyVault/managedHSMs.
 func (s *Service) listHSMsByGroup(w http.ResponseWriter, r *arm.Request) {
-	s.listKeyStores(w, r, listHSMRecords, s.hsmView, true)
+	s.listKeyStores(w, r, listHSMRecords, s.hsmView, true, false)
 }
 
 // listHSMsBySubscription serves GET /subscriptions/{sub}/providers/Microsoft.KeyVault/managedHSMs.
 func (s *Service) listHSMsBySubscription(w http.ResponseWriter, r *arm.Request) {
-	s.listKeyStores(w, r, listHSMRecords, s.hsmView, false)
+	s.listKeyStores(w, r, listHSMRecords, s.hsmView, false, false)
 }

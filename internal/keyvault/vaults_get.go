@@ -24,17 +24,18 @@ func (s *Service) getVault(w http.ResponseWriter, r *arm.Request) {
 }
 
 func (s *Service) listVaultsByGroup(w http.ResponseWriter, r *arm.Request) {
-	s.listKeyStores(w, r, listVaultRecords, s.vaultView, true)
+	s.listKeyStores(w, r, listVaultRecords, s.vaultView, true, false)
 }
 
 func (s *Service) listVaultsBySubscription(w http.ResponseWriter, r *arm.Request) {
-	s.listKeyStores(w, r, listVaultRecords, s.vaultView, false)
+	s.listKeyStores(w, r, listVaultRecords, s.vaultView, false, false)
 }
 
-// listKeyStores answers a list of live vaults or Managed HSMs (records and view say which) of
-// the request's subscription, or of its resource group when inGroup.
+// listKeyStores answers a list of vaults or Managed HSMs (records and view say which) of the
+// request's subscription, or of its resource group when inGroup: the live ones, or the
+// soft-deleted ones when deleted.
 func (s *Service) listKeyStores(w http.ResponseWriter, r *arm.Request, records func(store.Tx) ([]Vault, error),
-	view func(*Vault) map[string]any, inGroup bool) {
+	view func(*Vault) map[string]any, inGroup, deleted bool) {
 	sub, rg := r.Param("subscriptionId"), r.Param("resourceGroupName")
 	var views []map[string]any
 	err := s.st.View(r.Context(), func(tx store.Tx) error {
@@ -51,7 +52,7 @@ func (s *Service) listKeyStores(w http.ResponseWriter, r *arm.Request, records f
 		sort.Slice(all, func(i, j int) bool { return strings.ToLower(all[i].Name) < strings.ToLower(all[j].Name) })
 		for i := range all {
 			v := &all[i]
-			if v.Deleted == nil && strings.EqualFold(v.SubscriptionID, sub) && (!inGroup || strings.EqualFold(v.ResourceGroup, rg)) {
+			if (v.Deleted != nil) == deleted && strings.EqualFold(v.SubscriptionID, sub) && (!inGroup || strings.EqualFold(v.ResourceGroup, rg)) {
 				views = append(views, view(v))
 			}
 		}
