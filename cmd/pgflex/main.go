@@ -4,10 +4,16 @@ package main
 import (
 	"os"
 
+	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/cli"
 )
 
 func main() {
+	// PostgreSQL runs this binary as its archive_command (and restore_command): answer that
+	// before anything else.
+	if code, ok := backup.RunHelper(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	root := cli.NewRootCommand(cli.OSEnv())
 	// serve is added in serve.go: the daemon lives beside the CLI in one binary.
 	root.AddCommand(newServeCommand())

@@ -19,6 +19,11 @@ import (
 // point in time can be reached.
 var ErrNoBackup = errors.New("backup: no backup to restore from")
 
+// ErrTargetNotReached: the archived WAL ends before the requested point in
+// time (no transaction committed after it was archived). Restoring to the
+// end of the archive (a zero Target) gives the state at that point.
+var ErrTargetNotReached = errors.New("backup: the archived WAL ends before the restore target")
+
 // Source is the repository a restore reads: the source server's repository
 // 1 for a point-in-time restore, its repository 2 for a geo-restore. It
 // needs neither the source server nor its configuration, so a deleted
@@ -137,29 +142,16 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	if err := os.Chown(inst.DataDir, int(user.UID), int(user.GID)); err != nil {
 		return res, fmt.Errorf("backup: restore: %w", err)
 	}
-	if err := mkdirOwned(opts.WorkDir, 0o711, 0, 0); err != nil {
-		return res, fmt.Errorf("backup: restore work dir: %w", err)
-	}
-	if err := makeWorkDirs(opts.WorkDir, user); err != nil {
-		return res, err
-	}
-	confPath := filepath.Join(opts.WorkDir, "pgbackrest.conf")
-	global := append(commonOptions(opts.WorkDir, opts.Tuning), repoOptions(1, src.RepoPath, src.plaintext, 0)...)
-	conf := renderINI([]section{{"global", global}, {src.Stanza, []option{{"pg1-path", inst.DataDir}}}})
-	if err := writeFileOwned(confPath, conf, 0o640, 0, int(user.GID)); err != nil {
-		return res, fmt.Errorf("backup: restore: write %s: %w", confPath, err)
-	}
 	pgbackrest := opts.Pgbackrest
 	if pgbackrest == "" {
 		pgbackrest = DefaultPgbackrest
 	}
-	pp := Passphrases{}
-	if !src.plaintext {
-		pp[1] = append([]byte(nil), src.Passphrase...)
+	inv, err := sourceInvocation(src, opts.WorkDir, inst.DataDir, opts.Tuning, user, pgbackrest, log)
+	if err != nil {
+		return res, err
 	}
+	pp, confPath := inv.pass, inv.config
 	defer pp.Wipe()
-	inv := invocation{bin: pgbackrest, config: confPath, stanza: src.Stanza, user: user,
-		repos: map[int]bool{1: !src.plaintext}, pass: pp, logger: log}
 
 	// 1. Which backup.
 	in, ierr := info(ctx, inv, repoArg(1))
@@ -248,6 +240,9 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	if err := waitPromoted(ctx, inst); err != nil {
 		stopQuietly(inst, log)
 		if msg := lastFatal(filepath.Join(inst.DataDir, "log")); msg != "" {
+			if strings.Contains(msg, "recovery ended before configured recovery target was reached") {
+				err = fmt.Errorf("%w: %w", ErrTargetNotReached, err)
+			}
 			return res, fmt.Errorf("backup: recovery of the restored server failed: %s: %w", msg, err)
 		}
 		return res, fmt.Errorf("backup: recovery of the restored server failed: %w", err)
@@ -409,4 +404,61 @@ func lastFatal(logDir string) string {
 		f.Close()
 	}
 	return scrub(last, nil)
+}
+
+// sourceInvocation writes a configuration for reading src's repository
+// (as repository 1) into workDir, with pgBackRest's lock, log and spool
+// directories, and returns the invocation that uses it with src's
+// passphrase (a copy, which the caller wipes). dataDir is where a restore
+// writes.
+func sourceInvocation(src Source, workDir, dataDir string, tuning Tuning, user postgres.OSUser, pgbackrest string, log *slog.Logger) (invocation, error) {
+	if err := mkdirOwned(workDir, 0o711, 0, 0); err != nil {
+		return invocation{}, fmt.Errorf("backup: work dir: %w", err)
+	}
+	if err := makeWorkDirs(workDir, user); err != nil {
+		return invocation{}, err
+	}
+	confPath := filepath.Join(workDir, "pgbackrest.conf")
+	global := append(commonOptions(workDir, tuning), repoOptions(1, src.RepoPath, src.plaintext, 0)...)
+	conf := renderINI([]section{{"global", global}, {src.Stanza, []option{{"pg1-path", dataDir}}}})
+	if err := writeFileOwned(confPath, conf, 0o640, 0, int(user.GID)); err != nil {
+		return invocation{}, fmt.Errorf("backup: write %s: %w", confPath, err)
+	}
+	pp := Passphrases{}
+	if !src.plaintext {
+		pp[1] = append([]byte(nil), src.Passphrase...)
+	}
+	return invocation{bin: pgbackrest, config: confPath, stanza: src.Stanza, user: user,
+		repos: map[int]bool{1: !src.plaintext}, pass: pp, logger: log}, nil
+}
+
+// SourceInfo lists the backups in a source repository without its server
+// (which may be stopped, or deleted within its retention): what a restore
+// from it can reach. workDir is a scratch directory for pgBackRest's
+// configuration, lock and log (removed afterwards); the repository reads
+// as repository 1 in the result.
+func SourceInfo(ctx context.Context, src Source, workDir string, user postgres.OSUser, log *slog.Logger) (*Info, error) {
+	if err := validateStanzaName(src.Stanza); err != nil {
+		return nil, err
+	}
+	if err := validatePath("source repository", src.RepoPath); err != nil {
+		return nil, err
+	}
+	if err := validatePath("work dir", workDir); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	defer os.RemoveAll(workDir)
+	inv, err := sourceInvocation(src, workDir, workDir, Tuning{}, user, DefaultPgbackrest, log)
+	if err != nil {
+		return nil, err
+	}
+	defer inv.pass.Wipe()
+	in, err := info(ctx, inv, repoArg(1))
+	if err != nil {
+		return nil, fmt.Errorf("backup: cannot read the repository of stanza %s (wrong passphrase, or not this stanza's repository): %w", src.Stanza, err)
+	}
+	return in, nil
 }

@@ -34,6 +34,7 @@ func newPostgresCommand(a *App) *cobra.Command {
 		newPostgresShowConnectionStringCommand(a), newPostgresConnectCommand(a), newPostgresExecuteCommand(a),
 		newPostgresIdentityCommand(a), newPostgresDBCommand(a),
 		newPostgresBackupCommand(a), newPostgresRestoreCommand(a), newPostgresGeoRestoreCommand(a),
+		newPostgresReviveDroppedCommand(a),
 	)
 	cmd.AddCommand(fs)
 	return cmd

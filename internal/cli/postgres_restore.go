@@ -21,14 +21,22 @@ import (
 // az's texts, verbatim.
 const (
 	msgRestoreTimeFormat = "The restore point in time value has incorrect date format. Please use ISO format e.g., 2021-10-22T00:08:23+00:00."
-	// restore raises the first, geo-restore the second.
+	// restore raises the first, geo-restore and revive-dropped the second.
 	msgInvalidSourceServer    = "The provided source server %s is invalid."
 	msgInvalidSourceServerGeo = "The provided source-server %s is invalid."
 )
 
-// pgRestoreArgs are the arguments of restore and geo-restore.
+// The createModes of the commands that make a server from another's backups.
+const (
+	createModePointInTimeRestore = "PointInTimeRestore"
+	createModeGeoRestore         = "GeoRestore"
+	createModeReviveDropped      = "ReviveDropped"
+)
+
+// pgRestoreArgs are the arguments of restore, geo-restore and revive-dropped; mode is the
+// createMode the command sends.
 type pgRestoreArgs struct {
-	geoRestore                 bool
+	mode                       string
 	group, name, source        string
 	restoreTime, location, geo string
 	byok                       byokArgs
@@ -36,7 +44,7 @@ type pgRestoreArgs struct {
 }
 
 func newPostgresRestoreCommand(a *App) *cobra.Command {
-	o := pgRestoreArgs{}
+	o := pgRestoreArgs{mode: createModePointInTimeRestore}
 	cmd := &cobra.Command{
 		Use:   "restore",
 		Short: "Restore server from backup.",
@@ -55,7 +63,7 @@ func newPostgresRestoreCommand(a *App) *cobra.Command {
 }
 
 func newPostgresGeoRestoreCommand(a *App) *cobra.Command {
-	o := pgRestoreArgs{geoRestore: true}
+	o := pgRestoreArgs{mode: createModeGeoRestore}
 	cmd := &cobra.Command{
 		Use:   "geo-restore",
 		Short: "Geo-restore server from backup.",
@@ -74,12 +82,16 @@ func newPostgresGeoRestoreCommand(a *App) *cobra.Command {
 }
 
 func addRestoreFlags(cmd *cobra.Command, o *pgRestoreArgs) {
-	f := cmd.Flags()
+	addNewServerFromBackupFlags(cmd, o)
+	cmd.Flags().StringVar(&o.restoreTime, "restore-time", "",
+		"The point in time in UTC to restore from (ISO8601 format), e.g., 2017-04-26T02:10:00+00:00. The default value is set to current time.")
+}
+
+// addNewServerFromBackupFlags are the flags restore, geo-restore and revive-dropped share.
+func addNewServerFromBackupFlags(cmd *cobra.Command, o *pgRestoreArgs) {
 	AddResourceGroupFlag(cmd, &o.group)
 	addServerNameFlag(cmd, &o.name, "name", "n")
-	f.StringVar(&o.source, "source-server", "", "The name or resource ID of the source server to restore from.")
-	f.StringVar(&o.restoreTime, "restore-time", "",
-		"The point in time in UTC to restore from (ISO8601 format), e.g., 2017-04-26T02:10:00+00:00. The default value is set to current time.")
+	cmd.Flags().StringVar(&o.source, "source-server", "", "The name or resource ID of the source server to restore from.")
 	addEnumFlag(cmd, &o.geo, "geo-redundant-backup", "Disabled", "Whether or not geo redundant backup is enabled.", "Enabled", "Disabled")
 	addBYOKFlags(cmd, &o.byok)
 	AddNoWaitFlag(cmd, &o.noWait)
@@ -89,10 +101,11 @@ func addRestoreFlags(cmd *cobra.Command, o *pgRestoreArgs) {
 // restore time, the data-encryption flags against the new server's geo setting), then reads
 // the source and checks the new name at the target location, and only then sends the PUT.
 // az runs the same checks with the two reads first; the outcome differs only in which of
-// several errors is reported.
+// several errors is reported. revive-dropped reads no source: it no longer exists, and the
+// new server goes to --location.
 func (a *App) restorePostgresServer(ctx context.Context, o *pgRestoreArgs) error {
 	args := []Arg{RequiredArg("--source-server", &o.source)}
-	if o.geoRestore {
+	if o.mode != createModePointInTimeRestore {
 		args = append(args, LocationArg(&o.location))
 	}
 	// The default is taken when the command starts, as az's is (whole seconds, UTC).
@@ -109,7 +122,7 @@ func (a *App) restorePostgresServer(ctx context.Context, o *pgRestoreArgs) error
 	if err := resolveBYOKIdentities(&o.byok, ref.sub, o.group); err != nil {
 		return err
 	}
-	sourceID, err := restoreSourceID(o.source, ref.sub, o.group, o.geoRestore)
+	sourceID, err := restoreSourceID(o.source, ref.sub, o.group, o.mode != createModePointInTimeRestore)
 	if err != nil {
 		return err
 	}
@@ -129,24 +142,26 @@ func (a *App) restorePostgresServer(ctx context.Context, o *pgRestoreArgs) error
 	if err != nil {
 		return err
 	}
-	resp, err := c.ARM(ctx, http.MethodGet, escapeResourceID(sourceID), APIVersionPostgres, nil)
-	if err != nil {
-		return err
-	}
-	source, err := decodeServer(resp.Body)
-	if err != nil {
-		return err
-	}
 	location := o.location
-	if !o.geoRestore {
-		location = strings.Join(strings.Fields(strings.ToLower(source.Location)), "")
+	if o.mode != createModeReviveDropped {
+		resp, err := c.ARM(ctx, http.MethodGet, escapeResourceID(sourceID), APIVersionPostgres, nil)
+		if err != nil {
+			return err
+		}
+		source, err := decodeServer(resp.Body)
+		if err != nil {
+			return err
+		}
+		if o.mode == createModePointInTimeRestore {
+			location = strings.Join(strings.Fields(strings.ToLower(source.Location)), "")
+		}
 	}
 	if err := a.checkServerName(ctx, ref.sub, location, o.name); err != nil {
 		return err
 	}
 
 	body := restoreServerBody(o, sourceID, location, pointInTime)
-	resp, err = c.ARM(ctx, http.MethodPut, ref.path(), APIVersionPostgres, body)
+	resp, err := c.ARM(ctx, http.MethodPut, ref.path(), APIVersionPostgres, body)
 	if err != nil || o.noWait {
 		return err
 	}
@@ -157,16 +172,12 @@ func (a *App) restorePostgresServer(ctx context.Context, o *pgRestoreArgs) error
 	return a.printServer(final.Body)
 }
 
-// restoreServerBody is the PUT: the source, the point in time, the new server's geo-redundant
-// backup setting and, when a customer-managed key is given, its identity and dataEncryption
-// blocks exactly as create sends them.
+// restoreServerBody is the PUT: the createMode, the source, the point in time, the new
+// server's geo-redundant backup setting and, when a customer-managed key is given, its identity
+// and dataEncryption blocks exactly as create sends them.
 func restoreServerBody(o *pgRestoreArgs, sourceID, location string, pointInTime time.Time) map[string]any {
-	mode := "PointInTimeRestore"
-	if o.geoRestore {
-		mode = "GeoRestore"
-	}
 	props := map[string]any{
-		"createMode":             mode,
+		"createMode":             o.mode,
 		"sourceServerResourceId": sourceID,
 		"pointInTimeUTC":         formatPointInTime(pointInTime),
 		"backup":                 map[string]any{"geoRedundantBackup": o.geo},
@@ -180,15 +191,16 @@ func restoreServerBody(o *pgRestoreArgs, sourceID, location string, pointInTime 
 }
 
 // restoreSourceID is az's resolution of --source-server: a resource id as given, a bare name
-// as the flexible server of that name in the new server's group and subscription.
-func restoreSourceID(source, sub, group string, geo bool) (string, error) {
+// as the flexible server of that name in the new server's group and subscription. dashed
+// selects the wording of geo-restore and revive-dropped ("source-server") over restore's.
+func restoreSourceID(source, sub, group string, dashed bool) (string, error) {
 	if isResourceID(source) {
 		return source, nil
 	}
 	if source != "" && !strings.Contains(source, "/") {
 		return "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/" + flexibleServerType + "/" + source, nil
 	}
-	if geo {
+	if dashed {
 		return "", &UserError{Msg: fmt.Sprintf(msgInvalidSourceServerGeo, source)}
 	}
 	return "", &UserError{Msg: fmt.Sprintf(msgInvalidSourceServer, source)}

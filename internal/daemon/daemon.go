@@ -133,10 +133,13 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			opened.closeAll()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// Traversable but not listable: pgBackRest, as the PostgreSQL user, reaches the backup
+	// repositories under regions/ and the servers' backup configuration; everything else in
+	// here is root's alone (0700 directories, 0600 files).
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
 		return nil, fmt.Errorf("restrict data directory: %w", err)
 	}
 	for _, sub := range []string{"tls", "keys", "regions", "servers"} {
@@ -390,6 +393,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	// Bring every server to the state it should be in, then keep it there; watch CMK keys.
 	go d.servers.RunReconciler(d.base, 10*time.Second)
 	go d.servers.RunKeyMonitor(d.base)
+	go d.servers.RunBackupScheduler(d.base, time.Minute)
 	d.log.Info("pgflex is serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "profile", d.ProfilePath())
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.ServeTLS(d.ln, "", "") }()

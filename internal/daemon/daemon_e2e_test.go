@@ -273,7 +273,8 @@ func TestTokenEndpoint(t *testing.T) {
 func TestDataDirAndRestart(t *testing.T) {
 	d := testenv.Start(t, testenv.Options{})
 	fi, err := os.Stat(d.DataDir)
-	if err != nil || fi.Mode().Perm() != 0o700 {
+	// 0711: the PostgreSQL user traverses it to the backup repositories; nobody but root lists it.
+	if err != nil || fi.Mode().Perm() != 0o711 {
 		t.Fatalf("data dir mode = %v, %v", fi.Mode().Perm(), err)
 	}
 	for _, f := range []string{"profile.json", "root.key", "state.db", "keys/token-signing.key.sealed", "tls/ca.key.sealed", "tls/server.key.sealed"} {

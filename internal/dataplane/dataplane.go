@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/dataenc"
 	"github.com/pgflex/pgflex/internal/flexserver"
 	"github.com/pgflex/pgflex/internal/postgres"
@@ -42,6 +43,7 @@ import (
 // Config is the data plane's settings.
 type Config struct {
 	Root       string // where volumes live, e.g. DIR/servers
+	BackupRoot string // regions' storage for backup repositories, e.g. DIR/regions
 	RuntimeDir string // mounts and sockets, e.g. /run/pgflex/{id}
 	CA         *tlsca.CA
 	OSUser     string // PostgreSQL's OS account; default postgres.DefaultOSUser
@@ -56,6 +58,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	instances map[string]*postgres.Instance // by uid: keeps the supervision of started postmasters
+	helperOK  bool                          // the archive helper is installed (under mu)
 }
 
 var _ flexserver.DataPlane = (*Manager)(nil)
@@ -72,8 +75,15 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)
 	}
-	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
-		return nil, fmt.Errorf("data plane: %w", err)
+	// pgBackRest, running as the PostgreSQL user, reads each server's configuration under Root
+	// and writes repositories under BackupRoot: both traversable, neither listable.
+	for _, d := range []string{cfg.Root, cfg.BackupRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("data plane: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("data plane: %w", err)
+		}
 	}
 	for _, d := range []string{cfg.RuntimeDir, filepath.Join(cfg.RuntimeDir, "mnt"), filepath.Join(cfg.RuntimeDir, "sock")} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
@@ -83,10 +93,13 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("data plane: %w", err)
 		}
 	}
-	// Every ancestor of the runtime directory must be traversable by the PostgreSQL user.
-	for d := filepath.Dir(cfg.RuntimeDir); d != "/" && d != "."; d = filepath.Dir(d) {
-		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
-			return nil, fmt.Errorf("data plane: %s is not traversable by the PostgreSQL user (mode %v); choose another --runtime-dir", d, fi.Mode().Perm())
+	// Every ancestor of the runtime directory and of the storage must be traversable by the
+	// PostgreSQL user.
+	for _, dir := range []string{cfg.RuntimeDir, cfg.Root, cfg.BackupRoot} {
+		for d := filepath.Dir(dir); d != "/" && d != "."; d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+				return nil, fmt.Errorf("data plane: %s is not traversable by the PostgreSQL user (mode %v); choose another directory", d, fi.Mode().Perm())
+			}
 		}
 	}
 	return &Manager{cfg: cfg, user: user, log: cfg.Logger, instances: map[string]*postgres.Instance{}}, nil
@@ -185,9 +198,12 @@ func (m *Manager) WriteEnvelope(ctx context.Context, inst flexserver.Instance, e
 	return volume.WriteHeader(ctx, m.volume(inst).HeaderPath(), h)
 }
 
-// Create builds a new server: header, volume, initdb, certificate, configuration, start,
-// administrator role.
-func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek, adminPassword []byte) error {
+// newVolume makes a new server's encrypted volume, with the wrapped DEK beside it, mounts it
+// and writes the server's backup configuration (a new server archives from its first WAL).
+func (m *Manager) newVolume(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek []byte) error {
+	if err := m.ensureHelper(); err != nil {
+		return err
+	}
 	vol := m.volume(inst)
 	if err := os.MkdirAll(vol.Dir, 0o700); err != nil {
 		return err
@@ -201,10 +217,13 @@ func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dat
 	if err := vol.Mount(ctx, dek); err != nil {
 		return err
 	}
+	return m.ConfigureBackups(ctx, inst)
+}
+
+// configure installs a certificate from pgflex's CA and writes the server's configuration,
+// archiving included, into its data directory.
+func (m *Manager) configure(ctx context.Context, inst flexserver.Instance) error {
 	dataDir := m.dataDir(inst)
-	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: dataDir, User: m.user, BinDir: binDir(inst.Version)}); err != nil {
-		return err
-	}
 	leaf, err := m.cfg.CA.Issue(inst.Name, []string{inst.ListenAddress, "localhost", inst.Name + ".postgres.localhost"})
 	if err != nil {
 		return err
@@ -213,7 +232,23 @@ func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dat
 	if err := postgres.InstallServerCertificate(ctx, dataDir, m.user, leaf.CertPEM, leaf.KeyPEM); err != nil {
 		return err
 	}
-	if err := postgres.WriteConfig(ctx, dataDir, m.user, m.settings(inst)); err != nil {
+	settings := m.settings(inst)
+	if err := m.archiving(inst, &settings); err != nil {
+		return err
+	}
+	return postgres.WriteConfig(ctx, dataDir, m.user, settings)
+}
+
+// Create builds a new server: header, volume, initdb, certificate, configuration, start,
+// administrator role, backup stanza.
+func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek, adminPassword []byte, pp backup.Passphrases) error {
+	if err := m.newVolume(ctx, inst, env, dek); err != nil {
+		return err
+	}
+	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: m.dataDir(inst), User: m.user, BinDir: binDir(inst.Version)}); err != nil {
+		return err
+	}
+	if err := m.configure(ctx, inst); err != nil {
 		return err
 	}
 	pi := m.instance(inst)
@@ -233,6 +268,9 @@ func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dat
 	if _, err := conn.Exec(ctx, "GRANT ALL ON SCHEMA public TO "+pgx.Identifier{inst.AdminLogin}.Sanitize()); err != nil {
 		return fmt.Errorf("grant the administrator the public schema: %w", err)
 	}
+	if err := m.stanza(inst).Create(ctx, pp); err != nil {
+		return fmt.Errorf("create the backup stanza: %w", err)
+	}
 	return nil
 }
 
@@ -245,6 +283,13 @@ func (m *Manager) Start(ctx context.Context, inst flexserver.Instance, dek []byt
 		if err := m.instance(inst).Stop(ctx, postgres.StopImmediate); err != nil {
 			m.log.Warn("stop PostgreSQL on a stale volume", "server", inst.Name, "err", err)
 		}
+	}
+	if err := m.ensureHelper(); err != nil {
+		return err
+	}
+	if err := m.ConfigureBackups(ctx, inst); err != nil {
+		// Archiving then fails and PostgreSQL keeps its WAL until the next start: nothing lost.
+		m.log.Warn("write the backup configuration", "server", inst.Name, "err", err)
 	}
 	adopted, err := vol.Adopt(ctx)
 	if err != nil {

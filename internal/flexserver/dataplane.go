@@ -2,8 +2,11 @@ package flexserver
 
 import (
 	"context"
+	"time"
 
+	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/dataenc"
+	"github.com/pgflex/pgflex/internal/regions"
 )
 
 // Instance is what the data plane needs to know of a server.
@@ -16,6 +19,23 @@ type Instance struct {
 	AdminLogin    string
 	VCores        int
 	MemoryMB      int
+	// Backups: repository 1 in Location; repository 2 in GeoLocation ("" without geo-redundant
+	// backup), left out while GeoPaused (its key is unusable).
+	Location      string
+	GeoLocation   string
+	GeoPaused     bool
+	RetentionDays int
+}
+
+// RestoreSource is the repository a new server is restored from: repository 1 (in the source's
+// region) or 2 (in the paired region) of the source server's stanza.
+type RestoreSource struct {
+	Stanza   string // the source server's UID
+	Location string // the region whose storage holds the repository
+	// Passphrase of that repository (derived from its backup DEK); the caller wipes it.
+	Passphrase []byte
+	// Target is the point in time to recover to; zero means the end of the archived WAL.
+	Target time.Time
 }
 
 // Status is the data plane's actual state of one server.
@@ -39,7 +59,32 @@ type DataPlane interface {
 	// Create makes the encrypted volume keyed by dek, writes env beside it, initialises,
 	// configures and starts PostgreSQL inside, and creates the administrator role. What it
 	// leaves behind on failure is removed by Destroy.
-	Create(ctx context.Context, inst Instance, env *dataenc.Envelope, dek, adminPassword []byte) error
+	// Continuous archiving into the server's repositories starts with it; pp holds the
+	// passphrase of every repository of inst that is not paused.
+	Create(ctx context.Context, inst Instance, env *dataenc.Envelope, dek, adminPassword []byte, pp backup.Passphrases) error
+	// Restore makes a new server like Create, but from src's backups: its files are restored
+	// into the new volume, recovered to src.Target and promoted; it then archives into its own
+	// repositories (pp) as any server. What it leaves behind on failure is removed by Destroy.
+	Restore(ctx context.Context, inst Instance, env *dataenc.Envelope, dek []byte, pp backup.Passphrases, src RestoreSource) (backup.RestoreResult, error)
+	// Backup takes a full backup into one repository (waiting until it is restorable).
+	Backup(ctx context.Context, inst Instance, pp backup.Passphrases, repo int) (backup.Backup, error)
+	// BackupInfo lists the backups of the server's repositories that are not paused.
+	BackupInfo(ctx context.Context, inst Instance, pp backup.Passphrases) (*backup.Info, error)
+	// SourceInfo lists the backups of one repository without its server (a restore's source).
+	SourceInfo(ctx context.Context, src RestoreSource) (*backup.Info, error)
+	// DeleteBackup removes one backup set from a repository.
+	DeleteBackup(ctx context.Context, inst Instance, pp backup.Passphrases, repo int, label string) error
+	// ExpireBackups removes what the retention no longer needs.
+	ExpireBackups(ctx context.Context, inst Instance, pp backup.Passphrases) error
+	// FlushArchive makes every transaction committed so far restorable: it commits one more
+	// transaction (recovery to a time stops at the first commit after it), switches WAL and
+	// waits until the segment is archived.
+	FlushArchive(ctx context.Context, inst Instance, pp backup.Passphrases) error
+	// ConfigureBackups rewrites the server's backup configuration from inst (e.g. pausing or
+	// resuming repository 2).
+	ConfigureBackups(ctx context.Context, inst Instance) error
+	// RemoveBackups deletes a stanza's repositories (retention over after the server's deletion).
+	RemoveBackups(ctx context.Context, stanza string, locations ...string) error
 	// Start mounts the volume (adopting a live mount) and starts PostgreSQL (adopting a running
 	// one). dek may be nil when the volume is already mounted.
 	Start(ctx context.Context, inst Instance, dek []byte) error
@@ -64,6 +109,12 @@ type DataPlane interface {
 // instance derives the data-plane description of a server.
 func (s *Server) instance() Instance {
 	_, info, _ := lookupSKU(s.SKU.Name)
-	return Instance{UID: s.UID, Name: s.Name, Version: s.Version, ListenAddress: s.ListenAddress, Port: s.Port,
-		AdminLogin: s.AdministratorLogin, VCores: info.VCores, MemoryMB: info.VCores * info.MemoryPerVCoreM}
+	inst := Instance{UID: s.UID, Name: s.Name, Version: s.Version, ListenAddress: s.ListenAddress, Port: s.Port,
+		AdminLogin: s.AdministratorLogin, VCores: info.VCores, MemoryMB: info.VCores * info.MemoryPerVCoreM,
+		Location: s.Location, RetentionDays: s.BackupRetentionDays}
+	if s.GeoRedundantBackup == "Enabled" {
+		inst.GeoLocation, _ = regions.PairOf(s.Location)
+		inst.GeoPaused = s.Encryption.GeoKeyStatus == KeyInvalid
+	}
+	return inst
 }

@@ -283,9 +283,10 @@ func (s *Service) warnIdentityRegions(srv *Server) {
 // encryptionUpdate is a validated change of a CMK server's keys: the new configuration and the
 // DEKs rewrapped under the new keys.
 type encryptionUpdate struct {
-	enc         Encryption
-	envelope    *dataenc.Envelope
-	geoEnvelope *dataenc.Envelope
+	enc            Encryption
+	envelope       *dataenc.Envelope
+	backupEnvelope *dataenc.Envelope
+	geoEnvelope    *dataenc.Envelope
 }
 
 // prepareEncryptionUpdate validates a PATCH of dataEncryption on a CMK server (identities in
@@ -323,11 +324,17 @@ func (s *Service) prepareEncryptionUpdate(ctx context.Context, cur *Server, req 
 		return nil, arm.BadRequest("CMKInvalidEncryptionParameters",
 			"Primary user assigned identity and backup identity cannot be same. Please provide different identities for primaryUserAssignedIdentityId and geoBackupUserAssignedIdentityId.")
 	}
-	out := &encryptionUpdate{enc: next, envelope: cur.Envelope, geoEnvelope: cur.GeoEnvelope}
+	out := &encryptionUpdate{enc: next, envelope: cur.Envelope, backupEnvelope: cur.BackupEnvelope, geoEnvelope: cur.GeoEnvelope}
 	var err error
 	if req.PrimaryKeyURI != "" {
 		if out.envelope, err = s.rewrap(ctx, cur, cur.Envelope, cur.Encryption.PrimaryIdentityID, next.PrimaryKeyURI, next.PrimaryIdentityID, primaryRole); err != nil {
 			return nil, err
+		}
+		// Repository 1's backup DEK follows the primary key too.
+		if cur.BackupEnvelope != nil {
+			if out.backupEnvelope, err = s.rewrap(ctx, cur, cur.BackupEnvelope, cur.Encryption.PrimaryIdentityID, next.PrimaryKeyURI, next.PrimaryIdentityID, primaryRole); err != nil {
+				return nil, err
+			}
 		}
 		out.enc.PrimaryKeyStatus = KeyValid
 	}

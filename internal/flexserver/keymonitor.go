@@ -14,7 +14,6 @@ import (
 
 	"github.com/pgflex/pgflex/internal/activitylog"
 	"github.com/pgflex/pgflex/internal/dataenc"
-	"github.com/pgflex/pgflex/internal/store"
 )
 
 // MonitorConfig tunes the key monitor (daemon settings).
@@ -84,12 +83,8 @@ func (s *Service) RunKeyMonitor(ctx context.Context) {
 }
 
 func (m *keyMonitor) pass(ctx context.Context) {
-	var servers []Server
-	if err := m.s.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		servers, err = store.ListJSON[Server](tx, "pgserver/")
-		return err
-	}); err != nil {
+	servers, err := m.s.listServers(ctx)
+	if err != nil {
 		m.s.log.Error("key monitor: list servers", "err", err)
 		return
 	}
@@ -296,35 +291,59 @@ func (m *keyMonitor) onValid(ctx context.Context, srv *Server, info *dataenc.Key
 // transaction — a crash before it leaves the old envelope, which the old version still unwraps.
 // geo selects the geo-backup DEK instead of the server's primary DEK.
 func (m *keyMonitor) followVersion(ctx context.Context, srv *Server, geo bool) error {
-	keyURI, identityID, old := srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID, srv.Envelope
-	envelopeOf := func(s *Server) **dataenc.Envelope { return &s.Envelope }
+	keyURI, identityID := srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID
+	// The primary key wraps the server's DEK and repository 1's backup DEK.
+	envelopes := []func(*Server) **dataenc.Envelope{
+		func(s *Server) **dataenc.Envelope { return &s.Envelope },
+		func(s *Server) **dataenc.Envelope { return &s.BackupEnvelope },
+	}
 	what := "DEK"
 	if geo {
-		keyURI, identityID, old = srv.Encryption.GeoKeyURI, srv.Encryption.GeoIdentityID, srv.GeoEnvelope
-		envelopeOf = func(s *Server) **dataenc.Envelope { return &s.GeoEnvelope }
+		keyURI, identityID = srv.Encryption.GeoKeyURI, srv.Encryption.GeoIdentityID
+		envelopes = envelopes[:1]
+		envelopes[0] = func(s *Server) **dataenc.Envelope { return &s.GeoEnvelope }
 		what = "geo-backup DEK"
 	}
 	w, err := m.s.customerWrapper(srv, keyURI, identityID)
 	if err != nil {
 		return err
 	}
-	dek, err := w.Unwrap(ctx, old)
-	m.metrics.calls.WithLabelValues("unwrapKey").Inc()
-	if err != nil {
-		return fmt.Errorf("unwrap with the version in use %s: %w", old.KeyID, err)
+	olds := make([]*dataenc.Envelope, len(envelopes))
+	news := make([]*dataenc.Envelope, len(envelopes))
+	for i, e := range envelopes {
+		old := *e(srv)
+		if old == nil {
+			continue
+		}
+		dek, err := w.Unwrap(ctx, old)
+		m.metrics.calls.WithLabelValues("unwrapKey").Inc()
+		if err != nil {
+			return fmt.Errorf("unwrap with the version in use %s: %w", old.KeyID, err)
+		}
+		env, err := w.Wrap(ctx, dek)
+		m.metrics.calls.WithLabelValues("wrapKey").Inc()
+		clear(dek)
+		if err != nil {
+			return fmt.Errorf("wrap with the newest version: %w", err)
+		}
+		olds[i], news[i] = old, env
 	}
-	env, err := w.Wrap(ctx, dek)
-	m.metrics.calls.WithLabelValues("wrapKey").Inc()
-	clear(dek)
-	if err != nil {
-		return fmt.Errorf("wrap with the newest version: %w", err)
+	if news[0] == nil {
+		return nil
 	}
 	updated, err := m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
-		e := envelopeOf(cur)
-		if *e == nil || (*e).KeyID != old.KeyID || cur.Operation != "" {
+		if cur.Operation != "" {
 			return errSkip
 		}
-		*e = env
+		for i, e := range envelopes {
+			if news[i] == nil {
+				continue
+			}
+			if *e(cur) == nil || (*e(cur)).KeyID != olds[i].KeyID {
+				return errSkip
+			}
+			*e(cur) = news[i]
+		}
 		return nil
 	})
 	if errors.Is(err, errSkip) {
@@ -333,6 +352,7 @@ func (m *keyMonitor) followVersion(ctx context.Context, srv *Server, geo bool) e
 	if err != nil {
 		return err
 	}
+	old, env := olds[0], news[0]
 	if !geo {
 		// The header beside the volume holds the primary DEK only.
 		if err := m.s.dp.WriteEnvelope(ctx, updated.instance(), env); err != nil {
@@ -434,10 +454,18 @@ func (m *keyMonitor) setGeoStatus(ctx context.Context, srv *Server, v verdict) {
 	}
 	updated, err := m.s.mutate(ctx, srv.ID(), func(cur *Server) error {
 		cur.Encryption.GeoKeyStatus = status
+		if status == KeyValid && cur.BackupEnvelope != nil {
+			// Repository 2 missed the WAL of the pause: it needs a full backup of its own.
+			cur.GeoBackupDue = true
+		}
 		return nil
 	})
 	if err != nil {
 		return
+	}
+	// Pause or resume repository 2: archive-push then serves repository 1 alone, or both.
+	if err := m.s.dp.ConfigureBackups(ctx, updated.instance()); err != nil {
+		m.s.log.Error("key monitor: reconfigure geo-redundant backups", "server", srv.Name, "err", err)
 	}
 	level, what := activitylog.LevelWarning, "geoBackupKeyInvalid"
 	desc := fmt.Sprintf("The geo-backup key of server '%s' cannot be used: %s. Copies of backups to the paired region are paused; the server itself is unaffected.", srv.Name, v.cause)

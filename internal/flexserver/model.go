@@ -100,8 +100,21 @@ type Server struct {
 	Identities map[string]IdentityRef `json:"identities,omitempty"` // by lower-case id
 	// Envelope is the wrapped DEK; the plaintext DEK is never persisted.
 	Envelope *dataenc.Envelope `json:"envelope,omitempty"`
-	// GeoEnvelope is the geo-backup DEK wrapped by the geo-backup key (geo-redundant backup).
+	// BackupEnvelope is repository 1's backup DEK, wrapped by the primary key (service- or
+	// customer-managed); its passphrase encrypts the backups in the server's region.
+	BackupEnvelope *dataenc.Envelope `json:"backupEnvelope,omitempty"`
+	// GeoEnvelope is repository 2's backup DEK (geo-redundant backup), wrapped by the geo-backup
+	// key through the geo-backup identity, or by the paired region's service key.
 	GeoEnvelope *dataenc.Envelope `json:"geoEnvelope,omitempty"`
+	// EarliestRestore is when the oldest backup in repository 1 became consistent: the earliest
+	// point a restore can reach (zero: no backup yet).
+	EarliestRestore time.Time `json:"earliestRestore,omitempty"`
+	// LastAutomaticBackup is when the newest scheduled full backup completed.
+	LastAutomaticBackup time.Time `json:"lastAutomaticBackup,omitempty"`
+	// GeoBackupDue: repository 2 needs a full backup (it was paused, and its WAL has a gap).
+	GeoBackupDue bool `json:"geoBackupDue,omitempty"`
+	// SourceServerID is the server this one was restored from.
+	SourceServerID string `json:"sourceServerId,omitempty"`
 	// Operation is the running long-running operation, if any: one at a time per server.
 	Operation string    `json:"operation,omitempty"`
 	Created   time.Time `json:"created"`
@@ -177,13 +190,16 @@ func (s *Server) view(v string) map[string]any {
 		"authConfig":     map[string]any{"activeDirectoryAuth": "Disabled", "passwordAuth": "Enabled"},
 		"dataEncryption": enc,
 		"backup": map[string]any{"backupRetentionDays": s.BackupRetentionDays, "geoRedundantBackup": s.GeoRedundantBackup,
-			"earliestRestoreDate": s.Created.Format(time.RFC3339)},
+			"earliestRestoreDate": timeOrNil(s.EarliestRestore)},
 		"network":           map[string]any{"publicNetworkAccess": s.PublicNetworkAccess},
 		"highAvailability":  map[string]any{"mode": s.HAMode, "state": "NotEnabled"},
 		"maintenanceWindow": map[string]any{"customWindow": "Disabled", "dayOfWeek": 0, "startHour": 0, "startMinute": 0},
 		"replicationRole":   "Primary",
 		"replicaCapacity":   5,
 		"availabilityZone":  s.AvailabilityZone,
+	}
+	if s.SourceServerID != "" {
+		props["sourceServerResourceId"] = s.SourceServerID
 	}
 	if s.StateReason != "" {
 		props["stateReason"] = s.StateReason // pgflex extension: why the server is in its state
@@ -250,4 +266,12 @@ func storageIOPS(gb int) int {
 	iops := map[string]int{"P4": 120, "P6": 240, "P10": 500, "P15": 1100, "P20": 2300, "P30": 5000,
 		"P40": 7500, "P50": 7500, "P60": 16000, "P70": 18000, "P80": 20000}
 	return iops[storageTier(gb)]
+}
+
+// timeOrNil renders a time as Azure does (RFC 3339, UTC), or null when unset.
+func timeOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339)
 }

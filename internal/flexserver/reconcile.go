@@ -23,12 +23,8 @@ func (s *Service) RunReconciler(ctx context.Context, interval time.Duration) {
 
 // Reconcile makes one pass over all servers.
 func (s *Service) Reconcile(ctx context.Context) {
-	var servers []Server
-	if err := s.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		servers, err = store.ListJSON[Server](tx, "pgserver/")
-		return err
-	}); err != nil {
+	servers, err := s.listServers(ctx)
+	if err != nil {
 		s.log.Error("reconcile: list servers", "err", err)
 		return
 	}
@@ -80,6 +76,17 @@ func (s *Service) reconcileOne(ctx context.Context, listed *Server) error {
 		return s.dp.Stop(ctx, srv.instance())
 	}
 	return nil
+}
+
+// listServers reads every server of every subscription.
+func (s *Service) listServers(ctx context.Context) ([]Server, error) {
+	var servers []Server
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		servers, err = store.ListJSON[Server](tx, "pgserver/")
+		return err
+	})
+	return servers, err
 }
 
 // settleOrphan finishes what an operation that no longer runs left half done.

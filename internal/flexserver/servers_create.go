@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/dataenc"
 	"github.com/pgflex/pgflex/internal/resources"
 	"github.com/pgflex/pgflex/internal/store"
@@ -51,6 +53,10 @@ func (s *Service) createServer(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
+	if mode := restoreMode(&body); mode != "" && body.Properties != nil {
+		s.createRestored(w, r, id, &body, mode)
+		return
+	}
 	if existing, err := s.load(ctx, id); err == nil {
 		// PUT on an existing server updates it, but create-only properties must not change.
 		if err := conflictOnPut(existing, &body); err != nil {
@@ -81,40 +87,75 @@ func (s *Service) createServer(w http.ResponseWriter, r *arm.Request) {
 		return
 	}
 	password := []byte(*body.Properties.AdministratorLoginPassword)
-	// The DEK is born here, in memory; only its wrapped form is ever stored. The round trip
-	// proves, before anything is built, that the key can unwrap what it wrapped.
-	dek, err := dataenc.NewDEK()
+	dek, pp, err := s.newKeys(ctx, srv, primary, geo)
 	if err != nil {
 		arm.WriteError(w, r, err)
 		return
 	}
-	env, err := wrapRoundTrip(ctx, primary, dek, srv.Encryption.PrimaryKeyURI)
-	if err != nil {
-		clear(dek)
+	op := s.newOperation(srv, kindCreate)
+	if err := s.startBuild(ctx, srv, op, dek, pp, func(ctx context.Context) error {
+		defer clear(password)
+		return s.runCreate(ctx, srv, dek, password, pp)
+	}); err != nil {
+		clear(password)
 		arm.WriteError(w, r, err)
 		return
 	}
-	if geo != nil {
-		geoDEK, err := dataenc.NewDEK()
-		if err == nil {
-			srv.GeoEnvelope, err = wrapRoundTrip(ctx, geo, geoDEK, srv.Encryption.GeoKeyURI)
-			clear(geoDEK)
-		}
+	r.Log.Info("server create started", "server", srv.Name, "operation", op.Name, "port", srv.Port, "encryption", srv.Encryption.Type)
+	arm.Accepted(w, r, op, http.StatusAccepted, operationBody("UpsertServerManagementOperationV2", op))
+}
+
+// newKeys makes a new server's keys in memory — the DEK, repository 1's backup DEK and, with
+// geo-redundant backup, repository 2's — and sets their wrapped forms on srv; only those are
+// ever stored. Each round trip proves, before anything is built, that the key unwraps what it
+// wrapped. It returns the DEK and the repositories' passphrases (the backup DEKs are cleared).
+func (s *Service) newKeys(ctx context.Context, srv *Server, primary, geo dataenc.Wrapper) (dek []byte, pp backup.Passphrases, err error) {
+	pp = backup.Passphrases{}
+	defer func() {
 		if err != nil {
 			clear(dek)
-			arm.WriteError(w, r, err)
-			return
+			pp.Wipe()
+		}
+	}()
+	if dek, err = dataenc.NewDEK(); err != nil {
+		return nil, nil, err
+	}
+	if srv.Envelope, err = wrapRoundTrip(ctx, primary, dek, srv.Encryption.PrimaryKeyURI); err != nil {
+		return nil, nil, err
+	}
+	backupDEK := func(w dataenc.Wrapper, keyURI string, repo int) (*dataenc.Envelope, error) {
+		b, err := dataenc.NewDEK()
+		if err != nil {
+			return nil, err
+		}
+		defer clear(b)
+		env, err := wrapRoundTrip(ctx, w, b, keyURI)
+		if err != nil {
+			return nil, err
+		}
+		pp[repo], err = backup.Passphrase(b, srv.UID)
+		return env, err
+	}
+	if srv.BackupEnvelope, err = backupDEK(primary, srv.Encryption.PrimaryKeyURI, backup.RepoPrimary); err != nil {
+		return nil, nil, err
+	}
+	if srv.GeoRedundantBackup == "Enabled" {
+		if geo == nil {
+			if geo, err = s.geoWrapper(srv); err != nil {
+				return nil, nil, err
+			}
+		}
+		if srv.GeoEnvelope, err = backupDEK(geo, srv.Encryption.GeoKeyURI, backup.RepoGeo); err != nil {
+			return nil, nil, err
 		}
 	}
-	srv.Envelope = env
-	op := s.newOperation(srv, kindCreate)
+	return dek, pp, nil
+}
+
+// commitNew records a new server with its name and a port, and the operation that builds it.
+func (s *Service) commitNew(ctx context.Context, srv *Server, op *arm.Operation) error {
 	srv.Operation = op.Name
-	// Until the operation is recorded, the reconciler would take the server for one whose
-	// create was lost, and roll it back.
-	mu := s.serverLock(srv.ID())
-	mu.Lock()
-	defer mu.Unlock()
-	err = s.st.Update(ctx, func(tx store.Tx) error {
+	return s.st.Update(ctx, func(tx store.Tx) error {
 		if _, err := resources.CheckGroupInTx(tx, srv.SubscriptionID, srv.ResourceGroup); err != nil {
 			return err
 		}
@@ -134,38 +175,61 @@ func (s *Service) createServer(w http.ResponseWriter, r *arm.Request) {
 		}
 		return store.PutJSON(tx, serverKey(srv.SubscriptionID, srv.ResourceGroup, srv.Name), srv)
 	})
-	if err != nil {
-		clear(dek)
-		arm.WriteError(w, r, err)
-		return
-	}
-	if err := s.ops.Start(ctx, op, func(ctx context.Context, op *arm.Operation) error {
-		defer clear(dek)
-		defer clear(password)
-		return s.runCreate(ctx, srv, dek, password)
-	}); err != nil {
-		clear(dek)
-		arm.WriteError(w, r, err)
-		return
-	}
-	r.Log.Info("server create started", "server", srv.Name, "operation", op.Name, "port", srv.Port, "encryption", srv.Encryption.Type)
-	arm.Accepted(w, r, op, http.StatusAccepted, operationBody("UpsertServerManagementOperationV2", op))
 }
 
-// runCreate builds the data plane; on failure it unwinds everything the create did.
-func (s *Service) runCreate(ctx context.Context, srv *Server, dek, password []byte) error {
-	inst := srv.instance()
-	if err := s.dp.Create(ctx, inst, srv.Envelope, dek, password); err != nil {
+// startBuild records a new server and starts the operation that builds it (run), which owns
+// the keys from then on: they are cleared when it ends, or here if it cannot start.
+func (s *Service) startBuild(ctx context.Context, srv *Server, op *arm.Operation, dek []byte, pp backup.Passphrases, run func(context.Context) error) error {
+	// Until the operation is recorded, the reconciler would take the server for one whose
+	// create was lost, and roll it back.
+	mu := s.serverLock(srv.ID())
+	mu.Lock()
+	defer mu.Unlock()
+	err := s.commitNew(ctx, srv, op)
+	if err == nil {
+		err = s.ops.Start(ctx, op, func(ctx context.Context, op *arm.Operation) error {
+			defer clear(dek)
+			defer pp.Wipe()
+			return run(ctx)
+		})
+	}
+	if err != nil {
+		clear(dek)
+		pp.Wipe()
+	}
+	return err
+}
+
+// runCreate builds the data plane and takes the first full backup; on failure it unwinds
+// everything the create did.
+func (s *Service) runCreate(ctx context.Context, srv *Server, dek, password []byte, pp backup.Passphrases) error {
+	return s.build(ctx, srv, pp, func(ctx context.Context) error {
+		return s.dp.Create(ctx, srv.instance(), srv.Envelope, dek, password, pp)
+	})
+}
+
+// build runs a new server's data-plane construction (create or restore), then its first
+// automatic backup, and marks it Ready; on failure it rolls everything back.
+func (s *Service) build(ctx context.Context, srv *Server, pp backup.Passphrases, construct func(context.Context) error) error {
+	err := construct(ctx)
+	if err == nil {
+		// The first full backup makes the server restorable from the moment it is Ready.
+		_, err = s.takeBackup(ctx, srv, pp, "", backupSourceAutomatic)
+		if err != nil {
+			err = fmt.Errorf("first backup: %w", err)
+		}
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return err // shutdown: the resumer rolls back at the next start
 		}
-		s.log.Error("server create failed; rolling back", "server", srv.Name, "err", err)
+		s.log.Error("server build failed; rolling back", "server", srv.Name, "err", err)
 		if rbErr := s.rollbackCreate(context.WithoutCancel(ctx), srv); rbErr != nil {
 			s.log.Error("roll back of failed create", "server", srv.Name, "err", rbErr)
 		}
 		return err
 	}
-	_, err := s.mutate(ctx, srv.ID(), func(cur *Server) error {
+	_, err = s.mutate(ctx, srv.ID(), func(cur *Server) error {
 		cur.State, cur.Operation = StateReady, ""
 		return nil
 	})
@@ -203,7 +267,11 @@ func (s *Service) resumeCreate(ctx context.Context, op *arm.Operation) error {
 
 // rollbackCreate removes the data plane and every record the create wrote.
 func (s *Service) rollbackCreate(ctx context.Context, srv *Server) error {
-	if err := s.dp.Destroy(ctx, srv.instance()); err != nil {
+	inst := srv.instance()
+	if err := s.dp.Destroy(ctx, inst); err != nil {
+		return err
+	}
+	if err := s.forgetBackups(ctx, inst); err != nil {
 		return err
 	}
 	return s.forget(ctx, srv)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/store"
@@ -73,6 +74,31 @@ func (s *Service) runDelete(ctx context.Context, op *arm.Operation) error {
 	}
 	if err != nil {
 		return err
+	}
+	if srv.BackupEnvelope != nil {
+		// The backups stay for the retention period, restorable with their wrapped backup
+		// DEKs; the last transactions are archived first when PostgreSQL still runs.
+		if st, err := s.dp.Status(ctx, srv.instance()); err == nil && st.Mounted && st.Running {
+			if pp, err := s.backupPassphrases(ctx, srv); err == nil {
+				fctx, cancel := context.WithTimeout(ctx, time.Minute)
+				if err := s.dp.FlushArchive(fctx, srv.instance(), pp); err != nil {
+					s.log.Warn("delete: archive the last WAL", "server", srv.Name, "err", err)
+				}
+				cancel()
+				pp.Wipe()
+			}
+		}
+		kept := *srv
+		kept.Envelope, kept.Operation, kept.State = nil, "", StateDropping
+		if err := s.st.Update(ctx, func(tx store.Tx) error {
+			var prev droppedServer
+			if store.GetJSON(tx, droppedKey(srv.UID), &prev) == nil {
+				return nil // a resumed delete: keep the first deletion time
+			}
+			return store.PutJSON(tx, droppedKey(srv.UID), &droppedServer{Server: kept, DeletedAt: s.now().UTC()})
+		}); err != nil {
+			return err
+		}
 	}
 	if err := s.dp.Destroy(ctx, srv.instance()); err != nil {
 		return err

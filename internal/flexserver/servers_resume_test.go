@@ -51,6 +51,9 @@ func (c *countingDataPlane) Destroy(context.Context, Instance) error {
 	return nil
 }
 
+// RemoveBackups: a rolled-back create removes its repositories too.
+func (c *countingDataPlane) RemoveBackups(context.Context, string, ...string) error { return nil }
+
 // newProviderForTest makes a provider over a fresh store, with subscription "sub" and group
 // "rg" in eastus.
 func newProviderForTest(t *testing.T, dp DataPlane) (*Service, store.Store) {

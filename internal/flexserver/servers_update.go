@@ -94,7 +94,7 @@ func (s *Service) applyUpdate(w http.ResponseWriter, r *arm.Request, current *Se
 			if cur.Envelope == nil || current.Envelope == nil || cur.Envelope.KeyID != current.Envelope.KeyID {
 				return busy(cur) // the key changed under us; the caller retries
 			}
-			cur.Encryption, cur.Envelope, cur.GeoEnvelope = encUpd.enc, encUpd.envelope, encUpd.geoEnvelope
+			cur.Encryption, cur.Envelope, cur.BackupEnvelope, cur.GeoEnvelope = encUpd.enc, encUpd.envelope, encUpd.backupEnvelope, encUpd.geoEnvelope
 		}
 		if err := removeIdentities(cur, remove); err != nil {
 			return err

@@ -25,6 +25,9 @@ type Config struct {
 	ListenAddress string // address servers listen on; default 127.0.0.1
 	PortMin       int    // range of ports given to servers; default 15432–16431
 	PortMax       int
+	// BackupInterval is the time between automatic full backups; default 24 h. WAL is archived
+	// continuously in between.
+	BackupInterval time.Duration
 }
 
 // Deps are the parts of pgflex the provider works with.
@@ -65,6 +68,8 @@ type Service struct {
 	// locks holds one *sync.Mutex per server (by lower-case resource id; never removed, one
 	// small mutex per server name ever used). See serverLock.
 	locks sync.Map
+	// backupLocks holds one *sync.Mutex per stanza (server UID): see backupLock.
+	backupLocks sync.Map
 }
 
 // New makes the provider and registers its operation resumers.
@@ -74,6 +79,9 @@ func New(cfg Config, d Deps) *Service {
 	}
 	if cfg.PortMin == 0 {
 		cfg.PortMin, cfg.PortMax = 15432, 16431
+	}
+	if cfg.BackupInterval <= 0 {
+		cfg.BackupInterval = 24 * time.Hour
 	}
 	s := &Service{cfg: cfg, st: d.Store, ops: d.Operations, groups: d.Groups, dp: d.DataPlane, smk: d.ServiceKeys,
 		identities: d.Identities, keyStores: d.KeyStores, tokens: d.Tokens, keyHTTP: d.KeyStoreHTTP, log: d.Log,
@@ -93,6 +101,8 @@ func New(cfg Config, d Deps) *Service {
 	ops.RegisterResumer(kindStop, s.runStop)
 	ops.RegisterResumer(kindRestart, s.runRestart)
 	ops.RegisterResumer(kindUpdate, s.runUpdate)
+	ops.RegisterResumer(kindBackup, interruptedBackup)
+	ops.RegisterResumer(kindBackupDelete, interruptedBackup)
 	groups.AddMember(resources.Member{Name: "flexibleServers", Order: 10, DeleteAllInGroup: s.deleteAllInGroup})
 	return s
 }
@@ -119,6 +129,10 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	h(http.MethodGet, srv+"/databases/{databaseName}", s.getDatabase)
 	h(http.MethodDelete, srv+"/databases/{databaseName}", s.deleteDatabase)
 	h(http.MethodGet, srv+"/databases", s.listDatabases)
+	h(http.MethodGet, srv+"/backups", s.listBackups)
+	h(http.MethodGet, srv+"/backups/{backupName}", s.getBackup)
+	h(http.MethodPut, srv+"/backups/{backupName}", s.createBackup)
+	h(http.MethodDelete, srv+"/backups/{backupName}", s.deleteBackup)
 }
 
 // serverID builds the id from the route parameters.

@@ -99,7 +99,14 @@ func Start(t testing.TB, opts Options) *Daemon {
 	t.Helper()
 	d := &Daemon{t: t, Bin: Binary(t), DataDir: opts.DataDir, Args: opts.Args, logs: &lockedBuffer{}}
 	if d.DataDir == "" {
-		d.DataDir = filepath.Join(t.TempDir(), "data")
+		// The PostgreSQL user traverses to the backup repositories in the data directory.
+		tmp := t.TempDir()
+		for _, dir := range []string{filepath.Dir(tmp), tmp} {
+			if err := os.Chmod(dir, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.DataDir = filepath.Join(tmp, "data")
 	}
 	d.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	d.portBase, d.claim = claimPortRange(t)
