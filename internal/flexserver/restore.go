@@ -44,8 +44,9 @@ func restoreMode(body *serverBody) string {
 
 // restoreSource is a restore's source server: live, or deleted within its retention.
 type restoreSource struct {
-	srv     *Server
-	dropped bool
+	srv       *Server
+	dropped   bool
+	deletedAt time.Time // when a dropped source was deleted
 }
 
 // findSource resolves sourceServerResourceId: a live server, else the most recently deleted
@@ -78,7 +79,7 @@ func (s *Service) findSource(ctx context.Context, raw string) (*restoreSource, e
 		return nil, arm.Errorf(http.StatusNotFound, "ResourceNotFound",
 			"The source server '%s' was not found: no server of that id exists, nor a deleted one whose backups are still retained.", raw)
 	}
-	return &restoreSource{srv: &best.Server, dropped: true}, nil
+	return &restoreSource{srv: &best.Server, dropped: true, deletedAt: best.DeletedAt}, nil
 }
 
 // restorePlan is a validated restore: the source repository and its passphrase.
@@ -314,6 +315,10 @@ func (s *Service) runRestore(ctx context.Context, srv *Server, dek []byte, pp ba
 			}
 		}
 		inst := srv.instance()
+		if src.dropped && !from.Target.Before(src.deletedAt) {
+			// Nothing was committed after the deletion: the end of the archive is that state.
+			from.Target = time.Time{}
+		}
 		_, err := s.dp.Restore(ctx, inst, srv.Envelope, dek, pp, from)
 		if errors.Is(err, backup.ErrTargetNotReached) {
 			s.log.Info("restore: the archive ends before the restore point; restoring its end", "server", srv.Name, "target", from.Target)
