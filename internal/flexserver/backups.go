@@ -440,6 +440,9 @@ func (s *Service) removeBackup(ctx context.Context, srv *Server, rec *backupReco
 			break
 		}
 	}
+	mu := s.backupLock(srv.UID) // pgBackRest expires and backs up a stanza one at a time
+	mu.Lock()
+	defer mu.Unlock()
 	for repo, label := range rec.Labels {
 		if repo == backup.RepoGeo && (srv.instance().GeoPaused || len(pp[repo]) == 0) {
 			continue // expired with the retention once the geo key is back
