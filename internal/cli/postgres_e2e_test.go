@@ -35,6 +35,9 @@ func requireServers(t *testing.T) {
 }
 
 func newPgCLI(t *testing.T) *pgCLI {
+	// Each test has a daemon, data and runtime directory and port range of its own: they run
+	// side by side (two at a time on two cores), as the provider's end-to-end tests do.
+	t.Parallel()
 	requireServers(t)
 	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", testenv.RuntimeDir(t)}})
 	return &pgCLI{t: t, d: d, cfg: t.TempDir()}
