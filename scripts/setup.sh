@@ -12,7 +12,7 @@ packages=(
 	postgresql-client-15   # psql, pgbench (bench/), pg_isready
 	postgresql-contrib-15  # extensions users expect
 	fuse3                  # /dev/fuse user space, fusermount3
-	gocryptfs              # the encrypted volume layer (internal/volume)
+	# gocryptfs is not taken from Debian: it is built below at a pinned version.
 	pgbackrest             # backups (internal/backup)
 	passwd                 # useradd, for the unprivileged PostgreSQL user
 	procps                 # ps/pgrep, used when diagnosing
@@ -67,6 +67,45 @@ if ! locale -a 2>/dev/null | grep -qi '^en_US\.utf-\?8$'; then
 	sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' /etc/locale.gen
 	grep -q '^en_US.UTF-8 UTF-8' /etc/locale.gen || echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen
 	locale-gen
+fi
+
+# gocryptfs, the encrypted volume layer (internal/volume), built from its Go
+# module at a pinned release. Not Debian 12's package: gocryptfs 2.3 there is
+# built against golang.org/x/sys 0.3.0, whose Setreuid/Setregid change the
+# credentials of every thread of the process (glibc's setxid broadcast), not
+# only the calling one. Run as root with -allow_other, gocryptfs switches to
+# the caller's uid around each create, so concurrent creates race: files come
+# out owned by root, or the create fails with EPERM (internal/volume's
+# TestConcurrentCreateOwnership: 42% of 4-way concurrent creates). v2.4.0
+# built with its own go.mod (x/sys of 2022-05) switches only the calling
+# thread. `go mod download` checks the module against the Go checksum
+# database. PGFLEX_GOCRYPTFS_BIN overrides where it is installed.
+gocryptfs_version=v2.4.0
+gocryptfs_bin=${PGFLEX_GOCRYPTFS_BIN:-/usr/local/bin/gocryptfs}
+if ! "$gocryptfs_bin" -version 2>/dev/null | grep -q "^gocryptfs $gocryptfs_version "; then
+	if ! command -v go >/dev/null; then
+		echo "setup.sh: go is needed to build gocryptfs $gocryptfs_version" >&2
+		exit 1
+	fi
+	echo "setup.sh: building gocryptfs $gocryptfs_version into $gocryptfs_bin"
+	json=$(go mod download -json "github.com/rfjakob/gocryptfs/v2@$gocryptfs_version")
+	moddir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")
+	if [[ -z $moddir || ! -d $moddir ]]; then
+		echo "setup.sh: go mod download gocryptfs $gocryptfs_version failed: $json" >&2
+		exit 1
+	fi
+	build=$(mktemp -d)
+	# Pure Go (no OpenSSL, no cgo, so no glibc setxid), the module's own
+	# dependency versions (-mod=readonly), version stamped as build.bash does.
+	(cd "$moddir" && CGO_ENABLED=0 go build -mod=readonly -tags without_openssl -trimpath \
+		-ldflags "-X main.GitVersion=$gocryptfs_version -X main.GitVersionFuse=$(go list -mod=readonly -m -f '{{.Version}}' github.com/hanwen/go-fuse/v2)" \
+		-o "$build/gocryptfs" .)
+	install -D -m 0755 "$build/gocryptfs" "$gocryptfs_bin"
+	rm -rf "$build"
+fi
+# pgflex runs the first gocryptfs on PATH: it must be this one.
+if [[ -z ${PGFLEX_GOCRYPTFS_BIN:-} && $(command -v gocryptfs) != "$gocryptfs_bin" ]]; then
+	echo "setup.sh: warning: gocryptfs on PATH is $(command -v gocryptfs), not $gocryptfs_bin; remove it (apt-get remove gocryptfs)" >&2
 fi
 
 # The FUSE device must exist for encrypted volumes (containers may lack it).

@@ -191,10 +191,21 @@ func (e *testEnv) benchRestore(ctx context.Context, b *testing.B, src *testServe
 	if err != nil {
 		return RestoreResult{}, err
 	}
+	// PGFLEX_BENCH_RESTORE_PROCESS_MAX overrides the restore's process-max
+	// (default 2), to compare parallel restores with serial ones.
+	var tuning Tuning
+	if v := os.Getenv("PGFLEX_BENCH_RESTORE_PROCESS_MAX"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("PGFLEX_BENCH_RESTORE_PROCESS_MAX: %v", err)
+		}
+		tuning.ProcessMax = n
+	}
 	name := "r" + randomHex(b, 6)
 	vol := e.newVolume(b, name)
 	inst := e.newInstance(b, name, vol)
 	res, err := Restore(ctx, RestoreOptions{
+		Tuning:       tuning,
 		Source:       Source{Stanza: src.name, RepoPath: r.Path, Passphrase: src.pp[repo], plaintext: r.plaintext},
 		Instance:     inst,
 		WorkDir:      e.tmp + "/servers/" + name + "/restore",

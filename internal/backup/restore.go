@@ -68,12 +68,9 @@ type RestoreOptions struct {
 	// pgBackRest in postgresql.auto.conf, which Configure must not touch.
 	Configure func(ctx context.Context) error
 
-	// Tuning of the restore. ProcessMax defaults to 1 here, not 2: with
-	// parallel writers into the volume, Debian's gocryptfs 2.3 (running as
-	// root with allow_other) intermittently refuses a user's file creation
-	// (EPERM) or creates the file owned by root, and pgBackRest then
-	// retries for 15 seconds or fails. One writer avoids the race and was
-	// the faster of the two in measurement.
+	// Tuning of the restore; ProcessMax defaults to 2 as for backups.
+	// (It was 1 while Debian's gocryptfs 2.3 raced parallel file
+	// creation; scripts/setup.sh now installs a gocryptfs that does not.)
 	Tuning Tuning
 	// Pgbackrest is the pgbackrest executable; default DefaultPgbackrest.
 	Pgbackrest string
@@ -118,9 +115,6 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
-	}
-	if opts.Tuning.ProcessMax == 0 {
-		opts.Tuning.ProcessMax = 1
 	}
 	inst := opts.Instance
 	src := opts.Source

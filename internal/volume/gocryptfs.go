@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,7 +20,8 @@ import (
 	"github.com/pgflex/pgflex/internal/fsutil"
 )
 
-// Gocryptfs is the Layer backed by gocryptfs 2.x (Debian package gocryptfs).
+// Gocryptfs is the Layer backed by gocryptfs v2.4.0, built by scripts/setup.sh
+// (see -allow_other below for why not Debian's package).
 //
 // How the key reaches gocryptfs: the 32-byte key is hex-encoded into a byte
 // slice and written to a pipe that is gocryptfs's standard input; gocryptfs
@@ -48,6 +50,16 @@ import (
 //     user. gocryptfs running as root with allow_other creates each file
 //     and directory as the calling user (so PostgreSQL owns its files) and
 //     adds default_permissions, so the kernel enforces file modes.
+//     It creates as the caller by switching the effective uid and gid of
+//     the serving thread around the create, which is only safe if the
+//     switch affects that one thread. Debian 12's gocryptfs 2.3 is built
+//     with golang.org/x/sys 0.3.0, whose Setreuid/Setregid switch every
+//     thread (glibc's setxid broadcast, seen with strace), so concurrent
+//     creates in different directories race: files owned by root that
+//     their creator cannot open, or EPERM (TestConcurrentCreateOwnership:
+//     42% of 4-way concurrent creates). scripts/setup.sh therefore builds
+//     gocryptfs v2.4.0 from its Go module, whose x/sys switches one thread
+//     (0 failures in the same test).
 //   - -nosyslog: there is no syslog here; output goes to a log file beside
 //     the cipher directory (never a pipe, which would kill gocryptfs with
 //     SIGPIPE once the daemon that read it is gone).
@@ -170,6 +182,9 @@ func (g *Gocryptfs) Init(ctx context.Context, cipherDir string, key []byte) erro
 	if len(entries) > 0 {
 		return fmt.Errorf("gocryptfs init %s: %w", cipherDir, ErrAlreadyInitialized)
 	}
+	if err := g.checkVersion(ctx); err != nil {
+		return err
+	}
 	// The cipher dir's mode is the mount root's mode: traverse-only, so
 	// the PostgreSQL user reaches its own data directory and nobody lists
 	// the root.
@@ -189,9 +204,46 @@ func (g *Gocryptfs) Init(ctx context.Context, cipherDir string, key []byte) erro
 	return nil
 }
 
+// gocryptfsVersionRE reads the version from `gocryptfs -version`: "gocryptfs v2.4.0 without_openssl;
+// ..." (built from the module) or "gocryptfs 2.3; ..." (Debian 12).
+var gocryptfsVersionRE = regexp.MustCompile(`^gocryptfs v?(\d+)\.(\d+)`)
+
+// gocryptfsVersionOK reports whether `gocryptfs -version` output names v2.4 or later: older
+// releases (Debian 12's 2.3) switch the credentials of every thread around a create, so
+// concurrent creates race (see -allow_other above).
+func gocryptfsVersionOK(out string) (version string, ok bool) {
+	m := gocryptfsVersionRE.FindStringSubmatch(strings.TrimSpace(out))
+	if m == nil {
+		return strings.TrimSpace(out), false
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	return m[1] + "." + m[2], major > 2 || (major == 2 && minor >= 4)
+}
+
+// checkVersion refuses a gocryptfs that races concurrent file creation, before any volume
+// depends on it.
+func (g *Gocryptfs) checkVersion(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, g.binary(), "-version")
+	cmd.Env = layerEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%w: %s -version: %v", ErrLayerMissing, g.binary(), err)
+	}
+	if v, ok := gocryptfsVersionOK(string(out)); !ok {
+		path, _ := exec.LookPath(g.binary())
+		return fmt.Errorf("%w: %s is gocryptfs %s; pgflex needs v2.4.0 or later, whose file creation is safe under concurrency (Debian 12's 2.3 is not). Run `make setup`, which builds it into /usr/local/bin, and make sure it comes first on PATH",
+			ErrLayerMissing, path, v)
+	}
+	return nil
+}
+
 // Mount implements Layer.
 func (g *Gocryptfs) Mount(ctx context.Context, cipherDir, mountDir string, key []byte) error {
 	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := g.checkVersion(ctx); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(cipherDir, gocryptfsConf)); err != nil {
