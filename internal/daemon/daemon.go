@@ -393,7 +393,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	// Bring every server to the state it should be in, then keep it there; watch CMK keys.
 	go d.servers.RunReconciler(d.base, 10*time.Second)
 	go d.servers.RunKeyMonitor(d.base)
-	go d.servers.RunBackupScheduler(d.base, time.Minute)
+	// Backups are looked at every minute, or more often for a short --backup-interval.
+	go d.servers.RunBackupScheduler(d.base, min(time.Minute, max(d.cfg.Servers.BackupInterval/4, time.Second)))
 	d.log.Info("pgflex is serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "profile", d.ProfilePath())
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.ServeTLS(d.ln, "", "") }()
