@@ -32,6 +32,8 @@ type Group struct {
 	ManagedBy         string            `json:"managedBy,omitempty"`
 	ProvisioningState string            `json:"provisioningState"`
 	Created           time.Time         `json:"created"`
+	// DeleteOperation is the running delete, which a repeated DELETE answers with.
+	DeleteOperation string `json:"deleteOperation,omitempty"`
 }
 
 // ID is the group's resource id.
@@ -79,6 +81,8 @@ type Service struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	members []Member
+	// deleting serialises group DELETEs, so that a repeated one finds the first's operation.
+	deleting sync.Mutex
 }
 
 // New makes the provider.
@@ -335,12 +339,23 @@ func (s *Service) deleteGroup(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
+	s.deleting.Lock()
+	defer s.deleting.Unlock()
 	var g Group
-	err := s.st.Update(r.Context(), func(tx store.Tx) error {
+	err := s.st.View(r.Context(), func(tx store.Tx) error { return store.GetJSON(tx, groupKey(sub, name), &g) })
+	if err == nil && g.ProvisioningState == StateDeleting && g.DeleteOperation != "" {
+		// A delete already runs: answer with it rather than start a second one.
+		if running, err := s.ops.Get(r.Context(), g.DeleteOperation); err == nil && !running.Done() {
+			arm.Accepted(w, r, running, http.StatusAccepted, nil)
+			return
+		}
+	}
+	op := &arm.Operation{Name: arm.NewGUID(), Kind: kindDeleteGroup, SubscriptionID: sub, Namespace: "Microsoft.Resources"}
+	err = s.st.Update(r.Context(), func(tx store.Tx) error {
 		if err := store.GetJSON(tx, groupKey(sub, name), &g); err != nil {
 			return err
 		}
-		g.ProvisioningState = StateDeleting
+		g.ProvisioningState, g.DeleteOperation = StateDeleting, op.Name
 		return store.PutJSON(tx, groupKey(sub, name), &g)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -351,8 +366,7 @@ func (s *Service) deleteGroup(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
-	op := &arm.Operation{Kind: kindDeleteGroup, ResourceID: g.ID().String(), SubscriptionID: sub,
-		Namespace: "Microsoft.Resources", Location: g.Location}
+	op.ResourceID, op.Location = g.ID().String(), g.Location
 	if err := s.ops.Start(r.Context(), op, s.runDelete); err != nil {
 		arm.WriteError(w, r, err)
 		return
