@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,6 +99,9 @@ type Daemon struct {
 	srv      *http.Server
 	base     context.Context
 	cancel   context.CancelFunc
+	// loops are the background loops (reconciler, key monitor, backups, passphrase socket),
+	// which a shutdown cancels through base and then waits for.
+	loops    sync.WaitGroup
 	endpoint string
 	boot     bootstrap
 
@@ -391,10 +395,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return err
 	}
 	// Bring every server to the state it should be in, then keep it there; watch CMK keys.
-	go d.servers.RunReconciler(d.base, 10*time.Second)
-	go d.servers.RunKeyMonitor(d.base)
+	d.loops.Go(func() { d.servers.RunReconciler(d.base, 10*time.Second) })
+	d.loops.Go(func() { d.servers.RunKeyMonitor(d.base) })
 	// Backups are looked at every minute, or more often for a short --backup-interval.
-	go d.servers.RunBackupScheduler(d.base, min(time.Minute, max(d.cfg.Servers.BackupInterval/4, time.Second)))
+	d.loops.Go(func() {
+		d.servers.RunBackupScheduler(d.base, min(time.Minute, max(d.cfg.Servers.BackupInterval/4, time.Second)))
+	})
 	d.log.Info("pgflex is serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "profile", d.ProfilePath())
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.ServeTLS(d.ln, "", "") }()
@@ -410,6 +416,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	err := d.srv.Shutdown(shutCtx)
 	d.cancel()
 	d.ops.Shutdown(shutCtx)
+	// The loops stop at their next check of base; a data-plane call they are in is cancelled.
+	loopsDone := make(chan struct{})
+	go func() { d.loops.Wait(); close(loopsDone) }()
+	select {
+	case <-loopsDone:
+	case <-shutCtx.Done():
+		d.log.Warn("shutdown: background loops still running at the deadline")
+	}
 	d.closeAll()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -47,11 +47,11 @@ func (d *Daemon) openServers(ctx context.Context) error {
 	if err := ps.Listen(); err != nil {
 		return fmt.Errorf("backup passphrase socket: %w", err)
 	}
-	go func() {
+	d.loops.Go(func() {
 		if err := ps.Serve(d.base); err != nil {
 			d.log.Error("backup passphrase socket", "err", err)
 		}
-	}()
+	})
 	return nil
 }
 
