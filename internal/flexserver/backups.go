@@ -135,6 +135,26 @@ func (s *Service) ArchivePassphrases(ctx context.Context, req backup.Request) (b
 	return s.backupPassphrases(ctx, srv)
 }
 
+// flushArchive makes everything a running server has committed restorable (see
+// DataPlane.FlushArchive), within timeout. It is best effort: a server that is not running has
+// nothing more to archive, and a failure only narrows what a restore reaches, so it is logged.
+func (s *Service) flushArchive(ctx context.Context, srv *Server, timeout time.Duration) {
+	if st, err := s.dp.Status(ctx, srv.instance()); err != nil || !st.Mounted || !st.Running {
+		return
+	}
+	pp, err := s.backupPassphrases(ctx, srv)
+	if err != nil {
+		s.log.Warn("archive the latest WAL: keys unusable", "server", srv.Name, "err", err)
+		return
+	}
+	defer pp.Wipe()
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := s.dp.FlushArchive(fctx, srv.instance(), pp); err != nil {
+		s.log.Warn("archive the latest WAL", "server", srv.Name, "err", err)
+	}
+}
+
 // serverByUID finds a live server by its UID (nil if none).
 func (s *Service) serverByUID(ctx context.Context, uid string) (*Server, error) {
 	all, err := s.listServers(ctx)

@@ -302,16 +302,7 @@ func (s *Service) runRestore(ctx context.Context, srv *Server, dek []byte, pp ba
 		// before the target is restorable.
 		if !src.dropped {
 			if cur, err := s.reload(ctx, src.srv.ID()); err == nil && cur != nil && cur.UID == src.srv.UID {
-				if st, err := s.dp.Status(ctx, cur.instance()); err == nil && st.Mounted && st.Running {
-					if spp, err := s.backupPassphrases(ctx, cur); err == nil {
-						fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-						if err := s.dp.FlushArchive(fctx, cur.instance(), spp); err != nil {
-							s.log.Warn("restore: archive the source's latest WAL", "source", cur.Name, "err", err)
-						}
-						cancel()
-						spp.Wipe()
-					}
-				}
+				s.flushArchive(ctx, cur, 2*time.Minute)
 			}
 		}
 		inst := srv.instance()

@@ -78,16 +78,7 @@ func (s *Service) runDelete(ctx context.Context, op *arm.Operation) error {
 	if srv.BackupEnvelope != nil {
 		// The backups stay for the retention period, restorable with their wrapped backup
 		// DEKs; the last transactions are archived first when PostgreSQL still runs.
-		if st, err := s.dp.Status(ctx, srv.instance()); err == nil && st.Mounted && st.Running {
-			if pp, err := s.backupPassphrases(ctx, srv); err == nil {
-				fctx, cancel := context.WithTimeout(ctx, time.Minute)
-				if err := s.dp.FlushArchive(fctx, srv.instance(), pp); err != nil {
-					s.log.Warn("delete: archive the last WAL", "server", srv.Name, "err", err)
-				}
-				cancel()
-				pp.Wipe()
-			}
-		}
+		s.flushArchive(ctx, srv, time.Minute)
 		kept := *srv
 		kept.Envelope, kept.Operation, kept.State = nil, "", StateDropping
 		if err := s.st.Update(ctx, func(tx store.Tx) error {
