@@ -342,7 +342,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *arm.Request) {
 		return
 	}
 	if srv.BackupEnvelope == nil {
-		arm.WriteError(w, r, arm.BadRequest("BackupsNotConfigured", "Server '%s' has no backups: %v.", srv.Name, errNoBackups))
+		arm.WriteError(w, r, backupKeyError(srv, errNoBackups))
 		return
 	}
 	if srv.State != StateReady || srv.Operation != "" {

@@ -291,18 +291,16 @@ func (m *keyMonitor) onValid(ctx context.Context, srv *Server, info *dataenc.Key
 // transaction — a crash before it leaves the old envelope, which the old version still unwraps.
 // geo selects the geo-backup DEK instead of the server's primary DEK.
 func (m *keyMonitor) followVersion(ctx context.Context, srv *Server, geo bool) error {
-	keyURI, identityID := srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID
-	// The primary key wraps the server's DEK and repository 1's backup DEK.
+	// The primary key wraps the server's DEK and repository 1's backup DEK; the geo-backup key
+	// wraps repository 2's.
+	keyURI, identityID, what := srv.Encryption.PrimaryKeyURI, srv.Encryption.PrimaryIdentityID, "DEK"
 	envelopes := []func(*Server) **dataenc.Envelope{
 		func(s *Server) **dataenc.Envelope { return &s.Envelope },
 		func(s *Server) **dataenc.Envelope { return &s.BackupEnvelope },
 	}
-	what := "DEK"
 	if geo {
-		keyURI, identityID = srv.Encryption.GeoKeyURI, srv.Encryption.GeoIdentityID
-		envelopes = envelopes[:1]
-		envelopes[0] = func(s *Server) **dataenc.Envelope { return &s.GeoEnvelope }
-		what = "geo-backup DEK"
+		keyURI, identityID, what = srv.Encryption.GeoKeyURI, srv.Encryption.GeoIdentityID, "geo-backup DEK"
+		envelopes = []func(*Server) **dataenc.Envelope{func(s *Server) **dataenc.Envelope { return &s.GeoEnvelope }}
 	}
 	w, err := m.s.customerWrapper(srv, keyURI, identityID)
 	if err != nil {

@@ -98,30 +98,30 @@ func (s *Service) createRestored(w http.ResponseWriter, r *arm.Request, id arm.R
 		arm.WriteError(w, r, err)
 		return
 	}
-	defer func() { clear(plan.from.Passphrase) }()
+	// The source's passphrase is cleared here on failure, or by the operation once it starts.
 	primary, geo, err := s.resolveEncryption(ctx, srv, body, r.APIVersion)
 	if err != nil {
+		clear(plan.from.Passphrase)
 		arm.WriteError(w, r, err)
 		return
 	}
 	dek, pp, err := s.newKeys(ctx, srv, primary, geo)
 	if err != nil {
+		clear(plan.from.Passphrase)
 		arm.WriteError(w, r, err)
 		return
 	}
-	from := plan.from
-	from.Passphrase = append([]byte(nil), plan.from.Passphrase...)
 	op := s.newOperation(srv, kindCreate) // resumed as a create: rolled back
 	if err := s.startBuild(ctx, srv, op, dek, pp, func(ctx context.Context) error {
-		defer clear(from.Passphrase)
-		return s.runRestore(ctx, srv, dek, pp, plan.source, from)
+		defer clear(plan.from.Passphrase)
+		return s.runRestore(ctx, srv, dek, pp, plan.source, plan.from)
 	}); err != nil {
-		clear(from.Passphrase)
+		clear(plan.from.Passphrase)
 		arm.WriteError(w, r, err)
 		return
 	}
 	r.Log.Info("server restore started", "server", srv.Name, "mode", mode, "source", plan.source.srv.Name,
-		"target", from.Target, "repository", plan.repo, "operation", op.Name, "encryption", srv.Encryption.Type)
+		"target", plan.from.Target, "repository", plan.repo, "operation", op.Name, "encryption", srv.Encryption.Type)
 	arm.Accepted(w, r, op, http.StatusAccepted, operationBody("UpsertServerManagementOperationV2", op))
 }
 
