@@ -11,6 +11,7 @@ packages=(
 	postgresql-15          # the server (initdb, postgres, pg_ctl, pg_controldata)
 	postgresql-client-15   # psql, pgbench (bench/), pg_isready
 	postgresql-contrib-15  # extensions users expect
+	postgresql-server-dev-15  # headers and PGXS, to build pgflex_guard (internal/postgres/pgflex_guard)
 	fuse3                  # /dev/fuse user space, fusermount3
 	# gocryptfs is not taken from Debian: it is built below at a pinned version.
 	pgbackrest             # backups (internal/backup)
@@ -106,6 +107,35 @@ fi
 # pgflex runs the first gocryptfs on PATH: it must be this one.
 if [[ -z ${PGFLEX_GOCRYPTFS_BIN:-} && $(command -v gocryptfs) != "$gocryptfs_bin" ]]; then
 	echo "setup.sh: warning: gocryptfs on PATH is $(command -v gocryptfs), not $gocryptfs_bin; remove it (apt-get remove gocryptfs)" >&2
+fi
+
+# pgflex_guard, the server module that keeps each server's administrator
+# inside SQL (internal/postgres/pgflex_guard; every server preloads it and
+# will not start without it). Built with PGXS in a temporary directory, never
+# in the repository, and installed into PostgreSQL 15's library directory
+# only when the installed copy is missing or was built from other sources or
+# for another PostgreSQL: a sha256 of those sits beside it. The library is
+# installed under a temporary name and renamed into place, so running
+# servers keep mapping the old file intact.
+pg_config=/usr/lib/postgresql/15/bin/pg_config
+guard_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/internal/postgres/pgflex_guard
+guard_lib=$("$pg_config" --pkglibdir)/pgflex_guard.so
+guard_stamp=$guard_lib.sha256
+guard_sum=$( (cd "$guard_src" && sha256sum Makefile pgflex_guard.c && "$pg_config" --version) | sha256sum | cut -d' ' -f1)
+if [[ ! -f $guard_lib || ! -f $guard_stamp || $(<"$guard_stamp") != "$guard_sum" ]]; then
+	echo "setup.sh: building pgflex_guard into $guard_lib"
+	build=$(mktemp -d)
+	cp "$guard_src/Makefile" "$guard_src/pgflex_guard.c" "$build/"
+	if ! make -s -C "$build" PG_CONFIG="$pg_config" >&2; then
+		rm -rf "$build"
+		echo "setup.sh: building pgflex_guard failed" >&2
+		exit 1
+	fi
+	install -m 0755 "$build/pgflex_guard.so" "$guard_lib.new"
+	mv -f "$guard_lib.new" "$guard_lib"
+	echo "$guard_sum" >"$guard_stamp.new"
+	mv -f "$guard_stamp.new" "$guard_stamp"
+	rm -rf "$build"
 fi
 
 # The FUSE device must exist for encrypted volumes (containers may lack it).

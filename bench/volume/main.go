@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
 	"github.com/pgflex/pgflex/internal/volume"
 )
@@ -87,7 +88,8 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if os.Geteuid() != 0 {
 		return errors.New("run as root")
 	}
-	user, err := postgres.EnsureOSUser(ctx, postgres.DefaultOSUser)
+	// One account for the benchmark's servers (the daemon gives each server its own).
+	user, err := osuser.Ensure(ctx, "pgflex-bench", osuser.Options{Comment: "pgflex benchmark"})
 	if err != nil {
 		return err
 	}
@@ -156,7 +158,7 @@ func grepConf(conf []byte, pattern string) string {
 
 // oneRun builds a fresh server (in a fresh volume when encrypted), loads it
 // and runs TPC-B, then tears everything down.
-func oneRun(ctx context.Context, c config, user postgres.OSUser, encrypted bool, log *slog.Logger) (res result, err error) {
+func oneRun(ctx context.Context, c config, user osuser.User, encrypted bool, log *slog.Logger) (res result, err error) {
 	if err := os.RemoveAll(c.workDir); err != nil {
 		return res, err
 	}

@@ -6,11 +6,16 @@ import (
 
 	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/cli"
+	"github.com/pgflex/pgflex/internal/sandbox"
 )
 
 func main() {
-	// PostgreSQL runs this binary as its archive_command (and restore_command): answer that
-	// before anything else.
+	// The daemon starts each server's PostgreSQL through this binary, which confines it and
+	// becomes it; PostgreSQL runs it as its archive_command (and restore_command). Answer
+	// those before anything else.
+	if code, ok := sandbox.Main(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	if code, ok := backup.RunHelper(os.Args[1:]); ok {
 		os.Exit(code)
 	}

@@ -43,9 +43,37 @@ func (r *Request) Param(name string) string { return r.Params[name] }
 // BaseURL is the scheme and host the client used, for links such as nextLink.
 func (r *Request) BaseURL() string { return "https://" + r.Host }
 
-// Decode reads the JSON body into v; a malformed body is a 400 InvalidRequestContent.
+// MaxRequestBody is ARM's limit on a request's content: 4 MB.
+const MaxRequestBody = 4 << 20
+
+// ErrRequestTooLarge is ARM's answer to a request whose content exceeds MaxRequestBody.
+func ErrRequestTooLarge() *Error {
+	return Errorf(http.StatusRequestEntityTooLarge, "RequestContentTooLarge", "The request content size exceeds the maximum size of 4 MB.")
+}
+
+// LimitBodies refuses, with ErrRequestTooLarge, a request that announces content over
+// MaxRequestBody, and caps the body of every other (chunked content is refused when it reads
+// past the limit): no handler reads more than the limit, whatever it does with the body.
+func LimitBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxRequestBody {
+			w.Header().Set("Connection", "close")
+			WriteJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: ErrRequestTooLarge()})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Decode reads the JSON body into v; a malformed body is a 400 InvalidRequestContent, one over
+// MaxRequestBody a 413 RequestContentTooLarge.
 func (r *Request) Decode(v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) || len(body) > MaxRequestBody {
+		return ErrRequestTooLarge()
+	}
 	if err != nil {
 		return BadRequest("InvalidRequestContent", "The request content could not be read: %v", err)
 	}

@@ -2,7 +2,6 @@ package backup
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,10 +9,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"regexp"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -37,14 +36,18 @@ const (
 //
 //	if code, ok := backup.RunHelper(os.Args[1:]); ok { os.Exit(code) }
 //
-// PostgreSQL runs it as archive_command (Stanza.ArchiveCommand):
+// PostgreSQL runs it, as the server's own OS account and inside its
+// sandbox, as archive_command (Stanza.ArchiveCommand):
 //
-//	pgflex archive-push --socket=S --stanza=N --config=C --pgbackrest=B %p
+//	pgflex archive-push --socket=S --stanza=N --tool=pgbackrest %p
 //
-// and, during a restore, as restore_command (archive-get ... %f %p). It asks
-// the PassphraseServer at S for stanza N's passphrases, then runs
-// pgbackrest with them in that child's environment only; pgBackRest's
-// output goes to PostgreSQL's log. The helper writes nothing to disk.
+// and, while a restored server recovers, as restore_command (archive-get
+// ... %f %p). It holds no secret and learns none: it asks the daemon's
+// ArchiveServer at S to archive the segment (the daemon runs pgBackRest as
+// the server's backup account, with the repository passphrases in that
+// process's environment only), or to fetch one from the archive (the daemon
+// hands over an open file descriptor of the fetched segment, which the
+// helper copies to %p). The helper writes nothing else to disk.
 func RunHelper(args []string) (code int, ok bool) {
 	if len(args) == 0 || (args[0] != opArchivePush && args[0] != opArchiveGet) {
 		return 0, false
@@ -64,10 +67,11 @@ func runHelper(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("pgflex "+op, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	socket := fs.String("socket", "", "the daemon's passphrase socket")
+	socket := fs.String("socket", "", "the daemon's archive socket")
 	stanza := fs.String("stanza", "", "the pgBackRest stanza")
-	config := fs.String("config", "", "the stanza's pgbackrest.conf")
-	pgbackrest := fs.String("pgbackrest", DefaultPgbackrest, "the pgbackrest executable")
+	// pgBackRest's check and backup refuse an archive_command that does
+	// not name pgbackrest; the daemon runs it.
+	_ = fs.String("tool", "pgbackrest", "the archiver the daemon runs")
 	if err := fs.Parse(args[1:]); err != nil {
 		return failCode
 	}
@@ -78,139 +82,156 @@ func runHelper(ctx context.Context, args []string, stderr io.Writer) int {
 	if fs.NArg() != wantArgs {
 		return fail("want %d WAL argument(s), got %d", wantArgs, fs.NArg())
 	}
-	if *socket == "" || *config == "" {
-		return fail("--socket and --config are required")
+	if *socket == "" {
+		return fail("--socket is required")
 	}
 	if err := validateStanzaName(*stanza); err != nil {
 		return fail("%v", err)
 	}
-
-	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	pp, err := askPassphrases(qctx, *socket, op, *stanza)
-	cancel()
-	if err != nil {
-		if op == opArchivePush {
+	if op == opArchivePush {
+		// %p is relative to the data directory: pg_wal/NAME.
+		p := fs.Arg(0)
+		if filepath.Dir(p) != "pg_wal" {
+			return fail("%q is not a file of pg_wal", p)
+		}
+		name := filepath.Base(p)
+		if err := validateWALName(name); err != nil {
+			return fail("%v", err)
+		}
+		if err := askPush(ctx, *socket, *stanza, name); err != nil {
 			return fail("%v (the WAL segment stays with PostgreSQL, which retries it)", err)
 		}
-		return fail("%v", err)
-	}
-	defer pp.Wipe()
-	repos, err := configuredRepos(*config)
-	if err != nil {
-		return fail("%v", err)
-	}
-	env, err := cipherEnv(baseEnv(), repos, pp)
-	pp.Wipe()
-	if err != nil {
-		return fail("%v: is that repository paused?", err)
-	}
-
-	argv := append([]string{"--config=" + *config, "--stanza=" + *stanza, op}, fs.Args()...)
-	cmd := exec.CommandContext(ctx, *pgbackrest, argv...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	err = cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
 		return 0
-	case errors.As(err, &ee) && ee.ExitCode() > 0:
-		if op == opArchivePush {
-			return ee.ExitCode()
-		}
-		if ee.ExitCode() == exitNotFound {
-			return exitNotFound
-		}
-		return exitAbort
-	default:
-		return fail("run pgbackrest: %v", err)
 	}
+	name, dst := fs.Arg(0), fs.Arg(1)
+	if err := validateWALName(name); err != nil {
+		return fail("%v", err)
+	}
+	f, err := askGet(ctx, *socket, *stanza, name)
+	if errors.Is(err, errNotInArchive) {
+		return exitNotFound
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer f.Close()
+	if err := copyTo(f, dst); err != nil {
+		return fail("%v", err)
+	}
+	return 0
 }
 
-// askPassphrases asks the PassphraseServer for a stanza's passphrases.
-func askPassphrases(ctx context.Context, socket, op, stanza string) (Passphrases, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
+// copyTo writes r's content to path (PostgreSQL reads it right after).
+func copyTo(r io.Reader, path string) error {
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("passphrase service unavailable: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return out.Close()
+}
+
+// helperTimeout bounds one exchange: pushing a segment through pgBackRest,
+// or fetching one. PostgreSQL waits meanwhile (and retries on failure).
+const helperTimeout = 10 * time.Minute
+
+// dialArchive connects to the ArchiveServer and sends one request line.
+func dialArchive(ctx context.Context, socket, op, stanza, name string) (*net.UnixConn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("archive service unavailable: %w", err)
+	}
+	conn := c.(*net.UnixConn)
+	_ = conn.SetDeadline(time.Now().Add(helperTimeout))
+	if _, err := fmt.Fprintf(conn, "%s %s %s %s\n", protocolVersion, op, stanza, name); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("archive service: %w", err)
+	}
+	return conn, nil
+}
+
+// askPush asks the daemon to archive pg_wal/name of the caller's server.
+func askPush(ctx context.Context, socket, stanza, name string) error {
+	conn, err := dialArchive(ctx, socket, opArchivePush, stanza, name)
+	if err != nil {
+		return err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	} else {
-		_ = conn.SetDeadline(time.Now().Add(requestTimeout))
+	head, err := bufio.NewReaderSize(io.LimitReader(conn, 4<<10), 4<<10).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("archive service: no answer: %w", err)
 	}
-	if _, err := fmt.Fprintf(conn, "%s %s %s\n", protocolVersion, op, stanza); err != nil {
-		return nil, fmt.Errorf("passphrase service: %w", err)
-	}
-	return readAnswer(conn)
+	return answerError(strings.TrimSuffix(head, "\n"))
 }
 
-// readAnswer reads "ok N" and N lines "repo I PASS", or "refused WHY" or
-// "error WHY".
-func readAnswer(r io.Reader) (Passphrases, error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, 8<<10), 1<<10)
-	head, err := br.ReadString('\n')
+// errNotInArchive: the archive has no such file (the end of recovery).
+var errNotInArchive = errors.New("not in the archive")
+
+// askGet asks the daemon for a WAL file from the archive the caller's
+// recovery reads, and returns it open for reading.
+func askGet(ctx context.Context, socket, stanza, name string) (*os.File, error) {
+	conn, err := dialArchive(ctx, socket, opArchiveGet, stanza, name)
 	if err != nil {
-		return nil, fmt.Errorf("passphrase service: no answer: %w", err)
+		return nil, err
 	}
-	head = strings.TrimSuffix(head, "\n")
-	verb, rest, _ := strings.Cut(head, " ")
+	defer conn.Close()
+	buf := make([]byte, 4<<10)
+	oob := make([]byte, syscall.CmsgSpace(4))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, fmt.Errorf("archive service: no answer: %w", err)
+	}
+	var files []*os.File
+	if oobn > 0 {
+		msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+		if err == nil {
+			for _, m := range msgs {
+				fds, err := syscall.ParseUnixRights(&m)
+				if err != nil {
+					continue
+				}
+				for _, fd := range fds {
+					files = append(files, os.NewFile(uintptr(fd), "archived-wal"))
+				}
+			}
+		}
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	if line == "ok" && len(files) == 1 {
+		return files[0], nil
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	if line == "missing" {
+		return nil, errNotInArchive
+	}
+	if line == "ok" {
+		return nil, errors.New("archive service: answer without the file")
+	}
+	return nil, answerError(line)
+}
+
+// answerError turns an answer line into nil ("ok") or an error.
+func answerError(line string) error {
+	verb, rest, _ := strings.Cut(line, " ")
 	switch verb {
-	case "refused":
-		return nil, fmt.Errorf("passphrase service refused: %s", rest)
-	case "error":
-		return nil, fmt.Errorf("passphrase service: %s", rest)
 	case "ok":
-	default:
-		return nil, errors.New("passphrase service: malformed answer")
-	}
-	n, err := strconv.Atoi(rest)
-	if err != nil || n < 0 || n > 2 {
-		return nil, errors.New("passphrase service: malformed answer")
-	}
-	pp := Passphrases{}
-	for range n {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			pp.Wipe()
-			return nil, fmt.Errorf("passphrase service: truncated answer: %w", err)
+		return nil
+	case "refused":
+		return fmt.Errorf("archive service refused: %s", rest)
+	case "failed":
+		code, msg, _ := strings.Cut(rest, " ")
+		if _, err := strconv.Atoi(code); err != nil {
+			return errors.New("archive service: malformed answer")
 		}
-		f := bytes.Fields(line)
-		idx := 0
-		if len(f) == 3 && string(f[0]) == "repo" {
-			idx, _ = strconv.Atoi(string(f[1]))
-		}
-		if idx != RepoPrimary && idx != RepoGeo {
-			clear(line)
-			pp.Wipe()
-			return nil, errors.New("passphrase service: malformed answer")
-		}
-		pp[idx] = append([]byte(nil), f[2]...)
-		clear(line)
+		return fmt.Errorf("pgbackrest failed (exit %s): %s", code, msg)
+	case "error":
+		return fmt.Errorf("archive service: %s", rest)
 	}
-	return pp, nil
-}
-
-var repoCipherRE = regexp.MustCompile(`^repo([0-9]+)-cipher-type=(.*)$`)
-
-// configuredRepos reads which repositories pgbackrest.conf defines (those
-// that are not paused) and whether each is encrypted. The file is pgflex's
-// own rendering (renderINI), so a line-wise read is exact.
-func configuredRepos(path string) (map[int]bool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read pgBackRest configuration: %w", err)
-	}
-	repos := map[int]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if m := repoCipherRE.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			repos[n] = m[2] != "none"
-		}
-	}
-	if len(repos) == 0 {
-		return nil, fmt.Errorf("%s defines no repository", path)
-	}
-	return repos, nil
+	return errors.New("archive service: malformed answer")
 }

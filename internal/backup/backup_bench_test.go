@@ -202,15 +202,16 @@ func (e *testEnv) benchRestore(ctx context.Context, b *testing.B, src *testServe
 		tuning.ProcessMax = n
 	}
 	name := "r" + randomHex(b, 6)
+	db, bk := accounts(b, name)
 	vol := e.newVolume(b, name)
-	inst := e.newInstance(b, name, vol)
+	inst := e.newInstance(b, name, vol, db)
 	res, err := Restore(ctx, RestoreOptions{
 		Tuning:       tuning,
-		Source:       Source{Stanza: src.name, RepoPath: r.Path, Passphrase: src.pp[repo], plaintext: r.plaintext},
+		Source:       Source{Stanza: src.name, RepoPath: r.Path, Passphrase: src.pp[repo], Account: src.bk, plaintext: r.plaintext},
 		Instance:     inst,
 		WorkDir:      e.tmp + "/servers/" + name + "/restore",
 		HelperBinary: e.helper.Binary,
-		Configure:    func(ctx context.Context) error { return e.configure(ctx, inst, "") },
+		Configure:    func(ctx context.Context) error { return e.configure(ctx, inst, bk, "") },
 		Logger:       e.logger,
 	})
 	stopInstance(b, inst)

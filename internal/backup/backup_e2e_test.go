@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
 )
 
@@ -40,7 +44,7 @@ func TestBackupRestore(t *testing.T) {
 
 	var full1, full2 Backup
 	t.Run("full backups into both repositories, passphrases on no command line", func(t *testing.T) {
-		w := watchCmdlines(e.allSecrets())
+		w := watchProcs(e.allSecrets())
 		var err error
 		full1, err = src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoPrimary})
 		if err != nil {
@@ -48,7 +52,8 @@ func TestBackupRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		full2, err = src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoGeo, Type: TypeFull})
-		seen, hits := w.finish()
+		w.finish()
+		seen, hits := w.seen, w.hits
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,13 +143,13 @@ func TestBackupRestore(t *testing.T) {
 		newName := "g" + randomHex(t, 6)
 		var newStanza *Stanza
 		var newPP Passphrases
-		archive := func(inst *postgres.Instance) string {
-			newStanza = e.stanzaFor(newName, inst, false)
+		archive := func(inst *postgres.Instance, bk osuser.User) string {
+			newStanza = e.stanzaFor(newName, inst, bk, false)
 			newPP = e.passphrases(t, newStanza)
 			if err := newStanza.WriteConfig(ctx); err != nil {
 				t.Error(err)
 			}
-			e.grant(newName, inst, newPP)
+			e.grant(newStanza, inst, newPP)
 			cmd, err := newStanza.ArchiveCommand(e.helper)
 			if err != nil {
 				t.Error(err)
@@ -218,28 +223,33 @@ func TestBackupRestore(t *testing.T) {
 		}
 	})
 
-	t.Run("socket refuses another uid, a non-PostgreSQL peer and an unknown stanza", func(t *testing.T) {
+	t.Run("socket refuses every peer but the server's own PostgreSQL, and gives out no secret", func(t *testing.T) {
+		other := e.newSource(t, false) // another server, another account
+		push := func(uid, gid uint32, stanza string) []string {
+			return []string{opArchivePush, "--socket=" + e.helper.Socket, "--stanza=" + stanza, "pg_wal/000000010000000000000001"}
+		}
 		cases := []struct {
-			name   string
-			uid    uint32
-			stanza string
-			want   string
+			name     string
+			uid, gid uint32
+			args     []string
+			want     string
 		}{
-			{"other uid", 65534, src.name, "refused: peer uid 65534"},
-			{"same uid, not run by the server's PostgreSQL", e.user.UID, src.name, "is not run by the PostgreSQL of stanza"},
-			{"unknown stanza", e.user.UID, "nosuchstanza", "refused: unknown stanza"},
+			{"an account of no server", 65534, 65534, push(0, 0, src.name), "is not the PostgreSQL account of a server"},
+			{"another server's account", other.inst.User.UID, other.inst.User.GID, push(0, 0, src.name), "which is not its server's"},
+			{"the server's own account, not run by its postmaster", src.inst.User.UID, src.inst.User.GID, push(0, 0, src.name), "does not descend from the postmaster"},
+			{"the server's own account, archive-get on the daemon's socket", src.inst.User.UID, src.inst.User.GID,
+				[]string{opArchiveGet, "--socket=" + e.helper.Socket, "--stanza=" + src.name, "000000010000000000000001", "/dev/null"}, "does not descend from the postmaster"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				cmd := exec.CommandContext(ctx, e.helper.Binary, opArchivePush, "--socket="+e.helper.Socket,
-					"--stanza="+c.stanza, "--config="+src.stanza.ConfigPath(), "pg_wal/000000010000000000000001")
+				cmd := exec.CommandContext(ctx, e.helper.Binary, c.args...)
 				cmd.Dir = "/"
 				cmd.Env = baseEnv()
-				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.uid, Gid: c.uid, Groups: []uint32{}}}
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.uid, Gid: c.gid, Groups: []uint32{}}}
 				out, err := cmd.CombinedOutput()
 				var ee *exec.ExitError
-				if !errors.As(err, &ee) || ee.ExitCode() != exitRetry {
-					t.Errorf("exit: %v; want status %d", err, exitRetry)
+				if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+					t.Errorf("exit: %v; want a failure", err)
 				}
 				if !strings.Contains(string(out), c.want) {
 					t.Errorf("output %q, want %q", out, c.want)
@@ -251,6 +261,44 @@ func TestBackupRestore(t *testing.T) {
 				}
 			})
 		}
+		// Version 1 of the protocol asked for passphrases: it is refused outright.
+		conn, err := net.Dial("unix", e.helper.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "pgflex-backup/1 archive-push %s\n", src.name)
+		answer, _ := io.ReadAll(io.LimitReader(conn, 4096))
+		if !strings.HasPrefix(string(answer), "refused ") {
+			t.Errorf("a version-1 request was answered %q", answer)
+		}
+	})
+
+	t.Run("no passphrase in any environment the server's account can read", func(t *testing.T) {
+		// Poll every process's environment while the server archives and is backed up; the
+		// pgbackrest processes must hold the passphrases (the poll's positive control) and must
+		// all run as the backup account, never as the server's PostgreSQL account.
+		w := watchProcs(e.allSecrets())
+		sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) VALUES ('E', 'archived under watch')")
+		if err := src.stanza.Check(ctx, src.pp); err != nil {
+			w.finish()
+			t.Fatal(err)
+		}
+		if _, err := src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoPrimary, Type: TypeIncr}); err != nil {
+			w.finish()
+			t.Fatal(err)
+		}
+		w.finish()
+		holders := w.holders
+		if len(holders) == 0 {
+			t.Fatal("no process seen holding a passphrase: the watch proved nothing")
+		}
+		for pid, uid := range holders {
+			if uid != src.bk.UID {
+				t.Errorf("process %d of uid %d held a passphrase; only the backup account %d may", pid, uid, src.bk.UID)
+			}
+		}
+		t.Logf("%d processes held a passphrase, all as the backup account", len(holders))
 	})
 
 	t.Run("daemon down: archiving waits, nothing is lost", func(t *testing.T) {
@@ -288,7 +336,7 @@ func TestBackupRestore(t *testing.T) {
 		}
 		// The daemon can no longer unwrap the geo DEK.
 		only1 := Passphrases{RepoPrimary: bytes.Clone(src.pp[RepoPrimary])}
-		e.grant(src.name, src.inst, only1)
+		e.grant(src.stanza, src.inst, only1)
 		var seg string
 		sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) VALUES ('D', 'while repository 2 was paused')")
 		sqlScan(ctx, t, src.inst, "SELECT pg_walfile_name(pg_current_wal_lsn())", &seg)
@@ -308,7 +356,7 @@ func TestBackupRestore(t *testing.T) {
 		if err := src.stanza.SetPaused(ctx, RepoGeo, false); err != nil {
 			t.Fatal(err)
 		}
-		e.grant(src.name, src.inst, src.pp)
+		e.grant(src.stanza, src.inst, src.pp)
 		if err := src.stanza.Check(ctx, src.pp); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/sandbox"
 )
 
 // DefaultPgbackrest is where Debian's pgbackrest package installs it.
@@ -107,12 +110,21 @@ type Stanza struct {
 	DataDir   string
 	SocketDir string
 	Port      int
-	// Superuser is the role pgBackRest connects as, over the socket by
-	// peer authentication; default postgres.DefaultSuperuser. The
-	// server's postgres.Settings.ServiceOSUsers must list User.Name.
-	Superuser string
-	// User is the PostgreSQL OS user; pgBackRest runs as it.
-	User postgres.OSUser
+	// Account is the server's backup OS account: pgBackRest runs as it,
+	// connects as postgres.BackupRole (peer authentication; the server's
+	// postgres.Settings.BackupOSUser names this account), reads the data
+	// directory through the server's group (Account.Groups must hold it)
+	// and owns the repositories and pgBackRest's working directories. It is
+	// neither root nor the server's PostgreSQL account, which must never
+	// see a passphrase.
+	Account osuser.User
+	// Sandbox, if set, confines every pgBackRest command of the stanza (package sandbox):
+	// the daemon sets the server's volume as NoFollow, so that a link the server's account
+	// planted in its data directory (to /proc/self/environ, which holds the passphrases, or to
+	// anything the backup account can read) is never followed into a backup or the archive.
+	// SandboxExec is the executable whose main runs sandbox.Main.
+	Sandbox     *sandbox.Spec
+	SandboxExec string
 
 	// Repos: repository 1, and repository 2 for geo-redundant backup.
 	Repos []Repo
@@ -143,13 +155,6 @@ func (s *Stanza) pgbackrest() string {
 		return s.Pgbackrest
 	}
 	return DefaultPgbackrest
-}
-
-func (s *Stanza) superuser() string {
-	if s.Superuser != "" {
-		return s.Superuser
-	}
-	return postgres.DefaultSuperuser
 }
 
 // repo returns the repository with the given index.
@@ -215,8 +220,8 @@ func (s *Stanza) Validate() error {
 	if s.Port < 1 || s.Port > 65535 {
 		add(fmt.Errorf("backup: port %d out of range", s.Port))
 	}
-	if s.User.UID == 0 || s.User.Name == "" {
-		add(errors.New("backup: pgBackRest must run as the PostgreSQL OS user, not root"))
+	if s.Account.UID == 0 || s.Account.Name == "" {
+		add(errors.New("backup: pgBackRest must run as the server's backup account, not root"))
 	}
 	if s.RetentionDays < 1 || s.RetentionDays > 3650 {
 		add(fmt.Errorf("backup: retention of %d days out of range 1-3650", s.RetentionDays))
@@ -319,6 +324,11 @@ func (s *Stanza) render() ([]byte, error) {
 		// Backups on demand start now, not at the next checkpoint.
 		option{"start-fast", "y"},
 		option{"archive-timeout", "60"},
+		// The server's logs and its TLS key stay out of backups: the key is
+		// the one file the group cannot read (PostgreSQL wants it 0600), and
+		// a restored server gets a certificate and key of its own.
+		option{"exclude", "log/"},
+		option{"exclude", postgres.ServerKeyFile},
 	)
 	for _, r := range s.sortedRepos() {
 		if r.Paused {
@@ -330,7 +340,7 @@ func (s *Stanza) render() ([]byte, error) {
 		{"pg1-path", s.DataDir},
 		{"pg1-socket-path", s.SocketDir},
 		{"pg1-port", strconv.Itoa(s.Port)},
-		{"pg1-user", s.superuser()},
+		{"pg1-user", postgres.BackupRole},
 	}
 	return renderINI([]section{{"global", global}, {s.Name, stanza}}), nil
 }
@@ -345,11 +355,10 @@ func (s *Stanza) sortedRepos() []Repo {
 	return out
 }
 
-// WriteConfig writes pgbackrest.conf (root-owned, readable by the
-// PostgreSQL user's group, mode 0640) and creates pgBackRest's working
-// directories and every repository directory, owned by the PostgreSQL
-// user. Call it when the stanza is set up and whenever it changes; it is
-// idempotent.
+// WriteConfig writes pgbackrest.conf and creates pgBackRest's working
+// directories and every repository directory, all owned by the backup
+// account and closed to everyone else (0700, 0600). Call it when the stanza
+// is set up and whenever it changes; it is idempotent.
 func (s *Stanza) WriteConfig(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -358,18 +367,18 @@ func (s *Stanza) WriteConfig(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := mkdirOwned(s.ConfigDir, 0o711, 0, 0); err != nil {
+	if err := mkdirOwned(s.ConfigDir, 0o700, int(s.Account.UID), int(s.Account.GID)); err != nil {
 		return fmt.Errorf("backup: config dir: %w", err)
 	}
-	if err := makeWorkDirs(s.ConfigDir, s.User); err != nil {
+	if err := makeWorkDirs(s.ConfigDir, s.Account); err != nil {
 		return err
 	}
 	for _, r := range s.Repos {
-		if err := makeRepoDir(r.Path, s.User); err != nil {
+		if err := makeRepoDir(r.Path, s.Account); err != nil {
 			return err
 		}
 	}
-	if err := writeFileOwned(s.ConfigPath(), conf, 0o640, 0, int(s.User.GID)); err != nil {
+	if err := writeFileOwned(s.ConfigPath(), conf, 0o600, int(s.Account.UID), int(s.Account.GID)); err != nil {
 		return fmt.Errorf("backup: write %s: %w", s.ConfigPath(), err)
 	}
 	return nil
@@ -400,12 +409,12 @@ func (s *Stanza) SetPaused(ctx context.Context, index int, paused bool) error {
 }
 
 // Helper is how PostgreSQL reaches the archive helper: pgflex's own binary
-// and the daemon's PassphraseServer socket.
+// and the daemon's ArchiveServer socket.
 type Helper struct {
 	// Binary is the absolute path of the pgflex executable; the
 	// PostgreSQL user must be able to run it.
 	Binary string
-	// Socket is the PassphraseServer's socket path.
+	// Socket is the ArchiveServer's socket path.
 	Socket string
 }
 
@@ -413,11 +422,11 @@ func (h Helper) validate() error {
 	if err := validatePath("helper binary", h.Binary); err != nil {
 		return err
 	}
-	if err := validatePath("passphrase socket", h.Socket); err != nil {
+	if err := validatePath("archive socket", h.Socket); err != nil {
 		return err
 	}
 	if len(h.Socket) > maxSocketPath {
-		return fmt.Errorf("backup: passphrase socket path %q is too long for a Unix socket", h.Socket)
+		return fmt.Errorf("backup: archive socket path %q is too long for a Unix socket", h.Socket)
 	}
 	return nil
 }
@@ -432,24 +441,19 @@ func (s *Stanza) ArchiveCommand(h Helper) (string, error) {
 	if err := h.validate(); err != nil {
 		return "", err
 	}
-	return helperCommand(h, opArchivePush, s.Name, s.ConfigPath(), s.pgbackrest()) + " %p", nil
+	return helperCommand(h, opArchivePush, s.Name) + " %p", nil
 }
 
 // helperCommand renders the helper's command line up to its WAL arguments.
-// It always names the pgbackrest binary: pgBackRest's check and backup
-// refuse an archive_command that does not contain "pgbackrest".
-func helperCommand(h Helper, op, stanza, config, pgbackrest string) string {
-	return strings.Join([]string{
-		h.Binary, op,
-		"--socket=" + h.Socket,
-		"--stanza=" + stanza,
-		"--config=" + config,
-		"--pgbackrest=" + pgbackrest,
-	}, " ")
+// It carries no configuration: the daemon knows each server's. It names
+// pgbackrest, because pgBackRest's check and backup refuse an
+// archive_command that does not contain "pgbackrest".
+func helperCommand(h Helper, op, stanza string) string {
+	return strings.Join([]string{h.Binary, op, "--socket=" + h.Socket, "--stanza=" + stanza, "--tool=pgbackrest"}, " ")
 }
 
 // makeWorkDirs creates lock/, log/ and spool/ under dir for user.
-func makeWorkDirs(dir string, user postgres.OSUser) error {
+func makeWorkDirs(dir string, user osuser.User) error {
 	for _, d := range []string{"lock", "log", "spool"} {
 		if err := mkdirOwned(filepath.Join(dir, d), 0o700, int(user.UID), int(user.GID)); err != nil {
 			return fmt.Errorf("backup: %w", err)
@@ -460,7 +464,7 @@ func makeWorkDirs(dir string, user postgres.OSUser) error {
 
 // makeRepoDir creates a repository directory owned by user; its parents
 // (the region's storage root) are created traversable but not listable.
-func makeRepoDir(path string, user postgres.OSUser) error {
+func makeRepoDir(path string, user osuser.User) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return fmt.Errorf("backup: repository parent: %w", err)
 	}
@@ -470,9 +474,14 @@ func makeRepoDir(path string, user postgres.OSUser) error {
 	return nil
 }
 
-// mkdirOwned creates dir (if missing) and sets its mode and owner.
+// mkdirOwned creates dir (if missing) and sets its mode and owner. Missing
+// parents are made traversable but not listable (0711), so that the owner
+// reaches dir.
 func mkdirOwned(dir string, mode os.FileMode, uid, gid int) error {
-	if err := os.MkdirAll(dir, mode); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	if err := os.Chmod(dir, mode); err != nil {

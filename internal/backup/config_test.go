@@ -9,14 +9,14 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/osuser"
 )
 
 func testStanza() *Stanza {
 	return &Stanza{
 		Name: "0e8c2d1a-7c55", ConfigDir: "/d/servers/x/backup",
 		DataDir: "/d/servers/x/vol/mount/pgdata", SocketDir: "/run/pgflex/x", Port: 6432,
-		User: postgres.OSUser{Name: "pgflex-pg", UID: 999, GID: 995},
+		Account: osuser.User{Name: "pgflex-bk-0e8c2d1a7c55", UID: 700001, GID: 700001, Groups: []uint32{700000}},
 		Repos: []Repo{
 			{Index: RepoGeo, Path: "/d/regions/westus/backups/0e8c2d1a-7c55"},
 			{Index: RepoPrimary, Path: "/d/regions/eastus/backups/0e8c2d1a-7c55"},
@@ -46,6 +46,8 @@ process-max=2
 buffer-size=1048576
 start-fast=y
 archive-timeout=60
+exclude=log/
+exclude=server.key
 repo1-path=/d/regions/eastus/backups/0e8c2d1a-7c55
 repo1-cipher-type=aes-256-cbc
 repo1-retention-full-type=time
@@ -59,7 +61,7 @@ repo2-retention-full=7
 pg1-path=/d/servers/x/vol/mount/pgdata
 pg1-socket-path=/run/pgflex/x
 pg1-port=6432
-pg1-user=pgflex_superuser
+pg1-user=pgflex_backup
 `
 	if string(got) != want {
 		t.Errorf("render:\n%s\nwant:\n%s", got, want)
@@ -90,7 +92,7 @@ func TestStanzaValidate(t *testing.T) {
 		{"data dir with space", func(s *Stanza) { s.DataDir = "/d/a b" }, "data dir"},
 		{"data dir with dotdot", func(s *Stanza) { s.DataDir = "/d/../etc" }, "data dir"},
 		{"config dir with newline", func(s *Stanza) { s.ConfigDir = "/d/x\nrepo1-path=/" }, "config dir"},
-		{"root user", func(s *Stanza) { s.User = postgres.OSUser{Name: "root"} }, "not root"},
+		{"root account", func(s *Stanza) { s.Account = osuser.User{Name: "root"} }, "not root"},
 		{"port", func(s *Stanza) { s.Port = 0 }, "port"},
 		{"retention", func(s *Stanza) { s.RetentionDays = 0 }, "retention"},
 		{"no repo 1", func(s *Stanza) { s.Repos = s.Repos[:1] }, "repository 1 is required"},
@@ -126,8 +128,8 @@ func TestArchiveCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "/usr/local/bin/pgflex archive-push --socket=/d/run/backup.sock --stanza=0e8c2d1a-7c55 " +
-		"--config=/d/servers/x/backup/pgbackrest.conf --pgbackrest=/usr/bin/pgbackrest %p"
+	// No configuration path, no secret: the daemon knows each server's.
+	want := "/usr/local/bin/pgflex archive-push --socket=/d/run/backup.sock --stanza=0e8c2d1a-7c55 --tool=pgbackrest %p"
 	if got != want {
 		t.Errorf("ArchiveCommand =\n%s\nwant\n%s", got, want)
 	}
@@ -148,11 +150,11 @@ func TestArchiveCommand(t *testing.T) {
 
 func TestWriteConfig(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: chowns to the PostgreSQL user")
+		t.Skip("needs root: chowns to the backup account")
 	}
 	dir := t.TempDir()
 	s := testStanza()
-	s.User = postgres.OSUser{Name: "nobody", UID: 65534, GID: 65534}
+	s.Account = osuser.User{Name: "nobody", UID: 65534, GID: 65534}
 	s.Logger = slog.New(slog.DiscardHandler)
 	s.ConfigDir = filepath.Join(dir, "backup")
 	s.Repos[0].Path = RepoPath(filepath.Join(dir, "regions", "westus"), s.Name)
@@ -166,8 +168,9 @@ func TestWriteConfig(t *testing.T) {
 		mode     os.FileMode
 		uid, gid uint32
 	}{
-		{s.ConfigPath(), 0o640, 0, 65534},
-		{s.ConfigDir, os.ModeDir | 0o711, 0, 0},
+		// Nobody but the backup account (and root) reads the configuration.
+		{s.ConfigPath(), 0o600, 65534, 65534},
+		{s.ConfigDir, os.ModeDir | 0o700, 65534, 65534},
 		{filepath.Join(s.ConfigDir, "lock"), os.ModeDir | 0o700, 65534, 65534},
 		{s.Repos[0].Path, os.ModeDir | 0o700, 65534, 65534},
 		{s.Repos[1].Path, os.ModeDir | 0o700, 65534, 65534},
@@ -184,12 +187,12 @@ func TestWriteConfig(t *testing.T) {
 	if err := s.SetPaused(ctx, RepoGeo, true); err != nil {
 		t.Fatal(err)
 	}
-	repos, err := configuredRepos(s.ConfigPath())
+	conf, err := os.ReadFile(s.ConfigPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(repos) != 1 || !repos[1] {
-		t.Errorf("after pausing repository 2 the helper sees %v", repos)
+	if !strings.Contains(string(conf), "repo1-path=") || strings.Contains(string(conf), "repo2") {
+		t.Errorf("after pausing repository 2 the configuration is:\n%s", conf)
 	}
 	if err := s.SetPaused(ctx, RepoPrimary, true); err == nil {
 		t.Error("repository 1 was paused")

@@ -26,13 +26,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/procfs"
 	"github.com/pgflex/pgflex/internal/volume"
 )
 
 // The end-to-end harness: real gocryptfs volumes, real PostgreSQL 15 run
-// as the unprivileged pgflex-pg user, real pgBackRest, and this test binary
-// as pgflex's archive helper (see TestMain).
+// as an account of each server's own, real pgBackRest run as that server's
+// backup account, and this test binary as pgflex's archive helper (see
+// TestMain). The test stands in for the daemon: it runs the ArchiveServer
+// and knows each server's passphrases.
 
 func requireIntegration(t testing.TB) {
 	t.Helper()
@@ -79,7 +83,6 @@ func newTestLogger(w io.Writer) *slog.Logger {
 
 type testEnv struct {
 	tmp     string
-	user    postgres.OSUser
 	helper  Helper
 	logs    *syncBuffer
 	logger  *slog.Logger
@@ -87,21 +90,15 @@ type testEnv struct {
 	keyPEM  []byte
 
 	mu      sync.Mutex
-	grants  map[string]grant // the daemon's view: stanza → its owner and passphrases
+	grants  map[uint32]grant // the daemon's view: PostgreSQL account → its server and passphrases
 	secrets [][]byte         // every passphrase and DEK made, for leak scans
 
-	stopServer func() // stops the PassphraseServer
+	stopServer func() // stops the ArchiveServer
 }
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	requireIntegration(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	user, err := postgres.EnsureOSUser(ctx, postgres.DefaultOSUser)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmp := t.TempDir()
 	// The PostgreSQL user must traverse to its files.
 	for _, d := range []string{filepath.Dir(tmp), tmp} {
@@ -109,7 +106,7 @@ func newTestEnv(t testing.TB) *testEnv {
 			t.Fatal(err)
 		}
 	}
-	e := &testEnv{tmp: tmp, user: user, logs: &syncBuffer{}, grants: map[string]grant{}}
+	e := &testEnv{tmp: tmp, logs: &syncBuffer{}, grants: map[uint32]grant{}}
 	e.logger = newTestLogger(e.logs)
 	e.helper = Helper{Binary: filepath.Join(tmp, "bin", "pgflex"), Socket: filepath.Join(tmp, "run", "backup.sock")}
 	self, err := os.Executable()
@@ -147,10 +144,10 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return out.Close()
 }
 
-// startServer runs the daemon's PassphraseServer in-process.
+// startServer runs the daemon's ArchiveServer in-process.
 func (e *testEnv) startServer(t testing.TB) {
 	t.Helper()
-	srv := &PassphraseServer{Path: e.helper.Socket, Logger: e.logger, Owner: e.owner, Passphrases: e.passphrasesOf}
+	srv := &ArchiveServer{Path: e.helper.Socket, Logger: e.logger, Target: e.target}
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +156,7 @@ func (e *testEnv) startServer(t testing.TB) {
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ctx); err != nil {
-			t.Errorf("passphrase server: %v", err)
+			t.Errorf("archive server: %v", err)
 		}
 	}()
 	var once sync.Once
@@ -167,34 +164,71 @@ func (e *testEnv) startServer(t testing.TB) {
 	t.Cleanup(e.stopServer)
 }
 
-// grant is what the test's stand-in for the daemon knows of a stanza.
+// grant is what the test's stand-in for the daemon knows of a server.
 type grant struct {
-	owner Owner
-	pp    Passphrases
+	stanza *Stanza
+	inst   *postgres.Instance
+	pp     Passphrases
 }
 
-// owner and passphrasesOf stand in for the daemon's callbacks, which would
-// read the server from the state store and unwrap its backup DEKs.
-func (e *testEnv) owner(_ context.Context, stanza string) (Owner, error) {
+// target stands in for the daemon's callback, which finds the server by its
+// PostgreSQL account and unwraps its backup DEKs to archive.
+func (e *testEnv) target(_ context.Context, uid uint32) (ArchiveTarget, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	g, ok := e.grants[stanza]
+	g, ok := e.grants[uid]
+	e.mu.Unlock()
 	if !ok {
-		return Owner{}, ErrUnknownStanza
+		return ArchiveTarget{}, ErrUnknownStanza
 	}
-	return g.owner, nil
+	pm, err := g.inst.Postmaster()
+	if err != nil {
+		return ArchiveTarget{}, err
+	}
+	return ArchiveTarget{Stanza: g.stanza.Name, UID: uid, Postmaster: pm,
+		Push: func(ctx context.Context, name string, _ Peer) error {
+			e.mu.Lock()
+			pp := e.grants[uid].pp.clone()
+			e.mu.Unlock()
+			defer pp.Wipe()
+			return g.stanza.ArchivePush(ctx, pp, name)
+		}}, nil
 }
 
-func (e *testEnv) passphrasesOf(_ context.Context, req Request) (Passphrases, error) {
+func (e *testEnv) grant(st *Stanza, inst *postgres.Instance, pp Passphrases) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.grants[req.Stanza].pp.clone(), nil
+	e.grants[inst.User.UID] = grant{stanza: st, inst: inst, pp: pp.clone()}
 }
 
-func (e *testEnv) grant(stanza string, inst *postgres.Instance, pp Passphrases) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.grants[stanza] = grant{owner: Owner{UID: inst.User.UID, DataDir: inst.DataDir}, pp: pp.clone()}
+// accounts makes a server's two OS accounts, as the daemon does: one for
+// PostgreSQL and one for backups, in the first's group. Cleanup ends their
+// processes and removes them.
+func accounts(t testing.TB, name string) (db, bk osuser.User) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dbName, bkName := "pgflex-tdb-"+name, "pgflex-tbk-"+name
+	t.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+		defer ccancel()
+		for _, n := range []string{bkName, dbName} {
+			if u, err := osuser.Lookup(n); err == nil {
+				_ = procfs.KillUser(cctx, u.UID)
+			}
+			if err := osuser.Remove(cctx, n); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+	db, err := osuser.Ensure(ctx, dbName, osuser.Options{Comment: "pgflex backup test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk, err = osuser.Ensure(ctx, bkName, osuser.Options{Comment: "pgflex backup test", Groups: []string{dbName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, bk
 }
 
 func (e *testEnv) remember(secret []byte) {
@@ -256,11 +290,12 @@ func (e *testEnv) newVolume(t testing.TB, name string) *volume.Volume {
 	return vol
 }
 
-// newInstance describes a server's PostgreSQL in vol; cleanup stops it.
-func (e *testEnv) newInstance(t testing.TB, name string, vol *volume.Volume) *postgres.Instance {
+// newInstance describes a server's PostgreSQL in vol, run by db; cleanup
+// stops it.
+func (e *testEnv) newInstance(t testing.TB, name string, vol *volume.Volume, db osuser.User) *postgres.Instance {
 	t.Helper()
 	inst := &postgres.Instance{
-		DataDir: filepath.Join(vol.MountDir(), "pgdata"), User: e.user,
+		DataDir: filepath.Join(vol.MountDir(), "pgdata"), User: db,
 		Port: freePort(t), SocketDir: filepath.Join(e.tmp, "servers", name, "run"), Logger: e.logger,
 	}
 	t.Cleanup(func() { stopInstance(t, inst) })
@@ -281,12 +316,12 @@ func stopInstance(t testing.TB, inst *postgres.Instance) {
 }
 
 // settings is the server configuration the daemon would write; pgBackRest
-// connects as the superuser from the PostgreSQL OS user.
-func (e *testEnv) settings(inst *postgres.Instance, archiveCommand string) postgres.Settings {
+// connects as the backup role from the backup account.
+func (e *testEnv) settings(inst *postgres.Instance, bk osuser.User, archiveCommand string) postgres.Settings {
 	s := postgres.Settings{
 		Port: inst.Port, SocketDir: inst.SocketDir,
-		ServiceOSUsers: []string{"root", e.user.Name},
-		SharedBuffers:  32 * postgres.MB,
+		BackupOSUser:  bk.Name,
+		SharedBuffers: 32 * postgres.MB,
 	}
 	if archiveCommand != "" {
 		s.ArchiveMode, s.ArchiveCommand = "on", archiveCommand
@@ -295,11 +330,11 @@ func (e *testEnv) settings(inst *postgres.Instance, archiveCommand string) postg
 }
 
 // configure writes a server's certificate and configuration.
-func (e *testEnv) configure(ctx context.Context, inst *postgres.Instance, archiveCommand string) error {
-	if err := postgres.InstallServerCertificate(ctx, inst.DataDir, e.user, e.certPEM, e.keyPEM); err != nil {
+func (e *testEnv) configure(ctx context.Context, inst *postgres.Instance, bk osuser.User, archiveCommand string) error {
+	if err := postgres.InstallServerCertificate(ctx, inst.DataDir, inst.User, e.certPEM, e.keyPEM); err != nil {
 		return err
 	}
-	return postgres.WriteConfig(ctx, inst.DataDir, e.user, e.settings(inst, archiveCommand))
+	return postgres.WriteConfig(ctx, inst.DataDir, inst.User, e.settings(inst, bk, archiveCommand))
 }
 
 func (e *testEnv) regionRoot(region string) string { return filepath.Join(e.tmp, "regions", region) }
@@ -309,16 +344,17 @@ type testServer struct {
 	name   string
 	vol    *volume.Volume
 	inst   *postgres.Instance
+	bk     osuser.User // its backup account
 	stanza *Stanza
 	pp     Passphrases
 }
 
-// stanzaFor describes name's stanza with repository 1 in eastus and, when
-// geo, repository 2 in westus (its pair).
-func (e *testEnv) stanzaFor(name string, inst *postgres.Instance, geo bool) *Stanza {
+// stanzaFor describes name's stanza, run by the backup account bk, with
+// repository 1 in eastus and, when geo, repository 2 in westus (its pair).
+func (e *testEnv) stanzaFor(name string, inst *postgres.Instance, bk osuser.User, geo bool) *Stanza {
 	s := &Stanza{
 		Name: name, ConfigDir: filepath.Join(e.tmp, "servers", name, "backup"),
-		DataDir: inst.DataDir, SocketDir: inst.SocketDir, Port: inst.Port, User: e.user,
+		DataDir: inst.DataDir, SocketDir: inst.SocketDir, Port: inst.Port, Account: bk,
 		Repos:         []Repo{{Index: RepoPrimary, Path: RepoPath(e.regionRoot("eastus"), name)}},
 		RetentionDays: 7, Logger: e.logger,
 	}
@@ -367,12 +403,13 @@ func (e *testEnv) newSourceWith(t testing.TB, modify func(*Stanza)) *testServer 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	name := "s" + randomHex(t, 6)
+	db, bk := accounts(t, name)
 	vol := e.newVolume(t, name)
-	inst := e.newInstance(t, name, vol)
-	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: inst.DataDir, User: e.user}); err != nil {
+	inst := e.newInstance(t, name, vol, db)
+	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: inst.DataDir, User: db}); err != nil {
 		t.Fatal(err)
 	}
-	st := e.stanzaFor(name, inst, false)
+	st := e.stanzaFor(name, inst, bk, false)
 	modify(st)
 	pp := e.passphrases(t, st)
 	if err := st.WriteConfig(ctx); err != nil {
@@ -382,31 +419,43 @@ func (e *testEnv) newSourceWith(t testing.TB, modify func(*Stanza)) *testServer 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.configure(ctx, inst, cmd); err != nil {
+	if err := e.configure(ctx, inst, bk, cmd); err != nil {
 		t.Fatal(err)
 	}
-	e.grant(name, inst, pp)
+	e.grant(st, inst, pp)
 	if err := inst.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := inst.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = postgres.CreateBackupRole(ctx, conn)
+	conn.Close(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Create(ctx, pp); err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{name: name, vol: vol, inst: inst, stanza: st, pp: pp}
+	return &testServer{name: name, vol: vol, inst: inst, bk: bk, stanza: st, pp: pp}
 }
 
-// restoreInto restores src's repository repo into a new server.
-func (e *testEnv) restoreInto(ctx context.Context, t testing.TB, src *testServer, repo int, target time.Time, pass []byte, archiveCommand func(inst *postgres.Instance) string) (*postgres.Instance, RestoreResult, error) {
+// restoreInto restores src's repository repo into a new server, with
+// accounts of its own; archiveCommand, if set, gives its archive_command
+// (from the new server's instance and backup account).
+func (e *testEnv) restoreInto(ctx context.Context, t testing.TB, src *testServer, repo int, target time.Time, pass []byte, archiveCommand func(inst *postgres.Instance, bk osuser.User) string) (*postgres.Instance, RestoreResult, error) {
 	t.Helper()
 	name := "r" + randomHex(t, 6)
+	db, bk := accounts(t, name)
 	vol := e.newVolume(t, name)
-	inst := e.newInstance(t, name, vol)
+	inst := e.newInstance(t, name, vol, db)
 	r, err := src.stanza.repo(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := Restore(ctx, RestoreOptions{
-		Source:       Source{Stanza: src.name, RepoPath: r.Path, Passphrase: pass},
+		Source:       Source{Stanza: src.name, RepoPath: r.Path, Passphrase: pass, Account: src.bk},
 		Target:       target,
 		Instance:     inst,
 		WorkDir:      filepath.Join(e.tmp, "servers", name, "restore"),
@@ -414,9 +463,9 @@ func (e *testEnv) restoreInto(ctx context.Context, t testing.TB, src *testServer
 		Configure: func(ctx context.Context) error {
 			cmd := ""
 			if archiveCommand != nil {
-				cmd = archiveCommand(inst)
+				cmd = archiveCommand(inst, bk)
 			}
-			return e.configure(ctx, inst, cmd)
+			return e.configure(ctx, inst, bk, cmd)
 		},
 		Logger: e.logger,
 	})
@@ -513,18 +562,28 @@ func filesContaining(t testing.TB, root string, needles [][]byte) []string {
 	return hits
 }
 
-// cmdlineWatch polls every process's command line while it runs, looking
-// for secrets, and counts the pgbackrest processes it saw.
-type cmdlineWatch struct {
-	stop chan struct{}
-	done chan struct{}
-	mu   sync.Mutex
-	seen map[int]string // pgbackrest pid → command line
-	hits []string
+// procWatch polls every process's command line and environment while it runs, looking for
+// secrets: it counts the pgbackrest processes it saw, the command lines that held a secret, and
+// the processes (with their uids) whose environment held one.
+type procWatch struct {
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	seen    map[int]string // pgbackrest pid → command line
+	hits    []string       // command lines holding a secret
+	holders map[int]uint32 // pid → uid of environments holding a secret
 }
 
-func watchCmdlines(needles [][]byte) *cmdlineWatch {
-	w := &cmdlineWatch{stop: make(chan struct{}), done: make(chan struct{}), seen: map[int]string{}}
+func watchProcs(needles [][]byte) *procWatch {
+	w := &procWatch{stop: make(chan struct{}), done: make(chan struct{}), seen: map[int]string{}, holders: map[int]uint32{}}
+	contains := func(b []byte) []byte {
+		for _, n := range needles {
+			if len(n) > 0 && bytes.Contains(b, n) {
+				return n
+			}
+		}
+		return nil
+	}
 	go func() {
 		defer close(w.done)
 		for {
@@ -533,28 +592,25 @@ func watchCmdlines(needles [][]byte) *cmdlineWatch {
 				return
 			default:
 			}
-			entries, _ := os.ReadDir("/proc")
-			for _, e := range entries {
-				pid, err := strconv.Atoi(e.Name())
-				if err != nil {
-					continue
-				}
-				cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-				if err != nil || len(cl) == 0 {
-					continue
-				}
-				for _, n := range needles {
-					if bytes.Contains(cl, n) {
-						w.mu.Lock()
+			pids, _ := procfs.List()
+			for _, pid := range pids {
+				dir := "/proc/" + strconv.Itoa(pid)
+				if cl, err := os.ReadFile(dir + "/cmdline"); err == nil && len(cl) > 0 {
+					w.mu.Lock()
+					if n := contains(cl); n != nil {
 						w.hits = append(w.hits, string(bytes.ReplaceAll(cl, n, []byte("<SECRET>"))))
+					}
+					if args := bytes.Split(cl, []byte{0}); filepath.Base(string(args[0])) == "pgbackrest" {
+						w.seen[pid] = strings.Join(strings.Split(string(cl), "\x00"), " ")
+					}
+					w.mu.Unlock()
+				}
+				if env, err := os.ReadFile(dir + "/environ"); err == nil && contains(env) != nil {
+					if st, err := procfs.Read(pid); err == nil {
+						w.mu.Lock()
+						w.holders[pid] = st.RUID
 						w.mu.Unlock()
 					}
-				}
-				args := bytes.Split(cl, []byte{0})
-				if filepath.Base(string(args[0])) == "pgbackrest" {
-					w.mu.Lock()
-					w.seen[pid] = strings.Join(strings.Split(string(cl), "\x00"), " ")
-					w.mu.Unlock()
 				}
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -563,12 +619,8 @@ func watchCmdlines(needles [][]byte) *cmdlineWatch {
 	return w
 }
 
-// finish stops the watch and returns the pgbackrest processes seen and the
-// command lines that held a secret.
-func (w *cmdlineWatch) finish() (seen map[int]string, hits []string) {
+// finish stops the watch.
+func (w *procWatch) finish() {
 	close(w.stop)
 	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.seen, w.hits
 }

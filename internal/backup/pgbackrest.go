@@ -16,7 +16,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/osuser"
+	"github.com/pgflex/pgflex/internal/sandbox"
 )
 
 // Error is a failed pgBackRest command, with pgBackRest's own error code and
@@ -36,17 +37,22 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("pgbackrest %s: [%03d] %s", e.Command, e.Code, e.Message)
 }
 
-// invocation is one pgBackRest command as the PostgreSQL user.
+// invocation is one pgBackRest command as a server's backup account.
 type invocation struct {
 	bin    string
 	config string
 	stanza string
-	user   postgres.OSUser
+	// user runs pgBackRest, with exactly its groups (the server's group,
+	// to read the data directory).
+	user osuser.User
 	// repos are the repository indexes the configuration defines and
 	// whether each is encrypted; every encrypted one needs a passphrase.
 	repos  map[int]bool
 	pass   Passphrases
 	logger *slog.Logger
+	// sandbox, if set, confines the command; exe runs sandbox.Main.
+	sandbox *sandbox.Spec
+	exe     string
 }
 
 // stanzaInvocation is an invocation against s's own pgbackrest.conf.
@@ -57,8 +63,8 @@ func (s *Stanza) invocation(pp Passphrases) invocation {
 			repos[r.Index] = !r.plaintext
 		}
 	}
-	return invocation{bin: s.pgbackrest(), config: s.ConfigPath(), stanza: s.Name, user: s.User,
-		repos: repos, pass: pp, logger: s.logger()}
+	return invocation{bin: s.pgbackrest(), config: s.ConfigPath(), stanza: s.Name, user: s.Account,
+		repos: repos, pass: pp, logger: s.logger(), sandbox: s.Sandbox, exe: s.SandboxExec}
 }
 
 // baseEnv is the whole environment of pgBackRest apart from passphrases:
@@ -96,19 +102,30 @@ const (
 	maxMessage = 2000
 )
 
-// run runs pgbackrest --config --stanza [args...] command and returns its
-// standard output.
+// run runs pgbackrest --config --stanza [options...] command [params...]
+// (args starting with "--" are options) and returns its standard output.
 func (inv invocation) run(ctx context.Context, command string, args ...string) ([]byte, error) {
 	env, err := cipherEnv(baseEnv(), inv.repos, inv.pass)
 	if err != nil {
 		return nil, err
 	}
-	argv := append([]string{"--config=" + inv.config, "--stanza=" + inv.stanza}, args...)
-	argv = append(argv, command)
-	cmd := exec.CommandContext(ctx, inv.bin, argv...)
+	// Options go before the command, its parameters (a WAL file, a
+	// destination) after it.
+	argv := []string{"--config=" + inv.config, "--stanza=" + inv.stanza}
+	var params []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "--") {
+			argv = append(argv, a)
+		} else {
+			params = append(params, a)
+		}
+	}
+	argv = append(append(argv, command), params...)
+	cmd, err := inv.command(ctx, argv)
+	if err != nil {
+		return nil, err
+	}
 	cmd.Env = env
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: inv.user.UID, Gid: inv.user.GID, Groups: []uint32{}}}
 	// A cancelled backup is asked to stop (pgBackRest then stops its
 	// local processes and leaves a resumable backup), killed only if it
 	// does not.
@@ -127,6 +144,20 @@ func (inv invocation) run(ctx context.Context, command string, args ...string) (
 		return nil, parseError(command, stderr.buf.Bytes(), cmd.ProcessState, err, inv.pass)
 	}
 	return stdout.buf.Bytes(), nil
+}
+
+// command is pgbackrest argv as the invocation's account: in its sandbox when it has one
+// (which drops to the account itself).
+func (inv invocation) command(ctx context.Context, argv []string) (*exec.Cmd, error) {
+	if inv.sandbox != nil {
+		spec := *inv.sandbox
+		spec.User, spec.Dir = inv.user, "/"
+		return spec.CommandContext(ctx, inv.exe, append([]string{inv.bin}, argv...)...)
+	}
+	cmd := exec.CommandContext(ctx, inv.bin, argv...)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: inv.user.Credential()}
+	return cmd, nil
 }
 
 var errorLineRE = regexp.MustCompile(`^(?:ERROR|ASSERT): \[(\d+)\]: (.*)$`)

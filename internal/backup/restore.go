@@ -2,9 +2,11 @@ package backup
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/pgflex/pgflex/internal/fsutil"
+	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
 )
 
@@ -36,6 +42,10 @@ type Source struct {
 	// Passphrase is that repository's passphrase (Passphrase of its backup
 	// DEK); Restore does not keep it.
 	Passphrase []byte
+	// Account is the source server's backup account, which owns the
+	// repository: pgBackRest reads it as that account. (It outlives its
+	// server for as long as the backups are retained.)
+	Account osuser.User
 
 	plaintext bool // benchmarks' unencrypted baseline
 }
@@ -52,9 +62,9 @@ type RestoreOptions struct {
 	// starts it to recover and returns with it running, promoted.
 	Instance *postgres.Instance
 	// WorkDir is a directory outside the volume for the restore's
-	// pgbackrest.conf, pgBackRest's lock and log directories and the
-	// recovery socket, e.g. DIR/servers/{uid}/restore (short: the socket
-	// path is limited to 107 bytes). It holds no secret.
+	// pgbackrest.conf, pgBackRest's lock, log and spool directories, WAL
+	// fetched for recovery and the recovery socket (short: the socket path
+	// is limited to 107 bytes). It holds no secret.
 	WorkDir string
 	// HelperBinary is the pgflex executable PostgreSQL runs as
 	// restore_command (archive-get); the PostgreSQL user must be able to
@@ -98,16 +108,21 @@ const recoverySocket = "recovery.sock"
 //  2. pgbackrest restore writes its files into the new DataDir, with
 //     recovery settings whose restore_command is pgflex's archive helper;
 //  3. Configure writes the new server's configuration;
-//  4. PostgreSQL starts and replays archived WAL, fetched by the helper
-//     with the passphrase it obtains from a PassphraseServer that Restore
-//     runs on WorkDir/recovery.sock for this data directory only, until
+//  4. PostgreSQL starts and replays archived WAL: its restore_command
+//     (the helper) asks an ArchiveServer that Restore runs on
+//     WorkDir/recovery.sock, for this server's postmaster only, which runs
+//     pgbackrest archive-get and hands the helper the fetched file, until
 //     it reaches the target and promotes;
 //  5. the recovery settings are removed (ALTER SYSTEM RESET ALL: pgflex
 //     keeps every setting of its own in postgresql.conf).
 //
-// The passphrase reaches pgBackRest through its environment only. On
-// failure PostgreSQL is stopped and the error carries pgBackRest's or
-// PostgreSQL's message; the caller removes the new server's files.
+// pgBackRest runs as the source's backup account throughout: the files it
+// restores are handed to the new server's account (step 2), and the WAL it
+// fetches reaches PostgreSQL as an open file. The passphrase reaches
+// pgBackRest through its environment only; the new server's account, which
+// runs PostgreSQL and the helper, never holds it. On failure PostgreSQL is
+// stopped and the error carries pgBackRest's or PostgreSQL's message; the
+// caller removes the new server's files.
 func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err error) {
 	if err := opts.validate(); err != nil {
 		return res, err
@@ -118,7 +133,6 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	}
 	inst := opts.Instance
 	src := opts.Source
-	user := inst.User
 
 	// The data directory must be new: restoring over anything would mix
 	// two servers' files.
@@ -133,18 +147,20 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 			}
 		}
 	}()
-	if err := os.Chown(inst.DataDir, int(user.UID), int(user.GID)); err != nil {
+	// pgBackRest writes the files as the source's backup account; they are
+	// the new server's once restored.
+	if err := os.Chown(inst.DataDir, int(src.Account.UID), int(src.Account.GID)); err != nil {
 		return res, fmt.Errorf("backup: restore: %w", err)
 	}
 	pgbackrest := opts.Pgbackrest
 	if pgbackrest == "" {
 		pgbackrest = DefaultPgbackrest
 	}
-	inv, err := sourceInvocation(src, opts.WorkDir, inst.DataDir, opts.Tuning, user, pgbackrest, log)
+	inv, err := sourceInvocation(src, opts.WorkDir, inst.DataDir, opts.Tuning, pgbackrest, log)
 	if err != nil {
 		return res, err
 	}
-	pp, confPath := inv.pass, inv.config
+	pp := inv.pass
 	defer pp.Wipe()
 
 	// 1. Which backup.
@@ -172,7 +188,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 
 	// 2. Files.
 	helper := Helper{Binary: opts.HelperBinary, Socket: filepath.Join(opts.WorkDir, recoverySocket)}
-	restoreCommand := helperCommand(helper, opArchiveGet, src.Stanza, confPath, pgbackrest) + " %f %p"
+	restoreCommand := helperCommand(helper, opArchiveGet, src.Stanza) + " %f %p"
 	args := []string{repoArg(1), "--set=" + res.Backup.Label, "--recovery-option=restore_command=" + restoreCommand}
 	if opts.Target.IsZero() {
 		args = append(args, "--type=default")
@@ -182,6 +198,9 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	start := time.Now()
 	if _, err := inv.run(ctx, "restore", args...); err != nil {
 		return res, fmt.Errorf("backup: restore backup %s of stanza %s: %w", res.Backup.Label, src.Stanza, err)
+	}
+	if err := chownTree(inst.DataDir, inst.User); err != nil {
+		return res, fmt.Errorf("backup: restore: hand the restored files to the new server: %w", err)
 	}
 	res.FilesTime = time.Since(start)
 	log.InfoContext(ctx, "backup files restored", "stanza", src.Stanza, "label", res.Backup.Label,
@@ -194,19 +213,28 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 		}
 	}
 
-	// 4. Recovery, with a passphrase socket for this data directory only.
-	srv := &PassphraseServer{Path: helper.Socket, Logger: log,
-		Owner: func(_ context.Context, stanza string) (Owner, error) {
-			if stanza != src.Stanza {
-				return Owner{}, ErrUnknownStanza
+	// 4. Recovery, with an archive socket that serves this server's
+	// postmaster only. archive-get reads the new server's pg_control (for
+	// the system identifier), so it runs with the new server's group too.
+	walDir := filepath.Join(opts.WorkDir, "wal")
+	if err := mkdirOwned(walDir, 0o700, int(src.Account.UID), int(src.Account.GID)); err != nil {
+		return res, fmt.Errorf("backup: restore: %w", err)
+	}
+	getInv := inv
+	getInv.user.Groups = append(append([]uint32{}, inv.user.Groups...), inst.User.GID)
+	srv := &ArchiveServer{Path: helper.Socket, Logger: log,
+		Target: func(_ context.Context, uid uint32) (ArchiveTarget, error) {
+			if uid != inst.User.UID {
+				return ArchiveTarget{}, ErrUnknownStanza
 			}
-			return Owner{UID: user.UID, DataDir: inst.DataDir}, nil
-		},
-		Passphrases: func(_ context.Context, req Request) (Passphrases, error) {
-			if req.Op != opArchiveGet {
-				return nil, errors.New("only archive-get is served during a restore")
+			pm, err := inst.Postmaster()
+			if err != nil {
+				return ArchiveTarget{}, err
 			}
-			return pp.clone(), nil
+			return ArchiveTarget{Stanza: src.Stanza, UID: inst.User.UID, Postmaster: pm,
+				Get: func(ctx context.Context, name string, _ Peer) (*os.File, error) {
+					return archiveGet(ctx, getInv, walDir, name)
+				}}, nil
 		}}
 	if err := srv.Listen(); err != nil {
 		return res, err
@@ -224,7 +252,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	start = time.Now()
 	if err := inst.Start(ctx); err != nil {
 		stopQuietly(inst, log)
-		if msg := lastFatal(filepath.Join(inst.DataDir, "log")); msg != "" {
+		if msg := lastFatal(inst.DataDir); msg != "" {
 			return res, fmt.Errorf("backup: recovery of the restored server failed: %s: %w", msg, err)
 		}
 		return res, fmt.Errorf("backup: recovery of the restored server failed: %w", err)
@@ -233,7 +261,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	// reached: wait for the promotion.
 	if err := waitPromoted(ctx, inst); err != nil {
 		stopQuietly(inst, log)
-		if msg := lastFatal(filepath.Join(inst.DataDir, "log")); msg != "" {
+		if msg := lastFatal(inst.DataDir); msg != "" {
 			if strings.Contains(msg, "recovery ended before configured recovery target was reached") {
 				err = fmt.Errorf("%w: %w", ErrTargetNotReached, err)
 			}
@@ -360,11 +388,17 @@ func stopQuietly(inst *postgres.Instance, log *slog.Logger) {
 	}
 }
 
-// lastFatal returns the last FATAL or PANIC message in the server logs of
-// logDir, which say why recovery stopped (e.g. "recovery ended before
-// configured recovery target was reached").
-func lastFatal(logDir string) string {
-	entries, err := os.ReadDir(logDir)
+// lastFatal returns the last FATAL or PANIC message in the server logs of dataDir's log
+// directory, which say why recovery stopped (e.g. "recovery ended before configured recovery
+// target was reached"). The directory is the server account's: it is read without following
+// links, so its message is never another file's.
+func lastFatal(dataDir string) string {
+	dir, err := fsutil.OpenBeneath(dataDir, "log", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return ""
+	}
+	entries, err := dir.ReadDir(-1)
+	dir.Close()
 	if err != nil {
 		return ""
 	}
@@ -377,11 +411,11 @@ func lastFatal(logDir string) string {
 	slices.Sort(names) // postgresql-%Y-%m-%d_%H%M%S.log sorts by time
 	var last string
 	for _, n := range names {
-		f, err := os.Open(filepath.Join(logDir, n))
+		b, err := fsutil.ReadFileBeneath(dataDir, filepath.Join("log", n), 64<<20)
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(f)
+		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
 			l := sc.Text()
 			// Clients turned away while the server recovers are not why
@@ -395,7 +429,6 @@ func lastFatal(logDir string) string {
 				}
 			}
 		}
-		f.Close()
 	}
 	return scrub(last, nil)
 }
@@ -405,7 +438,13 @@ func lastFatal(logDir string) string {
 // directories, and returns the invocation that uses it with src's
 // passphrase (a copy, which the caller wipes). dataDir is where a restore
 // writes.
-func sourceInvocation(src Source, workDir, dataDir string, tuning Tuning, user postgres.OSUser, pgbackrest string, log *slog.Logger) (invocation, error) {
+func sourceInvocation(src Source, workDir, dataDir string, tuning Tuning, pgbackrest string, log *slog.Logger) (invocation, error) {
+	user := src.Account
+	if user.UID == 0 || user.Name == "" {
+		return invocation{}, errors.New("backup: reading a repository needs its backup account, not root")
+	}
+	// Traversable: the restored server's helper reaches the recovery
+	// socket in it. The rest belongs to the source's backup account.
 	if err := mkdirOwned(workDir, 0o711, 0, 0); err != nil {
 		return invocation{}, fmt.Errorf("backup: work dir: %w", err)
 	}
@@ -415,7 +454,7 @@ func sourceInvocation(src Source, workDir, dataDir string, tuning Tuning, user p
 	confPath := filepath.Join(workDir, "pgbackrest.conf")
 	global := append(commonOptions(workDir, tuning), repoOptions(1, src.RepoPath, src.plaintext, 0)...)
 	conf := renderINI([]section{{"global", global}, {src.Stanza, []option{{"pg1-path", dataDir}}}})
-	if err := writeFileOwned(confPath, conf, 0o640, 0, int(user.GID)); err != nil {
+	if err := writeFileOwned(confPath, conf, 0o600, int(user.UID), int(user.GID)); err != nil {
 		return invocation{}, fmt.Errorf("backup: write %s: %w", confPath, err)
 	}
 	pp := Passphrases{}
@@ -431,7 +470,7 @@ func sourceInvocation(src Source, workDir, dataDir string, tuning Tuning, user p
 // from it can reach. workDir is a scratch directory for pgBackRest's
 // configuration, lock and log (removed afterwards); the repository reads
 // as repository 1 in the result.
-func SourceInfo(ctx context.Context, src Source, workDir string, user postgres.OSUser, log *slog.Logger) (*Info, error) {
+func SourceInfo(ctx context.Context, src Source, workDir string, log *slog.Logger) (*Info, error) {
 	if err := validateStanzaName(src.Stanza); err != nil {
 		return nil, err
 	}
@@ -445,7 +484,7 @@ func SourceInfo(ctx context.Context, src Source, workDir string, user postgres.O
 		log = slog.Default()
 	}
 	defer os.RemoveAll(workDir)
-	inv, err := sourceInvocation(src, workDir, workDir, Tuning{}, user, DefaultPgbackrest, log)
+	inv, err := sourceInvocation(src, workDir, workDir, Tuning{}, DefaultPgbackrest, log)
 	if err != nil {
 		return nil, err
 	}
@@ -455,4 +494,42 @@ func SourceInfo(ctx context.Context, src Source, workDir string, user postgres.O
 		return nil, fmt.Errorf("backup: cannot read the repository of stanza %s (wrong passphrase, or not this stanza's repository): %w", src.Stanza, err)
 	}
 	return in, nil
+}
+
+// archiveGet fetches one WAL file from the source's archive into dir (the
+// source's backup account's) with pgbackrest archive-get, and returns it
+// open, already unlinked: only the open file reaches the helper.
+func archiveGet(ctx context.Context, inv invocation, dir, name string) (*os.File, error) {
+	if err := validateWALName(name); err != nil {
+		return nil, err
+	}
+	dst := filepath.Join(dir, name)
+	_ = os.Remove(dst)
+	if _, err := inv.run(ctx, "archive-get", name, dst); err != nil {
+		// archive-get exits 1, with no error of its own, when the archive
+		// has no such file: the normal end of recovery.
+		var pe *Error
+		if errors.As(err, &pe) && pe.Code == 1 {
+			return nil, ErrNotInArchive
+		}
+		return nil, fmt.Errorf("backup: fetch %s from stanza %s: %w", name, inv.stanza, err)
+	}
+	f, err := fsutil.OpenBeneath(dir, name, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("backup: fetch %s: %w", name, err)
+	}
+	_ = os.Remove(dst)
+	return f, nil
+}
+
+// chownTree hands every file under root (root included) to user, never
+// following a symbolic link: the tree was written by another account, and
+// a link in it must not make root chown something outside.
+func chownTree(root string, user osuser.User) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, int(user.UID), int(user.GID))
+	})
 }

@@ -73,10 +73,19 @@ func (c *Config) defaults() {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if c.RuntimeDir == "" {
-		abs, _ := filepath.Abs(c.DataDir)
-		sum := sha256.Sum256([]byte(abs))
-		c.RuntimeDir = filepath.Join("/run/pgflex", hex.EncodeToString(sum[:])[:12])
+		c.RuntimeDir = filepath.Join("/run/pgflex", c.installationID())
 	}
+}
+
+func (c *Config) installationID() string { return InstallationID(c.DataDir) }
+
+// InstallationID names the installation whose data directory is dataDir on its host: a hash
+// of the directory's absolute path. It names the default runtime directory and marks the
+// servers' OS accounts as this installation's.
+func InstallationID(dataDir string) string {
+	abs, _ := filepath.Abs(dataDir)
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:])[:12]
 }
 
 // ARMAudience is the audience of tokens for the resource-manager API.
@@ -223,7 +232,7 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", d.router)
 	d.srv = &http.Server{
-		Handler:           d.routeByHost(mux),
+		Handler:           arm.LimitBodies(d.routeByHost(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),

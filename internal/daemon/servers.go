@@ -25,8 +25,13 @@ import (
 func (d *Daemon) openServers(ctx context.Context) error {
 	d.metrics = prometheus.NewRegistry()
 	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	dp, err := dataplane.New(ctx, dataplane.Config{Root: filepath.Join(d.cfg.DataDir, "servers"),
-		BackupRoot: filepath.Join(d.cfg.DataDir, "regions"), RuntimeDir: d.cfg.RuntimeDir, CA: d.ca, Logger: d.log})
+	dataDir, err := filepath.Abs(d.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	dp, err := dataplane.New(ctx, dataplane.Config{Root: filepath.Join(dataDir, "servers"),
+		BackupRoot: filepath.Join(dataDir, "regions"), RuntimeDir: d.cfg.RuntimeDir, CA: d.ca,
+		InstallationID: d.cfg.installationID(), Hide: []string{dataDir}, Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -41,15 +46,15 @@ func (d *Daemon) openServers(ctx context.Context) error {
 		Monitor: d.cfg.KeyMonitor, Log: d.log,
 	})
 	d.servers.RegisterRoutes(d.router)
-	// PostgreSQL's archive_command asks this socket for its repositories' passphrases; it must
-	// answer before any server starts (adopted servers may already be archiving).
-	ps := dp.PassphraseServer(d.servers.ArchivePassphrases)
+	// PostgreSQL's archive_command asks this socket to archive its WAL; it must answer before
+	// any server starts (adopted servers may already be archiving).
+	ps := dp.ArchiveServer(d.servers.InstanceByUID, d.servers.ArchivePassphrases)
 	if err := ps.Listen(); err != nil {
-		return fmt.Errorf("backup passphrase socket: %w", err)
+		return fmt.Errorf("backup archive socket: %w", err)
 	}
 	d.loops.Go(func() {
 		if err := ps.Serve(d.base); err != nil {
-			d.log.Error("backup passphrase socket", "err", err)
+			d.log.Error("backup archive socket", "err", err)
 		}
 	})
 	return nil

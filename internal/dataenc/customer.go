@@ -116,6 +116,7 @@ func (c CustomerManaged) call(ctx context.Context, op, method, url string, body 
 		return &KeyStoreError{Op: op, Refused: true, Err: err}
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("User-Agent", UserAgent(ctx))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -7,11 +7,22 @@
 //	{Root}/{uid}/cipher/         ciphertext (root only, inside the daemon's data directory)
 //	{Root}/{uid}/header.json     the wrapped DEK and the key that wrapped it
 //	{RuntimeDir}/mnt/{uid}/      the plaintext view, only while mounted: PostgreSQL's data
-//	                             directory, WAL, temp files, logs and statistics all live here
+//	                             directory (pgdata/: WAL, temp files, logs and statistics) and
+//	                             the server's private /tmp (tmp/) all live here
 //	{RuntimeDir}/sock/{id}/      PostgreSQL's Unix socket (no data)
 //
-// The runtime directory is traversable (0711) so that the unprivileged PostgreSQL user can
-// reach its mount; the data directory stays 0700.
+// # Isolation
+//
+// Every server runs under two OS accounts of its own (Accounts), made when it is created:
+// pgflex-db-{id} runs PostgreSQL, owns its data directory (0750, files 0640) and socket
+// directory (0750), and is confined by a sandbox (package sandbox: its own view of /proc,
+// /tmp and /dev/shm, the daemon's data directory hidden, no_new_privs); pgflex-bk-{id}, a
+// member of the first's group and nothing else, runs pgBackRest for the daemon, reads the data
+// directory through the group, owns the server's repositories and is the only process that
+// ever holds a repository passphrase (in its environment, for one command). No peer mapping
+// spans servers: the superuser is reachable only from root, the backup role only from the
+// server's own backup account. The runtime directory is traversable (0711) so that each
+// account reaches its own mount and socket, and nothing else.
 package dataplane
 
 import (
@@ -23,6 +34,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -35,7 +47,9 @@ import (
 	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/dataenc"
 	"github.com/pgflex/pgflex/internal/flexserver"
+	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/sandbox"
 	"github.com/pgflex/pgflex/internal/tlsca"
 	"github.com/pgflex/pgflex/internal/volume"
 )
@@ -46,15 +60,20 @@ type Config struct {
 	BackupRoot string // regions' storage for backup repositories, e.g. DIR/regions
 	RuntimeDir string // mounts and sockets, e.g. /run/pgflex/{id}
 	CA         *tlsca.CA
-	OSUser     string // PostgreSQL's OS account; default postgres.DefaultOSUser
-	Logger     *slog.Logger
+	// InstallationID tells this daemon's OS accounts apart from another's on the same host
+	// (it is in each account's comment); required.
+	InstallationID string
+	// Hide are directories the servers' sandboxes cover (the daemon's data directory).
+	Hide []string
+	// AccountRange is where account ids are taken from; zero means osuser.DefaultRange.
+	AccountRange osuser.Range
+	Logger       *slog.Logger
 }
 
 // Manager implements flexserver.DataPlane.
 type Manager struct {
-	cfg  Config
-	user postgres.OSUser
-	log  *slog.Logger
+	cfg Config
+	log *slog.Logger
 
 	mu        sync.Mutex
 	instances map[string]*postgres.Instance // by uid: keeps the supervision of started postmasters
@@ -63,19 +82,25 @@ type Manager struct {
 
 var _ flexserver.DataPlane = (*Manager)(nil)
 
-// New prepares the directories and the PostgreSQL OS user.
+// New prepares the directories.
 func New(ctx context.Context, cfg Config) (*Manager, error) {
-	if cfg.OSUser == "" {
-		cfg.OSUser = postgres.DefaultOSUser
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	user, err := postgres.EnsureOSUser(ctx, cfg.OSUser)
-	if err != nil {
-		return nil, fmt.Errorf("data plane: %w", err)
+	if !installationRE.MatchString(cfg.InstallationID) {
+		return nil, fmt.Errorf("data plane: installation id %q must be 1-32 letters or digits", cfg.InstallationID)
 	}
-	// pgBackRest, running as the PostgreSQL user, reads each server's configuration under Root
+	for _, t := range []string{"/tmp", "/var/tmp"} {
+		if rel, err := filepath.Rel(t, cfg.RuntimeDir); err == nil && filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("data plane: the runtime directory %s lies under %s, which each server's sandbox replaces by a private one; choose another --runtime-dir", cfg.RuntimeDir, t)
+		}
+	}
+	for _, h := range cfg.Hide {
+		if rel, err := filepath.Rel(h, cfg.RuntimeDir); err == nil && filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("data plane: the runtime directory %s lies inside %s, which the servers' sandboxes hide; choose another --runtime-dir", cfg.RuntimeDir, h)
+		}
+	}
+	// pgBackRest, running as each server's backup account, reads its configuration under Root
 	// and writes repositories under BackupRoot: both traversable, neither listable.
 	for _, d := range []string{cfg.Root, cfg.BackupRoot} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
@@ -94,16 +119,18 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		}
 	}
 	// Every ancestor of the runtime directory and of the storage must be traversable by the
-	// PostgreSQL user.
+	// servers' accounts.
 	for _, dir := range []string{cfg.RuntimeDir, cfg.Root, cfg.BackupRoot} {
 		for d := filepath.Dir(dir); d != "/" && d != "."; d = filepath.Dir(d) {
 			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
-				return nil, fmt.Errorf("data plane: %s is not traversable by the PostgreSQL user (mode %v); choose another directory", d, fi.Mode().Perm())
+				return nil, fmt.Errorf("data plane: %s is not traversable by the servers' accounts (mode %v); choose another directory", d, fi.Mode().Perm())
 			}
 		}
 	}
-	return &Manager{cfg: cfg, user: user, log: cfg.Logger, instances: map[string]*postgres.Instance{}}, nil
+	return &Manager{cfg: cfg, log: cfg.Logger, instances: map[string]*postgres.Instance{}}, nil
 }
+
+var installationRE = regexp.MustCompile(`^[A-Za-z0-9]{1,32}$`)
 
 func (m *Manager) volume(inst flexserver.Instance) *volume.Volume {
 	return &volume.Volume{Dir: filepath.Join(m.cfg.Root, inst.UID), MountPath: m.mountDir(inst), Logger: m.log}
@@ -131,16 +158,34 @@ func (m *Manager) socketDir(inst flexserver.Instance) string {
 
 func binDir(version string) string { return filepath.Join("/usr/lib/postgresql", version, "bin") }
 
-func (m *Manager) instance(inst flexserver.Instance) *postgres.Instance {
+// tmpDir is the server's private /tmp, inside its volume.
+func (m *Manager) tmpDir(inst flexserver.Instance) string {
+	return filepath.Join(m.mountDir(inst), "tmp")
+}
+
+// instance returns the server's PostgreSQL, run by its own account inside its sandbox.
+func (m *Manager) instance(inst flexserver.Instance, db osuser.User) *postgres.Instance {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if pi, ok := m.instances[inst.UID]; ok {
+	if pi, ok := m.instances[inst.UID]; ok && pi.User.UID == db.UID {
 		return pi
 	}
-	pi := &postgres.Instance{DataDir: m.dataDir(inst), User: m.user, BinDir: binDir(inst.Version), Port: inst.Port,
-		SocketDir: m.socketDir(inst), Logger: m.log.With("server", inst.Name)}
+	pi := &postgres.Instance{DataDir: m.dataDir(inst), User: db, BinDir: binDir(inst.Version), Port: inst.Port,
+		SocketDir: m.socketDir(inst), Logger: m.log.With("server", inst.Name),
+		Sandbox: &sandbox.Spec{Tmp: m.tmpDir(inst), Hide: m.cfg.Hide,
+			Volumes: filepath.Join(m.cfg.RuntimeDir, "mnt"), Own: m.mountDir(inst)},
+		SandboxExec: m.helperBinary()}
 	m.instances[inst.UID] = pi
 	return pi
+}
+
+// running returns the server's PostgreSQL, whose account must exist.
+func (m *Manager) running(inst flexserver.Instance) (*postgres.Instance, error) {
+	db, err := osuser.Lookup(m.accountName(kindDB, inst.UID))
+	if err != nil {
+		return nil, fmt.Errorf("server %s: its PostgreSQL account: %w", inst.Name, err)
+	}
+	return m.instance(inst, db), nil
 }
 
 func (m *Manager) forget(uid string) {
@@ -165,7 +210,7 @@ func (m *Manager) SupportedVersions() []string {
 // settings derives PostgreSQL's configuration for a server. Memory follows the SKU, capped
 // for a shared host.
 func (m *Manager) settings(inst flexserver.Instance) postgres.Settings {
-	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst)}
+	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst), BackupOSUser: m.accountName(kindBackup, inst.UID)}
 	if addr, err := netip.ParseAddr(inst.ListenAddress); err == nil {
 		s.ListenAddresses = []netip.Addr{addr}
 		if !addr.IsLoopback() {
@@ -198,64 +243,86 @@ func (m *Manager) WriteEnvelope(ctx context.Context, inst flexserver.Instance, e
 	return volume.WriteHeader(ctx, m.volume(inst).HeaderPath(), h)
 }
 
-// newVolume makes a new server's encrypted volume, with the wrapped DEK beside it, mounts it
-// and writes the server's backup configuration (a new server archives from its first WAL).
-func (m *Manager) newVolume(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek []byte) error {
+// newVolume makes a new server's accounts and encrypted volume, with the wrapped DEK beside
+// it, mounts it, prepares the server's private /tmp and writes its backup configuration (a new
+// server archives from its first WAL).
+func (m *Manager) newVolume(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek []byte) (osuser.User, error) {
 	if err := m.ensureHelper(); err != nil {
-		return err
+		return osuser.User{}, err
+	}
+	db, _, err := m.ensureAccounts(ctx, inst)
+	if err != nil {
+		return osuser.User{}, err
 	}
 	vol := m.volume(inst)
 	if err := os.MkdirAll(vol.Dir, 0o700); err != nil {
-		return err
+		return osuser.User{}, err
 	}
 	if err := m.WriteEnvelope(ctx, inst, env); err != nil {
-		return fmt.Errorf("write DEK header: %w", err)
+		return osuser.User{}, fmt.Errorf("write DEK header: %w", err)
 	}
 	if err := vol.Create(ctx, dek); err != nil {
-		return err
+		return osuser.User{}, err
 	}
 	if err := vol.Mount(ctx, dek); err != nil {
-		return err
+		return osuser.User{}, err
 	}
-	return m.ConfigureBackups(ctx, inst)
+	if err := m.prepareTmp(inst, db); err != nil {
+		return osuser.User{}, err
+	}
+	return db, m.ConfigureBackups(ctx, inst)
+}
+
+// prepareTmp makes the server's private /tmp inside its mounted volume: what the server's
+// processes write there is encrypted like the rest, and seen by no other server.
+func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
+	dir := m.tmpDir(inst)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("private /tmp: %w", err)
+	}
+	if err := os.Lchown(dir, int(db.UID), int(db.GID)); err != nil {
+		return fmt.Errorf("private /tmp: %w", err)
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 // configure installs a certificate from pgflex's CA and writes the server's configuration,
 // archiving included, into its data directory.
-func (m *Manager) configure(ctx context.Context, inst flexserver.Instance) error {
+func (m *Manager) configure(ctx context.Context, inst flexserver.Instance, db osuser.User) error {
 	dataDir := m.dataDir(inst)
 	leaf, err := m.cfg.CA.Issue(inst.Name, []string{inst.ListenAddress, "localhost", inst.Name + ".postgres.localhost"})
 	if err != nil {
 		return err
 	}
 	defer clear(leaf.KeyPEM)
-	if err := postgres.InstallServerCertificate(ctx, dataDir, m.user, leaf.CertPEM, leaf.KeyPEM); err != nil {
+	if err := postgres.InstallServerCertificate(ctx, dataDir, db, leaf.CertPEM, leaf.KeyPEM); err != nil {
 		return err
 	}
 	settings := m.settings(inst)
 	if err := m.archiving(inst, &settings); err != nil {
 		return err
 	}
-	return postgres.WriteConfig(ctx, dataDir, m.user, settings)
+	return postgres.WriteConfig(ctx, dataDir, db, settings)
 }
 
-// Create builds a new server: header, volume, initdb, certificate, configuration, start,
-// administrator role, backup stanza.
+// Create builds a new server: accounts, header, volume, initdb, certificate, configuration,
+// start, administrator and backup roles, backup stanza.
 func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek, adminPassword []byte, pp backup.Passphrases) error {
-	if err := m.newVolume(ctx, inst, env, dek); err != nil {
+	db, err := m.newVolume(ctx, inst, env, dek)
+	if err != nil {
 		return err
 	}
-	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: m.dataDir(inst), User: m.user, BinDir: binDir(inst.Version)}); err != nil {
+	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: m.dataDir(inst), User: db, BinDir: binDir(inst.Version)}); err != nil {
 		return err
 	}
-	if err := m.configure(ctx, inst); err != nil {
+	if err := m.configure(ctx, inst, db); err != nil {
 		return err
 	}
-	pi := m.instance(inst)
+	pi := m.instance(inst, db)
 	if err := pi.Start(ctx); err != nil {
 		return err
 	}
-	conn, err := pi.Connect(ctx)
+	conn, err := serviceConnect(ctx, pi)
 	if err != nil {
 		return err
 	}
@@ -268,7 +335,17 @@ func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dat
 	if _, err := conn.Exec(ctx, "GRANT ALL ON SCHEMA public TO "+pgx.Identifier{inst.AdminLogin}.Sanitize()); err != nil {
 		return fmt.Errorf("grant the administrator the public schema: %w", err)
 	}
-	if err := m.stanza(inst).Create(ctx, pp); err != nil {
+	if err := postgres.CreateBackupRole(ctx, conn); err != nil {
+		return err
+	}
+	if err := postgres.ForgetSuperuserPassword(ctx, conn); err != nil {
+		return err
+	}
+	st, err := m.stanza(inst)
+	if err != nil {
+		return err
+	}
+	if err := st.Create(ctx, pp); err != nil {
 		return fmt.Errorf("create the backup stanza: %w", err)
 	}
 	return nil
@@ -276,11 +353,15 @@ func (m *Manager) Create(ctx context.Context, inst flexserver.Instance, env *dat
 
 // Start mounts (or adopts) the volume and starts (or adopts) PostgreSQL.
 func (m *Manager) Start(ctx context.Context, inst flexserver.Instance, dek []byte) error {
+	pi, err := m.running(inst)
+	if err != nil {
+		return err
+	}
 	vol := m.volume(inst)
 	// A stale mount (its FUSE server died) may still have a postmaster holding files on it:
 	// stop that first, or detaching the mount would leave it writing into nothing.
 	if st, err := vol.Status(ctx); err == nil && st == volume.Stale {
-		if err := m.instance(inst).Stop(ctx, postgres.StopImmediate); err != nil {
+		if err := m.stopAll(ctx, inst, pi, postgres.StopImmediate); err != nil {
 			m.log.Warn("stop PostgreSQL on a stale volume", "server", inst.Name, "err", err)
 		}
 	}
@@ -303,11 +384,32 @@ func (m *Manager) Start(ctx context.Context, inst flexserver.Instance, dek []byt
 			return err
 		}
 	}
-	return m.instance(inst).Start(ctx)
+	if err := m.prepareTmp(inst, pi.User); err != nil {
+		return err
+	}
+	return pi.Start(ctx)
 }
 
-// Stop stops PostgreSQL (fast shutdown) and unmounts the volume.
+// stopAll stops PostgreSQL, then ends every process left to the server's accounts: nothing of
+// the server (a process an escaped session left behind, a backup in flight with its
+// passphrase) outlives its stop, holds its volume open or keeps its mount namespace alive.
+func (m *Manager) stopAll(ctx context.Context, inst flexserver.Instance, pi *postgres.Instance, mode postgres.StopMode) error {
+	stopErr := pi.Stop(ctx, mode)
+	for _, kind := range []string{kindDB, kindBackup} {
+		if err := m.killAccount(ctx, kind, inst.UID); err != nil {
+			return errors.Join(stopErr, fmt.Errorf("end the processes of server %s: %w", inst.Name, err))
+		}
+	}
+	return stopErr
+}
+
+// Stop stops PostgreSQL (fast shutdown), ends every process of the server's accounts and
+// unmounts the volume.
 func (m *Manager) Stop(ctx context.Context, inst flexserver.Instance) error {
+	pi, err := m.running(inst)
+	if err != nil {
+		return err
+	}
 	vol := m.volume(inst)
 	st, err := vol.Status(ctx)
 	if err != nil {
@@ -315,14 +417,18 @@ func (m *Manager) Stop(ctx context.Context, inst flexserver.Instance) error {
 	}
 	switch st {
 	case volume.Mounted:
-		if err := m.instance(inst).Stop(ctx, postgres.StopFast); err != nil {
+		if err := m.stopAll(ctx, inst, pi, postgres.StopFast); err != nil {
 			return fmt.Errorf("stop PostgreSQL: %w", err)
 		}
 	case volume.Stale:
 		// The FUSE server died under a running PostgreSQL, which cannot checkpoint any more but
 		// would go on serving what it has cached: it must not outlive the detached mount.
-		if err := m.instance(inst).Stop(ctx, postgres.StopImmediate); err != nil {
+		if err := m.stopAll(ctx, inst, pi, postgres.StopImmediate); err != nil {
 			return fmt.Errorf("stop PostgreSQL on a stale volume: %w", err)
+		}
+	default:
+		if err := m.stopAll(ctx, inst, pi, postgres.StopFast); err != nil {
+			return fmt.Errorf("stop PostgreSQL: %w", err)
 		}
 	}
 	return vol.Unmount(ctx)
@@ -330,7 +436,11 @@ func (m *Manager) Stop(ctx context.Context, inst flexserver.Instance) error {
 
 // Restart restarts PostgreSQL with a fast shutdown.
 func (m *Manager) Restart(ctx context.Context, inst flexserver.Instance) error {
-	return m.instance(inst).Restart(ctx, postgres.StopFast)
+	pi, err := m.running(inst)
+	if err != nil {
+		return err
+	}
+	return pi.Restart(ctx, postgres.StopFast)
 }
 
 // Status reports the volume's mount and whether PostgreSQL runs and is ready. A stale mount
@@ -349,7 +459,11 @@ func (m *Manager) Status(ctx context.Context, inst flexserver.Instance) (flexser
 	if !out.Mounted {
 		return out, nil
 	}
-	ps, err := m.instance(inst).Status(ctx)
+	pi, err := m.running(inst)
+	if err != nil {
+		return out, err
+	}
+	ps, err := pi.Status(ctx)
 	if err != nil {
 		return out, err
 	}
@@ -358,16 +472,26 @@ func (m *Manager) Status(ctx context.Context, inst flexserver.Instance) (flexser
 }
 
 // Destroy deletes the wrapped DEK first — without it the ciphertext is noise — then stops
-// everything, shreds the layer's sealed master key and removes every file of the server.
+// everything, shreds the layer's sealed master key, removes every file of the server and its
+// PostgreSQL account. The backup account stays with the server's repositories (RemoveBackups).
 func (m *Manager) Destroy(ctx context.Context, inst flexserver.Instance) error {
 	vol := m.volume(inst)
 	if err := os.Remove(vol.HeaderPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("shred DEK header: %w", err)
 	}
-	if st, err := vol.Status(ctx); err == nil && st != volume.NotMounted {
-		if err := m.instance(inst).Stop(ctx, postgres.StopImmediate); err != nil {
-			m.log.Warn("destroy: stop PostgreSQL", "server", inst.Name, "err", err)
+	if pi, err := m.running(inst); err == nil {
+		if st, err := vol.Status(ctx); err == nil && st != volume.NotMounted {
+			if err := pi.Stop(ctx, postgres.StopImmediate); err != nil {
+				m.log.Warn("destroy: stop PostgreSQL", "server", inst.Name, "err", err)
+			}
 		}
+	}
+	for _, kind := range []string{kindDB, kindBackup} {
+		if err := m.killAccount(ctx, kind, inst.UID); err != nil {
+			return fmt.Errorf("destroy: %w", err)
+		}
+	}
+	if st, err := vol.Status(ctx); err == nil && st != volume.NotMounted {
 		if err := vol.Unmount(ctx); err != nil {
 			return fmt.Errorf("destroy: %w", err)
 		}
@@ -381,11 +505,27 @@ func (m *Manager) Destroy(ctx context.Context, inst flexserver.Instance) error {
 			return fmt.Errorf("destroy: remove %s: %w", d, err)
 		}
 	}
+	if err := m.removeAccount(ctx, kindDB, inst.UID); err != nil {
+		return fmt.Errorf("destroy: %w", err)
+	}
 	return nil
 }
 
 func (m *Manager) connect(ctx context.Context, inst flexserver.Instance) (*pgx.Conn, error) {
-	return m.instance(inst).Connect(ctx)
+	pi, err := m.running(inst)
+	if err != nil {
+		return nil, err
+	}
+	return serviceConnect(ctx, pi)
+}
+
+// serviceConnect opens the service's superuser session on a server, with pg_catalog as its
+// only search_path: nothing the administrator created (a function or operator in public that
+// matches better than the built-in) is ever resolved in a superuser session.
+func serviceConnect(ctx context.Context, pi *postgres.Instance) (*pgx.Conn, error) {
+	ci := pi.SuperuserConnInfo()
+	ci.SearchPath = "pg_catalog"
+	return ci.Connect(ctx)
 }
 
 // SetAdminPassword changes the administrator's password (sent as a SCRAM verifier).

@@ -91,8 +91,19 @@ func passphraseOf(ctx context.Context, w dataenc.Wrapper, env *dataenc.Envelope,
 	return backup.Passphrase(dek, stanza)
 }
 
-// backupPassphrases returns the passphrases of a server's repositories that are not paused.
-func (s *Service) backupPassphrases(ctx context.Context, srv *Server) (backup.Passphrases, error) {
+// releaseContext marks ctx with why a server's backup keys are released: the key store's audit
+// trail records it with every unwrap (dataenc.WithPurpose).
+func releaseContext(ctx context.Context, srv *Server, reason string) context.Context {
+	return dataenc.WithPurpose(ctx, "server "+srv.Name+", uid "+srv.UID+": backup keys for "+reason)
+}
+
+// backupPassphrases releases a server's backup keys: it unwraps the backup DEKs of its
+// repositories that are not paused and returns their passphrases, which the caller passes to
+// one pgBackRest command (run as the server's backup account) and wipes. Every release is
+// logged at info with the server and the reason, and the key store's audit trail records the
+// same with each unwrap. reason says what for ("archive-push 0000000100000000000000A1",
+// "automatic backup", ...).
+func (s *Service) backupPassphrases(ctx context.Context, srv *Server, reason string) (backup.Passphrases, error) {
 	if srv.BackupEnvelope == nil {
 		return nil, errNoBackups
 	}
@@ -100,11 +111,13 @@ func (s *Service) backupPassphrases(ctx context.Context, srv *Server) (backup.Pa
 	if err != nil {
 		return nil, err
 	}
+	ctx = releaseContext(ctx, srv, reason)
 	p1, err := passphraseOf(ctx, w, srv.BackupEnvelope, srv.UID)
 	if err != nil {
 		return nil, fmt.Errorf("unwrap the backup DEK with %s: %w", srv.BackupEnvelope.KeyID, err)
 	}
 	pp := backup.Passphrases{backup.RepoPrimary: p1}
+	repos := []int{backup.RepoPrimary}
 	if inst := srv.instance(); inst.GeoLocation != "" && !inst.GeoPaused && srv.GeoEnvelope != nil {
 		gw, err := s.geoWrapper(srv)
 		if err == nil {
@@ -114,25 +127,24 @@ func (s *Service) backupPassphrases(ctx context.Context, srv *Server) (backup.Pa
 			pp.Wipe()
 			return nil, fmt.Errorf("unwrap the geo-backup DEK with %s: %w", srv.GeoEnvelope.KeyID, err)
 		}
+		repos = append(repos, backup.RepoGeo)
 	}
+	s.log.Info("backup keys released", "server", srv.Name, "uid", srv.UID, "repos", repos, "reason", reason)
 	return pp, nil
 }
 
-// ArchivePassphrases answers the archive helper run by a server's PostgreSQL (the data plane
-// has checked that the asking process is that server's): the passphrases of its stanza, whose
-// name is the server's UID.
-func (s *Service) ArchivePassphrases(ctx context.Context, req backup.Request) (backup.Passphrases, error) {
-	if req.Op != "archive-push" {
-		return nil, fmt.Errorf("the daemon serves archive-push only, not %q", req.Op)
-	}
-	srv, err := s.serverByUID(ctx, req.Stanza)
+// ArchivePassphrases releases a server's backup keys for its PostgreSQL's archive_command (the
+// data plane has authenticated the asking process as that server's postmaster's descendant and
+// runs pgBackRest itself): the passphrases of the stanza named by the server's UID.
+func (s *Service) ArchivePassphrases(ctx context.Context, stanza, reason string) (backup.Passphrases, error) {
+	srv, err := s.serverByUID(ctx, stanza)
 	if err != nil {
 		return nil, err
 	}
 	if srv == nil {
-		return nil, fmt.Errorf("%w: no server has UID %s", backup.ErrUnknownStanza, req.Stanza)
+		return nil, fmt.Errorf("%w: no server has UID %s", backup.ErrUnknownStanza, stanza)
 	}
-	return s.backupPassphrases(ctx, srv)
+	return s.backupPassphrases(ctx, srv, reason)
 }
 
 // flushArchive makes everything a running server has committed restorable (see
@@ -142,7 +154,7 @@ func (s *Service) flushArchive(ctx context.Context, srv *Server, timeout time.Du
 	if st, err := s.dp.Status(ctx, srv.instance()); err != nil || !st.Mounted || !st.Running {
 		return
 	}
-	pp, err := s.backupPassphrases(ctx, srv)
+	pp, err := s.backupPassphrases(ctx, srv, "archiving the latest WAL")
 	if err != nil {
 		s.log.Warn("archive the latest WAL: keys unusable", "server", srv.Name, "err", err)
 		return
@@ -153,6 +165,18 @@ func (s *Service) flushArchive(ctx context.Context, srv *Server, timeout time.Du
 	if err := s.dp.FlushArchive(fctx, srv.instance(), pp); err != nil {
 		s.log.Warn("archive the latest WAL", "server", srv.Name, "err", err)
 	}
+}
+
+// InstanceByUID describes the live server whose UID is uid to the data plane.
+func (s *Service) InstanceByUID(ctx context.Context, uid string) (Instance, error) {
+	srv, err := s.serverByUID(ctx, uid)
+	if err != nil {
+		return Instance{}, err
+	}
+	if srv == nil {
+		return Instance{}, fmt.Errorf("no server has UID %s", uid)
+	}
+	return srv.instance(), nil
 }
 
 // serverByUID finds a live server by its UID (nil if none).
@@ -365,7 +389,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *arm.Request) {
 		if cur == nil || cur.UID != srv.UID {
 			return arm.Errorf(http.StatusNotFound, "ResourceNotFound", "The server '%s' was deleted before its backup could be taken.", srv.Name)
 		}
-		pp, err := s.backupPassphrases(ctx, cur)
+		pp, err := s.backupPassphrases(ctx, cur, "on-demand backup "+name)
 		if err != nil {
 			return backupKeyError(cur, err)
 		}
@@ -439,7 +463,7 @@ func (s *Service) deleteBackup(w http.ResponseWriter, r *arm.Request) {
 // newest backup, so deleting it first takes an automatic backup in its place (a running
 // server's restorability never shrinks to nothing).
 func (s *Service) removeBackup(ctx context.Context, srv *Server, rec *backupRecord) error {
-	pp, err := s.backupPassphrases(ctx, srv)
+	pp, err := s.backupPassphrases(ctx, srv, "deleting backup "+rec.Name)
 	if err != nil {
 		return backupKeyError(srv, err)
 	}

@@ -97,7 +97,7 @@ func (s *Service) scheduleBackups(ctx context.Context) {
 		if !due || srv.BackupEnvelope == nil || srv.State != StateReady || srv.Operation != "" {
 			continue
 		}
-		pp, err := s.backupPassphrases(ctx, srv)
+		pp, err := s.backupPassphrases(ctx, srv, "automatic backup")
 		if err != nil {
 			s.log.Warn("backup scheduler: keys unusable; backup postponed", "server", srv.Name, "err", err)
 			continue

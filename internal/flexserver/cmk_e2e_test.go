@@ -214,23 +214,31 @@ type auditEvent struct {
 	Operation  string    `json:"operationName"`
 	Caller     string    `json:"callerObjectId"`
 	Status     int       `json:"httpStatusCode"`
+	// ClientInfo is the caller's User-Agent: the data plane's names the server and the reason.
+	ClientInfo string `json:"clientInfo"`
 }
 
 // audit reads the audit trail of one key of a key store (its ARM id), every page.
 func (s *cmkSuite) audit(storeID, key string) []auditEvent {
 	s.t.Helper()
+	return auditTrail(s.t, s.d, storeID, key)
+}
+
+// auditTrail reads the audit trail of one key of a key store (its ARM id), every page.
+func auditTrail(t testing.TB, d *testenv.Daemon, storeID, key string) []auditEvent {
+	t.Helper()
 	var out []auditEvent
 	for next := storeID + "/auditEvents?api-version=2023-07-01&keyName=" + key; next != ""; {
-		r := s.d.ARM(s.t, http.MethodGet, next, nil)
+		r := d.ARM(t, http.MethodGet, next, nil)
 		if r.Status != 200 {
-			s.t.Fatalf("audit of %s: %d %s", key, r.Status, r.Raw)
+			t.Fatalf("audit of %s: %d %s", key, r.Status, r.Raw)
 		}
 		var page struct {
 			Value    []auditEvent `json:"value"`
 			NextLink string       `json:"nextLink"`
 		}
 		if err := json.Unmarshal(r.Raw, &page); err != nil {
-			s.t.Fatal(err)
+			t.Fatal(err)
 		}
 		out = append(out, page.Value...)
 		next = page.NextLink

@@ -209,7 +209,12 @@ func (s *Service) planRestore(ctx context.Context, id arm.ResourceID, body *serv
 		w, err = s.wrapper(source)
 	}
 	if err == nil {
-		plan.from.Passphrase, err = passphraseOf(ctx, w, env, source.UID)
+		rctx := releaseContext(ctx, source, fmt.Sprintf("restore into %s from repository %d", id.Name(), plan.repo))
+		plan.from.Passphrase, err = passphraseOf(rctx, w, env, source.UID)
+		if err == nil {
+			s.log.Info("backup keys released", "server", source.Name, "uid", source.UID, "repos", []int{plan.repo},
+				"reason", "restore into "+id.Name())
+		}
 	}
 	if err != nil {
 		if keyURI == "" {

@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/postgres"
 	"github.com/pgflex/pgflex/internal/regions"
 )
 
@@ -115,31 +116,14 @@ func ValidateServerName(name string) error {
 	return nil
 }
 
-var reservedLogins = []string{"azure_superuser", "azure_pg_admin", "admin", "administrator", "root", "guest", "public"}
-
-// ValidateAdminLogin applies Azure's rules for the administrator login name.
+// ValidateAdminLogin applies Azure's rules for the administrator login name, and pgflex's
+// (its service roles are reserved too): the same rule the data plane applies when it creates
+// the role, so a name it would refuse is refused here, before anything is created.
 func ValidateAdminLogin(login string) error {
-	bad := func(why string) error {
+	if why := postgres.AdminLoginProblem(login); why != "" {
 		e := arm.Errorf(http.StatusBadRequest, "InvalidAdministratorLogin", "The administrator login '%s' is not valid: %s", login, why)
 		e.Target = "properties.administratorLogin"
 		return e
-	}
-	if login == "" || len(login) > 63 {
-		return bad("it must be 1 to 63 characters long.")
-	}
-	if slices.Contains(reservedLogins, strings.ToLower(login)) {
-		return bad("it cannot be azure_superuser, azure_pg_admin, admin, administrator, root, guest or public.")
-	}
-	if strings.HasPrefix(strings.ToLower(login), "pg_") {
-		return bad("it cannot start with pg_.")
-	}
-	if c := rune(login[0]); !(unicode.IsLetter(c) || c == '_') {
-		return bad("it must start with a letter or an underscore.")
-	}
-	for _, c := range login {
-		if !(c < 128 && (unicode.IsLetter(c) || unicode.IsDigit(c) || c == '_')) {
-			return bad("it can contain only letters, digits and underscores.")
-		}
 	}
 	return nil
 }

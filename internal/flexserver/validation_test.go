@@ -63,8 +63,10 @@ func TestValidatePassword(t *testing.T) {
 }
 
 func TestValidateAdminLogin(t *testing.T) {
-	for login, ok := range map[string]bool{"pgadmin": true, "_x": true, "admin": false, "Azure_SuperUser": false,
-		"pg_owner": false, "1abc": false, "a-b": false, "": false, strings.Repeat("a", 64): false} {
+	for login, ok := range map[string]bool{"pgadmin": true, "_x": true, "MyAdmin": true, "admin": false, "Azure_SuperUser": false,
+		"pg_owner": false, "1abc": false, "a-b": false, "": false, strings.Repeat("a", 64): false,
+		// pgflex's own roles, and PostgreSQL's: once accepted with 202, then failing after initdb.
+		"pgflex_superuser": false, "pgflex_backup": false, "postgres": false, "pgflex_x": false, "azure_x": false} {
 		if err := ValidateAdminLogin(login); (err == nil) != ok {
 			t.Errorf("ValidateAdminLogin(%q) = %v, want ok=%v", login, err, ok)
 		}

@@ -15,6 +15,11 @@ func Tail(path string, start, limit int64) string {
 		return ""
 	}
 	defer f.Close()
+	return TailFile(f, start, limit)
+}
+
+// TailFile is Tail of a file already open for reading.
+func TailFile(f *os.File, start, limit int64) string {
 	st, err := f.Stat()
 	if err != nil {
 		return ""

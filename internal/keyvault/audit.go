@@ -28,6 +28,9 @@ type AuditEvent struct {
 	ResultType     string    `json:"resultType"` // Success or Failure
 	Result         string    `json:"resultSignature"`
 	RequestID      string    `json:"requestId,omitempty"`
+	// ClientInfo is the client's User-Agent, as Azure records it. pgflex's data plane puts in it
+	// the server and the reason for each use of a key (dataenc.WithPurpose).
+	ClientInfo string `json:"clientInfo,omitempty"`
 }
 
 // ServiceCaller names pgflex itself in the audit trail (automatic rotation, service keys).
@@ -69,11 +72,20 @@ func (s *Service) recordAudit(_ context.Context, log *slog.Logger, v *Vault, op 
 		return nil
 	}
 	err := s.appendAudit(context.Background(), v.ID, &AuditEvent{Time: s.now().UTC(), Vault: v.Name, KeyName: key, KeyVersion: version,
-		Operation: op, CallerObjectID: c.ObjectID, CallerAppID: c.AppID, CallerIP: remoteIP(r), HTTPStatus: status, RequestID: reqID})
+		Operation: op, CallerObjectID: c.ObjectID, CallerAppID: c.AppID, CallerIP: remoteIP(r), HTTPStatus: status, RequestID: reqID,
+		ClientInfo: clientInfo(r.UserAgent())})
 	if err != nil {
 		log.Error("audit write failed", "err", err)
 	}
 	return err
+}
+
+// clientInfo bounds what a client's User-Agent puts in the audit trail.
+func clientInfo(ua string) string {
+	if len(ua) > 256 {
+		ua = ua[:256]
+	}
+	return strings.ToValidUTF8(ua, "?")
 }
 
 // AuditEvents returns a vault's audit trail, oldest first, optionally for one key (by name,

@@ -439,9 +439,19 @@ func (s *Service) execute(r *kvRequest, t target) (result, error) {
 	return t.h(r)
 }
 
-// decodeBody reads a JSON request body into v; a missing or malformed body is 400 BadParameter.
+// maxKeyStoreBody bounds a key-store request body: the largest legitimate one (an imported
+// 4096-bit RSA key) is a few kilobytes.
+const maxKeyStoreBody = 1 << 20
+
+// decodeBody reads a JSON request body into v; a missing or malformed body is 400 BadParameter,
+// one over maxKeyStoreBody 413.
 func decodeBody(r *kvRequest, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxKeyStoreBody+1))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) || len(b) > maxKeyStoreBody {
+		return &kvError{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge",
+			Message: "The request body exceeds the maximum size of 1 MB."}
+	}
 	if err != nil {
 		return badParameter("The request body could not be read: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/pgflex/pgflex/internal/dataenc"
 	"github.com/pgflex/pgflex/internal/regions"
 	"github.com/pgflex/pgflex/internal/store"
 )
@@ -170,7 +171,7 @@ func (s *Service) parseServiceKeyID(keyID string) (region, version string, err e
 
 func (s *Service) auditService(ctx context.Context, op, region, version string, status int) {
 	e := &AuditEvent{Time: s.now().UTC(), Vault: serviceVaultName, KeyName: serviceKeyName(region), KeyVersion: version,
-		Operation: op, CallerObjectID: ServiceCaller, HTTPStatus: status}
+		Operation: op, CallerObjectID: ServiceCaller, HTTPStatus: status, ClientInfo: dataenc.UserAgent(ctx)}
 	if err := s.appendAudit(context.WithoutCancel(ctx), serviceVaultID, e); err != nil {
 		s.log.Error("service key audit write failed", "err", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pgflex/pgflex/internal/fsutil"
+	"github.com/pgflex/pgflex/internal/osuser"
 )
 
 // Size is an amount of memory in bytes, rendered in kB for PostgreSQL.
@@ -58,12 +59,14 @@ type Settings struct {
 
 	// Superuser is the service's own superuser role (default
 	// DefaultSuperuser). It may only connect over the Unix socket, by
-	// peer authentication from ServiceOSUsers; never over TCP.
+	// peer authentication from root (the pgflex daemon); never over TCP.
+	// No other OS user is mapped to it: the server's own OS user, and
+	// every other server's, cannot become it.
 	Superuser string
-	// ServiceOSUsers may connect as Superuser over the socket; default
-	// "root" (the pgflex daemon). Add the PostgreSQL OS user for tools
-	// such as pgBackRest that run as it.
-	ServiceOSUsers []string
+	// BackupOSUser, if set, may connect as BackupRole over the socket by
+	// peer authentication (pgBackRest, run by the daemon as the server's
+	// backup account); BackupRole cannot log in any other way.
+	BackupOSUser string
 
 	// MaxConnections; default 100.
 	MaxConnections int
@@ -107,15 +110,68 @@ type Settings struct {
 	// LogDirectory, relative to the data directory (so inside the
 	// volume); default "log". An absolute path is refused.
 	LogDirectory string
+
+	// Extensions is the allow-list of extensions the administrator may
+	// create (azure.extensions, enforced by pgflex_guard); nil means
+	// DefaultExtensions, an empty non-nil list allows none.
+	Extensions []string
+	// AuthDelay is how long a failed login waits before it is answered
+	// (contrib's auth_delay), to slow password guessing; default 500ms,
+	// at most 10s, in whole milliseconds.
+	AuthDelay time.Duration
 }
 
 // DefaultSuperuser is the service's superuser role name.
 const DefaultSuperuser = "pgflex_superuser"
 
+// DefaultExtensions is the default azure.extensions: contrib extensions of
+// Debian's postgresql-15 that are safe in the hands of a non-superuser
+// administrator. None reads or writes server files or runs programs
+// (adminpack, file_fdw and the untrusted languages are refused whatever the
+// list says).
+//
+// The first group is marked trusted = true by PostgreSQL: any role with
+// CREATE on the database may create them. The second group is not
+// trusted; pgflex_guard lets members of azure_pg_admin create them with the
+// bootstrap superuser's rights, and each stays safe because its dangerous
+// parts remain superuser-only:
+//   - pg_stat_statements: the view shows other roles' query texts only to
+//     pg_read_all_stats (pg_monitor); pg_stat_statements_reset is revoked
+//     from PUBLIC.
+//   - pg_buffercache, pgstattuple, pg_visibility, pg_freespacemap,
+//     pgrowlocks: read-only statistics, executable by superusers and
+//     pg_monitor/pg_stat_scan_tables only (pgrowlocks also checks SELECT
+//     on the table).
+//   - pg_prewarm: reads relations the caller may SELECT into the buffer
+//     cache; its background worker functions are revoked from PUBLIC.
+//   - amcheck: verification functions revoked from PUBLIC; they read,
+//     never write.
+//   - pageinspect: every function checks for superuser itself.
+//   - bloom: an index access method (untrusted only because CREATE ACCESS
+//     METHOD is superuser-only); earthdistance: SQL functions over cube.
+//   - postgres_fdw, dblink: a non-superuser's connections must present a
+//     password that the remote server asks for (no peer or trust login as
+//     the server's OS user); dblink_connect_u is revoked from PUBLIC.
+//   - sslinfo: reports the client's own TLS certificate.
+var DefaultExtensions = []string{
+	// Trusted.
+	"btree_gin", "btree_gist", "citext", "cube", "dict_int", "fuzzystrmatch",
+	"hstore", "intarray", "isn", "lo", "ltree", "pg_trgm", "pgcrypto", "seg",
+	"tablefunc", "tcn", "tsm_system_rows", "tsm_system_time", "unaccent",
+	"uuid-ossp",
+	// Not trusted; safe for the administrator (see above).
+	"pg_stat_statements", "pg_buffercache", "pgstattuple", "pg_prewarm",
+	"pg_visibility", "pg_freespacemap", "pgrowlocks", "amcheck",
+	"pageinspect", "bloom", "earthdistance", "postgres_fdw", "dblink",
+	"sslinfo",
+}
+
+// extensionNameRE is what an azure.extensions entry may look like.
+var extensionNameRE = regexp.MustCompile(`^[a-z0-9_-]{1,63}$`)
+
 var (
-	roleNameRE   = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-	osUserNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	relPathRE    = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,200}$`)
+	roleNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	relPathRE  = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,200}$`)
 )
 
 // walSyncMethod reports whether m is a wal_sync_method available on Linux.
@@ -143,9 +199,6 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.Superuser == "" {
 		s.Superuser = DefaultSuperuser
-	}
-	if len(s.ServiceOSUsers) == 0 {
-		s.ServiceOSUsers = []string{"root"}
 	}
 	if s.MaxConnections == 0 {
 		s.MaxConnections = 100
@@ -183,6 +236,12 @@ func (s Settings) withDefaults() Settings {
 	if s.LogDirectory == "" {
 		s.LogDirectory = "log"
 	}
+	if s.Extensions == nil {
+		s.Extensions = DefaultExtensions
+	}
+	if s.AuthDelay == 0 {
+		s.AuthDelay = 500 * time.Millisecond
+	}
 	return s
 }
 
@@ -217,10 +276,8 @@ func (s Settings) Validate() error {
 	if !roleNameRE.MatchString(s.Superuser) {
 		bad("superuser name %q not allowed", s.Superuser)
 	}
-	for _, u := range s.ServiceOSUsers {
-		if !osUserNameRE.MatchString(u) {
-			bad("service OS user %q not allowed", u)
-		}
+	if s.BackupOSUser != "" && (!osuser.ValidName(s.BackupOSUser) || s.BackupOSUser == "root") {
+		bad("backup OS user %q not allowed", s.BackupOSUser)
 	}
 	if s.MaxConnections < 1 || s.MaxConnections > 10000 {
 		bad("max_connections %d out of range", s.MaxConnections)
@@ -265,6 +322,14 @@ func (s Settings) Validate() error {
 	if filepath.IsAbs(s.LogDirectory) || !relPathRE.MatchString(s.LogDirectory) || strings.Contains(s.LogDirectory, "..") {
 		bad("log directory %q must be a relative path inside the data directory", s.LogDirectory)
 	}
+	for _, e := range s.Extensions {
+		if !extensionNameRE.MatchString(e) {
+			bad("extension name %q not allowed", e)
+		}
+	}
+	if s.AuthDelay <= 0 || s.AuthDelay > 10*time.Second || s.AuthDelay%time.Millisecond != 0 {
+		bad("auth_delay %v must be 1ms-10s in whole milliseconds", s.AuthDelay)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("postgres settings: %w", errors.Join(errs...))
 	}
@@ -298,13 +363,24 @@ func (s Settings) parameters() []confLine {
 		{"port", strconv.Itoa(s.Port)},
 		{"max_connections", strconv.Itoa(s.MaxConnections)},
 		{"unix_socket_directories", quoteConf(s.SocketDir)},
-		{"unix_socket_permissions", "0700"},
+		// The socket's group is the server's own (its directory is 0750): the
+		// server's backup account is its only other member.
+		{"unix_socket_permissions", "0770"},
 		// Authentication and TLS.
 		{"password_encryption", quoteConf("scram-sha-256")},
 		{"ssl", "on"},
 		{"ssl_cert_file", quoteConf(s.SSLCertFile)},
 		{"ssl_key_file", quoteConf(s.SSLKeyFile)},
 		{"ssl_min_protocol_version", quoteConf("TLSv1.2")},
+		// pgflex_guard keeps the administrator inside SQL (see
+		// pgflex_guard/pgflex_guard.c) and auth_delay slows password
+		// guessing. Not settings: the server does not start without them.
+		// pg_stat_statements is preloaded, as Azure does, so that the
+		// extension works once created (it costs a few MB of shared memory).
+		{"shared_preload_libraries", quoteConf("pgflex_guard,auth_delay,pg_stat_statements")},
+		{"pgflex_guard.reserved_roles", quoteConf(strings.Join(ReservedRoles(), ","))},
+		{"azure.extensions", quoteConf(strings.Join(s.Extensions, ","))},
+		{"auth_delay.milliseconds", strconv.FormatInt(s.AuthDelay.Milliseconds(), 10)},
 		// Memory.
 		{"shared_buffers", s.SharedBuffers.conf()},
 		{"work_mem", s.WorkMem.conf()},
@@ -370,12 +446,12 @@ func (s Settings) PostgresqlConf() ([]byte, error) {
 }
 
 // identMap is the pg_ident.conf map that lets the service's OS users in as
-// the superuser.
+// its roles: root as the superuser, the backup account as BackupRole.
 const identMap = "pgflex_service"
 
-// HBAConf renders pg_hba.conf: the superuser over the socket by peer
-// authentication only; everyone else by scram-sha-256, over TLS unless
-// AllowInsecureTransport; nothing else.
+// HBAConf renders pg_hba.conf: the superuser and BackupRole over the socket
+// by peer authentication only (each from its one OS user); everyone else by
+// scram-sha-256, over TLS unless AllowInsecureTransport; nothing else.
 func (s Settings) HBAConf() ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -385,8 +461,14 @@ func (s Settings) HBAConf() ([]byte, error) {
 	buf.WriteString("# Generated by pgflex. Edits are overwritten.\n")
 	buf.WriteString("# TYPE\tDATABASE\tUSER\tADDRESS\tMETHOD\n")
 	fmt.Fprintf(&buf, "local\tall\t%s\t\tpeer map=%s\n", s.Superuser, identMap)
+	if s.BackupOSUser != "" {
+		fmt.Fprintf(&buf, "local\tall\t%s\t\tpeer map=%s\n", BackupRole, identMap)
+	} else {
+		fmt.Fprintf(&buf, "local\tall\t%s\t\treject\n", BackupRole)
+	}
 	fmt.Fprintf(&buf, "local\tall\tall\t\tscram-sha-256\n")
 	fmt.Fprintf(&buf, "host\tall\t%s\tall\treject\n", s.Superuser)
+	fmt.Fprintf(&buf, "host\tall\t%s\tall\treject\n", BackupRole)
 	for _, p := range s.ClientCIDRs {
 		if s.AllowInsecureTransport {
 			fmt.Fprintf(&buf, "host\tall\tall\t%s\tscram-sha-256\n", p.Masked())
@@ -406,16 +488,18 @@ func (s Settings) IdentConf() ([]byte, error) {
 	s = s.withDefaults()
 	var buf bytes.Buffer
 	buf.WriteString("# Generated by pgflex. Edits are overwritten.\n")
-	for _, u := range s.ServiceOSUsers {
-		fmt.Fprintf(&buf, "%s\t%s\t%s\n", identMap, u, s.Superuser)
+	fmt.Fprintf(&buf, "%s\troot\t%s\n", identMap, s.Superuser)
+	if s.BackupOSUser != "" {
+		fmt.Fprintf(&buf, "%s\t%s\t%s\n", identMap, s.BackupOSUser, BackupRole)
 	}
 	return buf.Bytes(), nil
 }
 
 // WriteConfig writes postgresql.conf, pg_hba.conf and pg_ident.conf into
-// dataDir, owned by user with mode 0600. The running server reads them on
-// its next start or reload.
-func WriteConfig(ctx context.Context, dataDir string, user OSUser, s Settings) error {
+// dataDir, owned by user with mode 0640 (they hold no secret, and backups
+// read them through the group). The running server reads them on its next
+// start or reload.
+func WriteConfig(ctx context.Context, dataDir string, user osuser.User, s Settings) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -432,7 +516,7 @@ func WriteConfig(ctx context.Context, dataDir string, user OSUser, s Settings) e
 		if err != nil {
 			return err
 		}
-		if err := writeFileAs(filepath.Join(dataDir, f.name), b, 0o600, user); err != nil {
+		if err := writeFileAs(filepath.Join(dataDir, f.name), b, 0o640, user); err != nil {
 			return fmt.Errorf("write %s: %w", f.name, err)
 		}
 	}
@@ -441,7 +525,7 @@ func WriteConfig(ctx context.Context, dataDir string, user OSUser, s Settings) e
 
 // writeFileAs writes path atomically and durably (temp, fsync, rename, fsync of the directory)
 // owned by user.
-func writeFileAs(path string, data []byte, mode os.FileMode, user OSUser) (err error) {
+func writeFileAs(path string, data []byte, mode os.FileMode, user osuser.User) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err

@@ -32,6 +32,11 @@ type ConnInfo struct {
 	TLS *tls.Config
 	// ConnectTimeout; default 10s.
 	ConnectTimeout time.Duration
+	// SearchPath, if set, is the session's search_path, sent in the startup packet (which
+	// takes precedence over any ALTER ROLE/DATABASE ... SET): the service's superuser
+	// sessions use pg_catalog only, so that no object a customer created is ever resolved
+	// by them.
+	SearchPath string
 }
 
 // IsSocket reports whether c connects over a Unix socket.
@@ -66,6 +71,9 @@ func (c ConnInfo) Config() (*pgx.ConnConfig, error) {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	cfg.RuntimeParams = map[string]string{"application_name": "pgflex"}
+	if c.SearchPath != "" {
+		cfg.RuntimeParams["search_path"] = c.SearchPath
+	}
 	cfg.KerberosSrvName, cfg.KerberosSpn = "", ""
 	return cfg, nil
 }

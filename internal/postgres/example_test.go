@@ -5,6 +5,7 @@ import (
 	"log"
 	"path/filepath"
 
+	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
 )
 
@@ -15,7 +16,8 @@ func ExampleInstance() {
 	mountDir := "/var/lib/pgflex/servers/s1/mount" // a mounted volume.Volume's MountDir
 	var certPEM, keyPEM, adminPassword []byte      // from pgflex's CA and the create request
 
-	user, err := postgres.EnsureOSUser(ctx, postgres.DefaultOSUser)
+	// The server's own account (the daemon makes one per server).
+	user, err := osuser.Ensure(ctx, "pgflex-db-0123456789abcdef", osuser.Options{Comment: "pgflex server s1"})
 	if err != nil {
 		log.Fatal(err)
 	}

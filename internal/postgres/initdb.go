@@ -9,72 +9,15 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/pgflex/pgflex/internal/osuser"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 package installs the server.
 const DefaultBinDir = "/usr/lib/postgresql/15/bin"
-
-// DefaultOSUser is the unprivileged account PostgreSQL runs as.
-const DefaultOSUser = "pgflex-pg"
-
-// OSUser is an operating-system account.
-type OSUser struct {
-	Name     string
-	UID, GID uint32
-}
-
-// credential returns the process credential that runs a child as u, with
-// no supplementary groups (root's would otherwise be inherited).
-func (u OSUser) credential() *syscall.Credential {
-	return &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}, NoSetGroups: false}
-}
-
-// LookupOSUser finds an existing account.
-func LookupOSUser(name string) (OSUser, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return OSUser{}, fmt.Errorf("look up OS user %q: %w", name, err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return OSUser{}, fmt.Errorf("OS user %q: uid %q: %w", name, u.Uid, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return OSUser{}, fmt.Errorf("OS user %q: gid %q: %w", name, u.Gid, err)
-	}
-	return OSUser{Name: name, UID: uint32(uid), GID: uint32(gid)}, nil
-}
-
-// EnsureOSUser returns the system account name, creating it (no home, no
-// login shell, own group) if it does not exist. It needs root to create.
-func EnsureOSUser(ctx context.Context, name string) (OSUser, error) {
-	if !osUserNameRE.MatchString(name) {
-		return OSUser{}, fmt.Errorf("OS user name %q not allowed", name)
-	}
-	if u, err := LookupOSUser(name); err == nil {
-		if u.UID == 0 {
-			return OSUser{}, fmt.Errorf("OS user %q is uid 0: PostgreSQL must not run as root", name)
-		}
-		return u, nil
-	}
-	cmd := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--no-create-home",
-		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", "pgflex PostgreSQL", name)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		// Another caller may have created it meanwhile (useradd exit 9).
-		if u, lerr := LookupOSUser(name); lerr == nil {
-			return u, nil
-		}
-		return OSUser{}, fmt.Errorf("create OS user %q: %w: %s", name, err, strings.TrimSpace(string(out)))
-	}
-	return LookupOSUser(name)
-}
 
 // InitOptions describe a new cluster.
 type InitOptions struct {
@@ -82,7 +25,7 @@ type InitOptions struct {
 	// mounted volume) must. Required.
 	DataDir string
 	// User runs initdb and will own every file. Required, not root.
-	User OSUser
+	User osuser.User
 	// BinDir holds initdb; default DefaultBinDir.
 	BinDir string
 	// Superuser is the bootstrap superuser role; default DefaultSuperuser.
@@ -184,11 +127,14 @@ func InitDB(ctx context.Context, opts InitOptions) error {
 		"--encoding=UTF8",
 		"--locale="+opts.Locale,
 		"--no-instructions",
+		// Files 0640, directories 0750: the server's backup account (a member of the
+		// server's group) reads them; no other account does.
+		"--allow-group-access",
 	)
 	cmd.ExtraFiles = []*os.File{r} // fd 3
 	cmd.Dir = opts.DataDir
 	cmd.Env = childEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opts.User.credential()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opts.User.Credential()}
 	var out limitedBuffer
 	out.max = 16 << 10
 	cmd.Stdout = &out

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgflex/pgflex/internal/fsutil"
+	"github.com/pgflex/pgflex/internal/osuser"
+	"github.com/pgflex/pgflex/internal/procfs"
+	"github.com/pgflex/pgflex/internal/sandbox"
 )
 
 // StopMode is how PostgreSQL is asked to shut down.
@@ -121,7 +125,11 @@ type Instance struct {
 	// DataDir is the cluster's data directory, inside the mounted volume.
 	DataDir string
 	// User runs the server; not root.
-	User OSUser
+	User osuser.User
+	// Sandbox, if set, confines the server (see package sandbox): the postmaster is started
+	// through SandboxExec, an executable whose main runs sandbox.Main, and drops to User there.
+	Sandbox     *sandbox.Spec
+	SandboxExec string
 	// BinDir holds postgres and pg_controldata; default DefaultBinDir.
 	BinDir string
 	// Port and SocketDir as in the Settings the cluster was configured with.
@@ -138,6 +146,8 @@ type Instance struct {
 	childDone chan struct{} // closed when child has exited and been reaped
 	requested StopMode      // the stop this Instance asked for, if any
 	lastExit  *ExitReport
+	// postmaster is the process this Instance started or adopted, by PID and start time.
+	postmaster procfs.Identity
 }
 
 func (i *Instance) logger() *slog.Logger {
@@ -173,9 +183,9 @@ func (i *Instance) Connect(ctx context.Context) (*pgx.Conn, error) {
 	return i.SuperuserConnInfo().Connect(ctx)
 }
 
-// postmasterLog receives the postmaster's stderr until the logging collector
-// takes over (startup errors such as a bad configuration land here).
-func (i *Instance) postmasterLog() string { return filepath.Join(i.DataDir, "log", "postmaster.log") }
+// postmasterLogName, under the data directory, receives the postmaster's stderr until the
+// logging collector takes over (startup errors such as a bad configuration land here).
+const postmasterLogName = "log/postmaster.log"
 
 // Start starts the server and waits until it accepts connections. If a
 // postmaster is already running on DataDir (started by an earlier daemon)
@@ -209,38 +219,93 @@ func (i *Instance) Start(ctx context.Context) error {
 	if err := i.prepareDirs(); err != nil {
 		return fmt.Errorf("postgres start: %w", err)
 	}
-	logFile, err := os.OpenFile(i.postmasterLog(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	// The data directory is the server account's: the log is opened beneath it, following no
+	// link, and given away through its descriptor.
+	logFile, err := fsutil.OpenOwnedBeneath(i.DataDir, postmasterLogName, 0o600, int(i.User.UID), int(i.User.GID))
 	if err != nil {
 		return fmt.Errorf("postgres start: %w", err)
 	}
 	defer logFile.Close()
-	if err := logFile.Chown(int(i.User.UID), int(i.User.GID)); err != nil {
-		return fmt.Errorf("postgres start: %w", err)
-	}
 	logStart, _ := logFile.Seek(0, io.SeekEnd)
 
 	// Not CommandContext: cancelling the caller's context must not kill
 	// the database server.
-	cmd := exec.Command(i.bin("postgres"), "-D", i.DataDir)
-	cmd.Dir = i.DataDir
+	cmd, err := i.command()
+	if err != nil {
+		return fmt.Errorf("postgres start: %w", err)
+	}
 	cmd.Env = childEnv()
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: i.User.credential()}
 	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("postgres start: %w", err)
+	}
+	// The sandbox executes postgres in place: the PID and start time are the postmaster's.
+	ident, err := procfs.IdentityOf(cmd.Process.Pid)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		return fmt.Errorf("postgres start: %w", err)
 	}
 	done := make(chan struct{})
 	i.mu.Lock()
-	i.child, i.childDone, i.requested = cmd, done, ""
+	i.child, i.childDone, i.requested, i.postmaster = cmd, done, "", ident
 	i.mu.Unlock()
 	go i.reap(cmd, done)
 	i.logger().InfoContext(ctx, "postgres started", "data_dir", i.DataDir, "pid", cmd.Process.Pid, "port", i.Port)
 
 	if err := i.WaitReady(ctx); err != nil {
-		return fmt.Errorf("%w; postmaster output: %s", err, fsutil.Tail(i.postmasterLog(), logStart, 2<<10))
+		return fmt.Errorf("%w; postmaster output: %s", err, fsutil.TailFile(logFile, logStart, 2<<10))
 	}
 	return nil
+}
+
+// command is the postmaster's command: confined by the sandbox when one is set.
+func (i *Instance) command() (*exec.Cmd, error) {
+	if i.Sandbox != nil {
+		spec := *i.Sandbox
+		spec.User, spec.Dir = i.User, i.DataDir
+		cmd, err := spec.Command(i.SandboxExec, i.bin("postgres"), "-D", i.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		return cmd, nil
+	}
+	cmd := exec.Command(i.bin("postgres"), "-D", i.DataDir)
+	cmd.Dir = i.DataDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: i.User.Credential()}
+	return cmd, nil
+}
+
+// Postmaster returns the running postmaster's identity (PID and start time), checked
+// afresh: the process this Instance started or adopted, still alive, running this
+// installation's postgres executable as User in DataDir. Processes that descend from it
+// are this server's.
+func (i *Instance) Postmaster() (procfs.Identity, error) {
+	i.mu.Lock()
+	ident := i.postmaster
+	i.mu.Unlock()
+	if ident.PID == 0 {
+		pid, ok := i.runningPID()
+		if !ok {
+			return procfs.Identity{}, fmt.Errorf("postgres %s is not running", i.DataDir)
+		}
+		id, err := procfs.IdentityOf(pid)
+		if err != nil {
+			return procfs.Identity{}, err
+		}
+		i.mu.Lock()
+		if i.postmaster.PID == 0 {
+			i.postmaster = id
+		}
+		ident = i.postmaster
+		i.mu.Unlock()
+	}
+	if !ident.Is() || !i.isOurPostgres(ident.PID) {
+		return procfs.Identity{}, fmt.Errorf("postgres %s: the postmaster (pid %d) is gone", i.DataDir, ident.PID)
+	}
+	return ident, nil
 }
 
 func (i *Instance) check() error {
@@ -256,16 +321,20 @@ func (i *Instance) check() error {
 	return nil
 }
 
+// prepareDirs makes the socket directory (0750: the server's group, whose only other member
+// is its backup account, reaches the socket) and the log directory (0700: logs stay out of
+// backups and away from the group). The socket directory's parent is the daemon's; the log
+// directory lies in the data directory, the server account's, so it is made beneath it without
+// following links.
 func (i *Instance) prepareDirs() error {
-	for _, d := range []string{i.SocketDir, filepath.Join(i.DataDir, "log")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-		if err := os.Chown(d, int(i.User.UID), int(i.User.GID)); err != nil {
-			return err
-		}
+	parent, name := filepath.Split(i.SocketDir)
+	if err := os.MkdirAll(parent, 0o711); err != nil {
+		return err
 	}
-	return nil
+	if err := fsutil.MkdirBeneath(parent, name, 0o750, int(i.User.UID), int(i.User.GID)); err != nil {
+		return err
+	}
+	return fsutil.MkdirBeneath(i.DataDir, "log", 0o700, int(i.User.UID), int(i.User.GID))
 }
 
 // reap waits for the child postmaster and records why it stopped.
@@ -281,6 +350,7 @@ func (i *Instance) reap(cmd *exec.Cmd, done chan struct{}) {
 	i.lastExit = r
 	if i.child == cmd {
 		i.child = nil
+		i.postmaster = procfs.Identity{}
 	}
 	i.mu.Unlock()
 	close(done)
@@ -395,7 +465,7 @@ func (i *Instance) Stop(ctx context.Context, mode StopMode) error {
 	// Adopted: not our child, so poll until it is gone.
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for processAlive(pid) {
+	for procfs.Alive(pid) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("postgres stop (%s): pid %d still running: %w", mode, pid, ctx.Err())
@@ -461,27 +531,36 @@ func (i *Instance) runningPID() (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	if !processAlive(pf.pid) || !i.isOurPostgres(pf.pid) {
+	if !procfs.Alive(pf.pid) || !i.isOurPostgres(pf.pid) {
 		return 0, false
 	}
 	return pf.pid, true
 }
 
+// isOurPostgres reports whether pid runs this installation's postgres executable (the exact
+// file, not a name: anyone can name a program postgres), as User, working in DataDir.
 func (i *Instance) isOurPostgres(pid int) bool {
-	proc := "/proc/" + strconv.Itoa(pid)
-	exe, err := os.Readlink(proc + "/exe")
-	if err != nil || filepath.Base(exe) != "postgres" {
-		return false
-	}
-	cwd, err := os.Readlink(proc + "/cwd")
+	exe, err := procfs.Exe(pid)
 	if err != nil {
 		return false
 	}
-	want, err := filepath.EvalSymlinks(i.DataDir)
-	if err != nil {
-		want = filepath.Clean(i.DataDir)
+	want, err := filepath.EvalSymlinks(i.bin("postgres"))
+	if err != nil || exe != want {
+		return false
 	}
-	return cwd == want
+	st, err := procfs.Read(pid)
+	if err != nil || st.RUID != i.User.UID {
+		return false
+	}
+	cwd, err := procfs.Cwd(pid)
+	if err != nil {
+		return false
+	}
+	dir, err := filepath.EvalSymlinks(i.DataDir)
+	if err != nil {
+		dir = filepath.Clean(i.DataDir)
+	}
+	return cwd == dir
 }
 
 // waitOrphansGone waits until no postgres process works in DataDir.
@@ -502,17 +581,9 @@ func (i *Instance) waitOrphansGone(ctx context.Context) error {
 }
 
 func (i *Instance) processesInDataDir() []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if processAlive(pid) && i.isOurPostgres(pid) {
+	for _, pid := range procfs.WorkingIn("postgres", i.DataDir) {
+		if i.isOurPostgres(pid) {
 			pids = append(pids, pid)
 		}
 	}
@@ -528,48 +599,11 @@ func (i *Instance) postmasterFromProc() (int, bool) {
 		in[p] = true
 	}
 	for _, p := range pids {
-		if pp, err := parentPID(p); err == nil && !in[pp] {
+		if pp, err := procfs.Parent(p); err == nil && !in[pp] {
 			return p, true
 		}
 	}
 	return 0, false
-}
-
-func parentPID(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	j := strings.LastIndexByte(s, ')')
-	if j < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := strings.Fields(s[j+1:]) // state, ppid, ...
-	if len(f) < 2 {
-		return 0, errors.New("malformed stat")
-	}
-	return strconv.Atoi(f[1])
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// Field 3, after the parenthesised command name, is the state.
-	s := string(b)
-	if j := strings.LastIndexByte(s, ')'); j >= 0 && j+2 < len(s) {
-		return s[j+2] != 'Z' && s[j+2] != 'X'
-	}
-	return true
 }
 
 type pidFile struct {
@@ -577,15 +611,15 @@ type pidFile struct {
 	status string // "starting", "stopping", "ready", "standby"
 }
 
-// readPIDFile parses postmaster.pid (line 1 PID, line 8 status).
+// readPIDFile parses postmaster.pid (line 1 PID, line 8 status), read beneath the data
+// directory without following links.
 func readPIDFile(dataDir string) (pidFile, error) {
-	f, err := os.Open(filepath.Join(dataDir, "postmaster.pid"))
+	b, err := fsutil.ReadFileBeneath(dataDir, "postmaster.pid", 4096)
 	if err != nil {
 		return pidFile{}, err
 	}
-	defer f.Close()
 	var lines []string
-	sc := bufio.NewScanner(io.LimitReader(f, 4096))
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
@@ -608,7 +642,7 @@ func (i *Instance) clusterState(ctx context.Context) (string, error) {
 	cmd := exec.CommandContext(ctx, i.bin("pg_controldata"), "-D", i.DataDir)
 	cmd.Env = childEnv()
 	cmd.Env = append(cmd.Env, "LC_ALL=C") // English labels to parse
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: i.User.credential()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: i.User.Credential()}
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("pg_controldata %s: %w", i.DataDir, err)

@@ -25,13 +25,18 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/volume"
 )
+
+// testOSUser runs the package's test servers (the daemon gives each server an account of its
+// own; these tests need only one).
+const testOSUser = "pgflex-pgtest"
 
 // testEnv is a PostgreSQL instance inside a real encrypted volume.
 type testEnv struct {
 	vol      *volume.Volume
-	user     OSUser
+	user     osuser.User
 	settings Settings
 	inst     *Instance
 	caPool   *x509.CertPool
@@ -72,7 +77,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	user, err := EnsureOSUser(ctx, DefaultOSUser)
+	user, err := osuser.Ensure(ctx, testOSUser, osuser.Options{Comment: "pgflex test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +518,7 @@ func TestStartRefusesUnmountedDataDir(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run as another user")
 	}
-	inst := &Instance{DataDir: filepath.Join(t.TempDir(), "absent"), User: OSUser{Name: "x", UID: 65534, GID: 65534}, Port: 5999, SocketDir: t.TempDir()}
+	inst := &Instance{DataDir: filepath.Join(t.TempDir(), "absent"), User: osuser.User{Name: "x", UID: 65534, GID: 65534}, Port: 5999, SocketDir: t.TempDir()}
 	err := inst.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "volume mounted") {
 		t.Fatalf("Start on a missing data dir = %v", err)

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,15 +11,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgflex/pgflex/internal/daemon"
+	"github.com/pgflex/pgflex/internal/osuser"
+	"github.com/pgflex/pgflex/internal/procfs"
 )
 
 // RuntimeDir makes a runtime directory for a test daemon's servers (mounts and sockets), whose
-// ancestors the PostgreSQL user can traverse, and registers a cleanup that stops what the
+// ancestors the servers' accounts can traverse, and registers a cleanup that stops what the
 // servers left running: by design servers outlive the daemon (a restarted daemon adopts them),
 // so a test must end their PostgreSQL processes and unmount their volumes itself.
 func RuntimeDir(t testing.TB) string {
 	t.Helper()
-	tmp, err := os.MkdirTemp("", "pgflex-run-")
+	// Not under /tmp: the servers' sandboxes replace /tmp with a private directory.
+	if err := os.MkdirAll("/run/pgflex-test", 0o711); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp("/run/pgflex-test", "run-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,5 +103,28 @@ func killUnder(dir string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// RemoveAccounts ends the processes of the OS accounts a daemon made for its servers (by design
+// servers outlive the daemon) and removes the accounts. Tests call it when they are done with a
+// daemon's data directory.
+func RemoveAccounts(t testing.TB, dataDir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	names, err := osuser.ListByComment("pgflex " + daemon.InstallationID(dataDir) + " ")
+	if err != nil {
+		t.Logf("cleanup: list accounts: %v", err)
+		return
+	}
+	for _, n := range names {
+		if u, err := osuser.Lookup(n); err == nil {
+			if err := procfs.KillUser(ctx, u.UID); err != nil {
+				t.Logf("cleanup: %v", err)
+			}
+		}
+		if err := osuser.Remove(ctx, n); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
 	}
 }

@@ -117,6 +117,13 @@ func Start(t testing.TB, opts Options) *Daemon {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Logs())
 		}
+		// The servers outlive the daemon: stop them before their accounts go.
+		for i, a := range d.Args {
+			if a == "--runtime-dir" && i+1 < len(d.Args) {
+				StopDataPlane(t, d.Args[i+1])
+			}
+		}
+		RemoveAccounts(t, d.DataDir)
 	})
 	return d
 }
