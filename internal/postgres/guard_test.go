@@ -318,6 +318,23 @@ func TestGuard(t *testing.T) {
 		}
 	})
 
+	t.Run("no password verifier reaches pg_stat_statements", func(t *testing.T) {
+		mustExec(t, admin, "CREATE EXTENSION pg_stat_statements")
+		defer mustExec(t, admin, "DROP EXTENSION pg_stat_statements")
+		marker := "pgss-control-" + randomSuffix(t)
+		// Positive control: the superuser's own statements are tracked and the administrator
+		// reads them.
+		mustExec(t, su, "COMMENT ON ROLE "+holderName+" IS '"+marker+"'")
+		if got := queryString(t, admin, "SELECT count(*)::text FROM pg_stat_statements WHERE query LIKE '%"+marker+"%'"); got == "0" {
+			t.Fatal("control: the tracked statement is not in pg_stat_statements; the check proves nothing")
+		}
+		if err := SetPassword(ctx, su, holderName, []byte("Another-pass-"+randomSuffix(t))); err != nil {
+			t.Fatal(err)
+		}
+		if got := queryString(t, admin, "SELECT count(*)::text FROM pg_stat_statements WHERE query LIKE '%SCRAM-SHA-256%'"); got != "0" {
+			t.Errorf("%s statements carrying a verifier are in pg_stat_statements", got)
+		}
+	})
 	t.Run("a service session resolves nothing the administrator made", func(t *testing.T) {
 		// The administrator plants a function in its database's public schema and asks for it
 		// in every session of that database.

@@ -118,7 +118,9 @@ func SetPassword(ctx context.Context, conn *pgx.Conn, name string, password []by
 }
 
 // quietly runs statements in one transaction with every statement-logging
-// path off, and reports errors without echoing the statements.
+// path off (pg_stat_statements too, whose view the administrator may read:
+// a statement carrying a verifier must not land there), and reports errors
+// without echoing the statements.
 func quietly(ctx context.Context, conn *pgx.Conn, what string, stmts ...string) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -130,6 +132,8 @@ func quietly(ctx context.Context, conn *pgx.Conn, what string, stmts ...string) 
 		"SET LOCAL log_min_error_statement = 'panic'",
 		"SET LOCAL log_min_duration_statement = -1",
 		"SET LOCAL log_duration = off",
+		"SET LOCAL pg_stat_statements.track = 'none'",
+		"SET LOCAL pg_stat_statements.track_utility = off",
 	} {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
