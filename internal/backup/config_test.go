@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pgflex/pgflex/internal/osuser"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 func testStanza() *Stanza {
@@ -149,9 +150,7 @@ func TestArchiveCommand(t *testing.T) {
 }
 
 func TestWriteConfig(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: chowns to the backup account")
-	}
+	testkit.Require(t, testkit.Root) // chowns to the backup account
 	dir := t.TempDir()
 	s := testStanza()
 	s.Account = osuser.User{Name: "nobody", UID: 65534, GID: 65534}

@@ -17,7 +17,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
 	"github.com/pgflex/pgflex/internal/procfs"
+	"github.com/pgflex/pgflex/internal/testkit"
 	"github.com/pgflex/pgflex/internal/volume"
 )
 
@@ -40,21 +40,7 @@ import (
 
 func requireIntegration(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts encrypted volumes and runs PostgreSQL and pgBackRest as an unprivileged user")
-	}
-	if _, err := os.Stat(filepath.Join(postgres.DefaultBinDir, "postgres")); err != nil {
-		t.Skipf("PostgreSQL 15 server not installed: %v", err)
-	}
-	if _, err := os.Stat(DefaultPgbackrest); err != nil {
-		t.Skipf("pgBackRest not installed: %v", err)
-	}
-	if err := (&volume.Gocryptfs{}).Available(); err != nil {
-		t.Skipf("encrypted volume unavailable: %v", err)
-	}
-	if _, err := exec.LookPath("useradd"); err != nil {
-		t.Skipf("useradd missing: %v", err)
-	}
+	testkit.Require(t, testkit.DataPlane...)
 }
 
 // syncBuffer collects the log output of everything under test, to check

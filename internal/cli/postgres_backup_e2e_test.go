@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,24 +9,6 @@ import (
 // End-to-end tests of issue 7's CLI: backups, point-in-time restore, geo-restore and the
 // switch between service- and customer-managed keys by restoring, on real servers with real
 // pgBackRest repositories behind them.
-
-const backupsAPIVersion = "2025-08-01"
-
-// requireBackupRoutes skips when the daemon has no backups route yet (the provider side of
-// issue 7 not landed): it asks once, for a server that does not exist in an existing group, so
-// that a daemon with the route answers about the server (ResourceNotFound) and one without it
-// answers about the route. group must exist.
-func requireBackupRoutes(c *pgCLI, group string) {
-	c.t.Helper()
-	path := "/subscriptions/" + c.d.Profile().SubscriptionID + "/resourceGroups/" + group +
-		"/providers/Microsoft.DBforPostgreSQL/flexibleServers/no-such-server/backups?api-version=" + backupsAPIVersion
-	r := c.d.ARM(c.t, http.MethodGet, path, nil)
-	code := r.ErrorCode()
-	if code == "NoRegisteredProviderFound" || (r.Status == http.StatusNotFound && (code == "NotFound" || code == "InvalidResourceType")) {
-		c.t.Skipf("the daemon has no Microsoft.DBforPostgreSQL/flexibleServers/backups route yet (GET .../backups answered %d %s: %s); "+
-			"these tests run once the provider side of issue 7 exists", r.Status, code, r.ErrorMessage())
-	}
-}
 
 // pgE2E is a pgCLI with the flexible-server prefix and a group made for the test.
 type pgE2E struct {
@@ -38,7 +19,6 @@ type pgE2E struct {
 func newBackupE2E(t *testing.T) *pgE2E {
 	c := newPgCLI(t)
 	c.ok("group", "create", "-n", "rg", "-l", "eastus", "-o", "none")
-	requireBackupRoutes(c, "rg")
 	return &pgE2E{pgCLI: c, group: "rg"}
 }
 

@@ -3,13 +3,13 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // pgCLI runs the real pgflex binary against a real daemon whose servers are real: encrypted
@@ -20,18 +20,11 @@ type pgCLI struct {
 	cfg string
 }
 
-// requireServers skips where servers cannot run at all, saying why.
+// requireServers skips where servers cannot run at all, saying why (and fails instead where
+// every end-to-end test must run: see testkit.Require).
 func requireServers(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse on this machine: encrypted volumes cannot be mounted")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("servers need root (FUSE mounts, PostgreSQL under its own OS user)")
-	}
-	if _, err := exec.LookPath("psql"); err != nil {
-		t.Skip("psql is not installed")
-	}
+	testkit.Require(t, append(testkit.DataPlane, testkit.PSQL)...)
 }
 
 func newPgCLI(t *testing.T) *pgCLI {

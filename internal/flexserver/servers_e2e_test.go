@@ -24,19 +24,16 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 const adminPassword = "Str0ng!Passw0rd"
 
-// requireDataPlane skips where servers cannot run at all (no FUSE device), saying why.
+// requireDataPlane skips where servers cannot run at all, saying why (and fails instead where
+// every end-to-end test must run: see testkit.Require).
 func requireDataPlane(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse on this machine: encrypted volumes cannot be mounted (scripts/setup.sh warns about it)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("servers need root (FUSE mounts, running PostgreSQL as its own OS user)")
-	}
+	testkit.Require(t, testkit.DataPlane...)
 }
 
 func createGroup(t testing.TB, d *testenv.Daemon, name, location string) {

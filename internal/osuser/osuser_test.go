@@ -2,6 +2,7 @@ package osuser
 
 import (
 	"context"
+	"github.com/pgflex/pgflex/internal/testkit"
 	"os"
 	"os/user"
 	"slices"
@@ -24,9 +25,7 @@ func TestValidName(t *testing.T) {
 // group), checks ids, range and groups, removes them, and makes the first again while its
 // group outlived it (a removal cut short).
 func TestAccountLifecycle(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: useradd, userdel")
-	}
+	testkit.Require(t, testkit.Root, testkit.Accounts)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	suffix := strconv.Itoa(os.Getpid())

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // SQLSTATEs the guard answers with.
@@ -416,10 +418,8 @@ func randomSuffix(t *testing.T) string {
 // installed PostgreSQL: every extension exists, and none of those that reach
 // files, programs or untrusted code is on it.
 func TestGuardDefaultExtensions(t *testing.T) {
+	testkit.Require(t, testkit.PostgreSQL)
 	dir := "/usr/share/postgresql/15/extension"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("PostgreSQL 15 extensions not installed: %v", err)
-	}
 	seen := map[string]bool{}
 	for _, e := range DefaultExtensions {
 		if seen[e] {

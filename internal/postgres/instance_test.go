@@ -15,7 +15,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgflex/pgflex/internal/osuser"
+	"github.com/pgflex/pgflex/internal/testkit"
 	"github.com/pgflex/pgflex/internal/volume"
 )
 
@@ -46,18 +46,7 @@ type testEnv struct {
 
 func requireIntegration(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts the encrypted volume and runs PostgreSQL as an unprivileged user")
-	}
-	if _, err := os.Stat(filepath.Join(DefaultBinDir, "postgres")); err != nil {
-		t.Skipf("PostgreSQL 15 server not installed: %v", err)
-	}
-	if err := (&volume.Gocryptfs{}).Available(); err != nil {
-		t.Skipf("encrypted volume unavailable: %v", err)
-	}
-	if _, err := exec.LookPath("useradd"); err != nil {
-		t.Skipf("useradd missing: %v", err)
-	}
+	testkit.Require(t, testkit.Root, testkit.FUSE, testkit.PostgreSQL, testkit.Accounts)
 }
 
 func freePort(t *testing.T) int {
@@ -515,9 +504,7 @@ func grepFiles(t *testing.T, root string, scanned *int, needles ...[]byte) []str
 }
 
 func TestStartRefusesUnmountedDataDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run as another user")
-	}
+	testkit.Require(t, testkit.Root) // runs as another user
 	inst := &Instance{DataDir: filepath.Join(t.TempDir(), "absent"), User: osuser.User{Name: "x", UID: 65534, GID: 65534}, Port: 5999, SocketDir: t.TempDir()}
 	err := inst.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "volume mounted") {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgflex/pgflex/internal/osuser"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 func TestParseStat(t *testing.T) {
@@ -66,9 +67,7 @@ func TestIdentityAndAncestry(t *testing.T) {
 
 // TestKillUser ends every process of an account, and refuses root.
 func TestKillUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run processes as another account")
-	}
+	testkit.Require(t, testkit.Root, testkit.Accounts) // runs processes as another account
 	if err := KillUser(context.Background(), 0); err == nil {
 		t.Fatal("KillUser(0) was accepted")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgflex/pgflex/internal/osuser"
+	"github.com/pgflex/pgflex/internal/testkit"
 	"github.com/pgflex/pgflex/internal/volume"
 )
 
@@ -52,12 +53,9 @@ func nobody(t *testing.T) osuser.User {
 // TestConfinement runs a shell inside the sandbox and checks each property from the inside:
 // what a PostgreSQL process that escaped SQL would see.
 func TestConfinement(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds a mount namespace and drops to another account")
-	}
-	if err := (&volume.Gocryptfs{}).Available(); err != nil {
-		t.Skipf("needs gocryptfs for a FUSE mount: %v", err)
-	}
+	// Root builds the mount namespace and drops to another account; gocryptfs makes a FUSE
+	// mount.
+	testkit.Require(t, testkit.Root, testkit.FUSE)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -209,9 +207,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // control: outside the sandbox it reads the target), regular files read, and nothing is
 // written.
 func TestNoFollow(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds a mount namespace and drops to another account")
-	}
+	testkit.Require(t, testkit.Root) // builds a mount namespace and drops to another account
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/pgflex/pgflex/internal/testkit"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,14 +18,13 @@ import (
 	"time"
 )
 
-// requireFUSE skips the test when real mounts cannot be made here.
+// requireFUSE skips the test when real mounts cannot be made here (fails instead where every
+// end-to-end test must run: see testkit.Require).
 func requireFUSE(t *testing.T) {
 	t.Helper()
+	testkit.Require(t, testkit.Root, testkit.FUSE)
 	if err := (&Gocryptfs{}).Available(); err != nil {
-		t.Skipf("real gocryptfs mounts unavailable: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("real gocryptfs mounts need root (allow_other, ownership of PostgreSQL's files)")
+		t.Fatalf("gocryptfs: %v", err)
 	}
 }
 
@@ -333,7 +333,7 @@ func TestVolumeLifecycle(t *testing.T) {
 
 	t.Run("foreign mount reported", func(t *testing.T) {
 		if err := syscall.Mount("tmpfs", v.MountDir(), "tmpfs", 0, "size=1m"); err != nil {
-			t.Skipf("cannot mount tmpfs here: %v", err)
+			t.Fatalf("mount tmpfs (root may mount): %v", err)
 		}
 		defer syscall.Unmount(v.MountDir(), 0)
 		if _, err := v.Status(ctx); !errors.Is(err, ErrForeignMount) {

@@ -1,0 +1,157 @@
+package testkit
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Needles are named byte strings a scan looks for.
+type Needles map[string][]byte
+
+// Add adds needle under name.
+func (n Needles) Add(name string, needle []byte) Needles {
+	n[name] = needle
+	return n
+}
+
+// AddSecret adds every form a secret could be written in: raw, hex (lower and upper case),
+// base64 and base64url, each padded and not.
+func (n Needles) AddSecret(name string, secret []byte) Needles {
+	n[name] = secret
+	h := hex.EncodeToString(secret)
+	n[name+" (hex)"] = []byte(h)
+	n[name+" (HEX)"] = []byte(strings.ToUpper(h))
+	n[name+" (base64)"] = []byte(base64.StdEncoding.EncodeToString(secret))
+	n[name+" (base64, unpadded)"] = []byte(base64.RawStdEncoding.EncodeToString(secret))
+	n[name+" (base64url)"] = []byte(base64.URLEncoding.EncodeToString(secret))
+	n[name+" (base64url, unpadded)"] = []byte(base64.RawURLEncoding.EncodeToString(secret))
+	return n
+}
+
+// Find returns the names of the needles in b.
+func (n Needles) Find(b []byte) []string {
+	var out []string
+	for name, needle := range n {
+		if len(needle) > 0 && bytes.Contains(b, needle) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Hit is a needle found in a file.
+type Hit struct {
+	Path   string
+	Needle string
+}
+
+// ScanResult is what a scan read and found.
+type ScanResult struct {
+	Files int   // regular files read
+	Bytes int64 // bytes read
+	Hits  []Hit
+}
+
+// Has reports whether needle was found under path (a file, or any file below a directory).
+func (r ScanResult) Has(needle, path string) bool {
+	for _, h := range r.Hits {
+		if h.Needle == needle && (h.Path == path || strings.HasPrefix(h.Path, path+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// Paths are the files where needle was found.
+func (r ScanResult) Paths(needle string) []string {
+	var out []string
+	for _, h := range r.Hits {
+		if h.Needle == needle {
+			out = append(out, h.Path)
+		}
+	}
+	return out
+}
+
+// ScanOptions tune a scan.
+type ScanOptions struct {
+	// Skip are paths (files or directories) not read.
+	Skip []string
+	// SkipFUSE leaves out every FUSE mount under the roots (plaintext views of encrypted
+	// volumes, which hold what a scan of ciphertext must not find elsewhere).
+	SkipFUSE bool
+}
+
+// ScanFiles reads every regular file under roots and reports which needles each holds. It
+// fails t on any error but a file or directory vanishing meanwhile (a running server's), so a
+// wrong root or an unreadable file cannot pass for "nothing found"; a root that does not exist
+// fails too. Check Files (or a positive control) to show the scan read what it should.
+func ScanFiles(t testing.TB, roots []string, needles Needles, opts ScanOptions) ScanResult {
+	t.Helper()
+	skip := map[string]bool{}
+	for _, s := range opts.Skip {
+		skip[filepath.Clean(s)] = true
+	}
+	if opts.SkipFUSE {
+		for _, m := range Mounts(t) {
+			if m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.") {
+				skip[m.Point] = true
+			}
+		}
+	}
+	var res ScanResult
+	for _, root := range roots {
+		if _, err := os.Lstat(root); err != nil {
+			t.Fatalf("scan root %s: %v", root, err)
+		}
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if vanished(err) && path != root {
+					return nil
+				}
+				return err
+			}
+			if skip[path] {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				if vanished(err) {
+					return nil
+				}
+				return err
+			}
+			res.Files++
+			res.Bytes += int64(len(b))
+			for _, name := range needles.Find(b) {
+				res.Hits = append(res.Hits, Hit{Path: path, Needle: name})
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("scan %s: %v", root, err)
+		}
+	}
+	return res
+}
+
+// vanished: the file went away between listing and reading, or its mount did.
+func vanished(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ESTALE)
+}
