@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -215,9 +214,7 @@ func (e *testEnv) benchRestore(ctx context.Context, b *testing.B, src *testServe
 		Logger:       e.logger,
 	})
 	stopInstance(b, inst)
-	if uerr := vol.Unmount(ctx); uerr != nil {
-		_ = syscall.Unmount(vol.MountDir(), syscall.MNT_DETACH)
-	}
+	unmountOrEnd(b, vol)
 	_ = os.RemoveAll(vol.Dir)
 	return res, err
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // TestBackupRestore drives one geo-redundant server through its backup
@@ -44,26 +45,39 @@ func TestBackupRestore(t *testing.T) {
 
 	var full1, full2 Backup
 	t.Run("full backups into both repositories, passphrases on no command line", func(t *testing.T) {
-		w := watchProcs(e.allSecrets())
+		w := testkit.Watch(e.secretNeedles())
+		defer w.Stop()
 		var err error
 		full1, err = src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoPrimary})
 		if err != nil {
-			w.finish()
 			t.Fatal(err)
 		}
 		full2, err = src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoGeo, Type: TypeFull})
-		w.finish()
-		seen, hits := w.seen, w.hits
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(hits) > 0 {
-			t.Errorf("a passphrase appeared on a command line: %q", hits)
+		w.Stop()
+		// The watch's positive control: it saw pgBackRest run, and found the passphrases where
+		// they must be, in its environment.
+		inCmdline, inEnviron := 0, 0
+		for _, h := range w.Hits() {
+			switch h.Where {
+			case "cmdline":
+				inCmdline++
+				t.Errorf("%s (pid %d, uid %d) had %s on its command line", h.Exe, h.PID, h.UID, h.Needle)
+			case "environ":
+				if h.Exe == "pgbackrest" {
+					inEnviron++
+				}
+			}
 		}
-		if len(seen) == 0 {
-			t.Error("the command-line watch saw no pgbackrest process: it proved nothing")
+		seen := w.Seen("pgbackrest")
+		if seen == 0 || inEnviron == 0 || w.Sweeps() == 0 {
+			t.Errorf("the watch saw %d pgbackrest processes, %d environments holding a passphrase in %d sweeps: it proved nothing",
+				seen, inEnviron, w.Sweeps())
 		}
-		t.Logf("watched %d pgbackrest processes", len(seen))
+		t.Logf("watched %d pgbackrest processes in %d sweeps: %d command lines and %d pgbackrest environments held a secret",
+			seen, w.Sweeps(), inCmdline, inEnviron)
 		for _, b := range []Backup{full1, full2} {
 			if b.Type != TypeFull || !labelRE.MatchString(b.Label) || b.Size <= 0 || b.RepoSize <= 0 ||
 				b.Stop.Before(b.Start) || b.WALStart == "" || b.WALStop == "" || b.LSNStart == "" {
@@ -82,9 +96,7 @@ func TestBackupRestore(t *testing.T) {
 	// restore to T must replay archived WAL and stop exactly there.
 	// Recovery can stop no earlier than the backups' consistency points,
 	// which pgBackRest records in whole seconds.
-	for time.Now().Before(full2.Stop.Add(2 * time.Second)) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitServerClock(ctx, t, src.inst, full2.Stop.Add(2*time.Second))
 	var target time.Time
 	sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) SELECT 'A', '"+marker+"' FROM generate_series(1, 1000)")
 	sqlScan(ctx, t, src.inst, "SELECT clock_timestamp()", &target)
@@ -195,10 +207,8 @@ func TestBackupRestore(t *testing.T) {
 		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "wrong passphrase") {
 			t.Errorf("error = %v; want a pgBackRest error that names the likely cause", err)
 		}
-		for _, s := range append(e.allSecrets(), wrong) {
-			if strings.Contains(err.Error(), string(s)) {
-				t.Errorf("error text holds a secret: %v", err)
-			}
+		if hits := e.secretNeedles().AddSecret("wrong passphrase", wrong).Find([]byte(err.Error())); len(hits) > 0 {
+			t.Errorf("error text holds %v: %v", hits, err)
 		}
 		if _, serr := os.Stat(inst.DataDir); !errors.Is(serr, os.ErrNotExist) {
 			t.Errorf("failed restore left %s: %v", inst.DataDir, serr)
@@ -254,10 +264,8 @@ func TestBackupRestore(t *testing.T) {
 				if !strings.Contains(string(out), c.want) {
 					t.Errorf("output %q, want %q", out, c.want)
 				}
-				for _, s := range e.allSecrets() {
-					if bytes.Contains(out, s) {
-						t.Error("a refused peer got a passphrase")
-					}
+				if hits := e.secretNeedles().Find(out); len(hits) > 0 {
+					t.Errorf("a refused peer got %v", hits)
 				}
 			})
 		}
@@ -278,27 +286,36 @@ func TestBackupRestore(t *testing.T) {
 		// Poll every process's environment while the server archives and is backed up; the
 		// pgbackrest processes must hold the passphrases (the poll's positive control) and must
 		// all run as the backup account, never as the server's PostgreSQL account.
-		w := watchProcs(e.allSecrets())
+		w := testkit.Watch(e.secretNeedles())
+		defer w.Stop()
 		sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) VALUES ('E', 'archived under watch')")
 		if err := src.stanza.Check(ctx, src.pp); err != nil {
-			w.finish()
 			t.Fatal(err)
 		}
 		if _, err := src.stanza.Backup(ctx, src.pp, BackupOptions{Repo: RepoPrimary, Type: TypeIncr}); err != nil {
-			w.finish()
 			t.Fatal(err)
 		}
-		w.finish()
-		holders := w.holders
-		if len(holders) == 0 {
-			t.Fatal("no process seen holding a passphrase: the watch proved nothing")
+		w.Stop()
+		holders := map[int]uint32{} // pid → uid of the environments holding a secret
+		var pgbackrest int
+		for _, h := range w.Hits() {
+			if h.Where == "environ" {
+				holders[h.PID] = h.UID
+				if h.Exe == "pgbackrest" {
+					pgbackrest++
+				}
+			}
+		}
+		if pgbackrest == 0 || w.Seen("pgbackrest") == 0 {
+			t.Fatalf("no pgbackrest process seen holding a passphrase (%d seen, %d sweeps): the watch proved nothing",
+				w.Seen("pgbackrest"), w.Sweeps())
 		}
 		for pid, uid := range holders {
 			if uid != src.bk.UID {
 				t.Errorf("process %d of uid %d held a passphrase; only the backup account %d may", pid, uid, src.bk.UID)
 			}
 		}
-		t.Logf("%d processes held a passphrase, all as the backup account", len(holders))
+		t.Logf("%d processes held a passphrase (%d of them pgbackrest)", len(holders), pgbackrest)
 	})
 
 	t.Run("daemon down: archiving waits, nothing is lost", func(t *testing.T) {
@@ -309,13 +326,14 @@ func TestBackupRestore(t *testing.T) {
 		sqlExec(ctx, t, src.inst, "INSERT INTO rows (phase, marker) VALUES ('C', 'while the daemon was down')")
 		sqlScan(ctx, t, src.inst, "SELECT pg_walfile_name(pg_current_wal_lsn())", &seg)
 		sqlExec(ctx, t, src.inst, "SELECT pg_switch_wal()")
-		for failed := failedBefore; failed == failedBefore; {
-			if ctx.Err() != nil {
-				t.Fatal("archiver never tried")
-			}
-			time.Sleep(50 * time.Millisecond)
+		testkit.Eventually(t, 2*time.Minute, "the archiver tries, and fails, to archive "+seg, func() error {
+			var failed int64
 			sqlScan(ctx, t, src.inst, "SELECT failed_count FROM pg_stat_archiver", &failed)
-		}
+			if failed == failedBefore {
+				return fmt.Errorf("failed_count still %d", failed)
+			}
+			return nil
+		})
 		if _, err := os.Stat(filepath.Join(src.inst.DataDir, "pg_wal", "archive_status", seg+".ready")); err != nil {
 			t.Errorf("segment %s not kept for a retry: %v", seg, err)
 		}
@@ -395,30 +413,68 @@ func TestBackupRestore(t *testing.T) {
 	})
 
 	t.Run("no plaintext marker in either repository", func(t *testing.T) {
-		// The scan works: the marker is in the mounted data directory.
-		if hits := filesContaining(t, src.inst.DataDir, [][]byte{[]byte(marker)}); len(hits) == 0 {
-			t.Fatal("marker not found in the plaintext data directory: the scan proves nothing")
+		needle := testkit.Needles{}.Add("marker", []byte(marker))
+		// The positive control: the same scan finds the marker in the plaintext data directory.
+		plain := testkit.ScanFiles(t, []string{src.inst.DataDir}, needle, testkit.ScanOptions{})
+		if len(plain.Paths("marker")) == 0 {
+			t.Fatalf("marker not found in the plaintext data directory (%d files read): the scan proves nothing", plain.Files)
 		}
 		for _, r := range src.stanza.Repos {
-			if hits := filesContaining(t, r.Path, [][]byte{[]byte(marker)}); len(hits) > 0 {
-				t.Errorf("repository %d holds the marker in plaintext: %v", r.Index, hits)
+			res := testkit.ScanFiles(t, []string{r.Path}, needle, testkit.ScanOptions{})
+			if res.Files == 0 {
+				t.Errorf("repository %d: the scan read no file in %s", r.Index, r.Path)
 			}
+			if len(res.Hits) > 0 {
+				t.Errorf("repository %d holds the marker in plaintext: %v", r.Index, res.Paths("marker"))
+			}
+			t.Logf("repository %d: %d files, %d bytes read", r.Index, res.Files, res.Bytes)
 		}
 	})
 
 	t.Run("no passphrase or DEK in any file or log", func(t *testing.T) {
-		if hits := filesContaining(t, e.tmp, e.allSecrets()); len(hits) > 0 {
-			t.Errorf("secrets found in files: %v", hits)
+		// Every file of every server, repository and volume (mounted: their plaintext too), and
+		// a control holding every secret in every form, which the scan must find.
+		secrets := e.secretNeedles()
+		plant := testkit.Plant(t, filepath.Join(t.TempDir(), "plant"), secrets)
+		res := testkit.ScanFiles(t, []string{e.tmp, plant}, secrets, testkit.ScanOptions{})
+		if missing := res.Missing(secrets, plant); len(missing) > 0 {
+			t.Fatalf("the scan missed the planted %v: it proves nothing", missing)
 		}
+		if leaks := res.Outside(plant); len(leaks) > 0 {
+			t.Errorf("secrets found in files: %v", leaks)
+		}
+		if read := res.Files - len(secrets); read < 1000 {
+			t.Errorf("read only %d files under %s", read, e.tmp)
+		}
+		t.Logf("%d files, %d bytes read", res.Files-len(secrets), res.Bytes)
 		logs := e.logs.Bytes()
-		if len(logs) == 0 {
-			t.Error("no logs captured")
+		if !bytes.Contains(logs, []byte("backup files restored")) {
+			t.Errorf("the captured logs (%d bytes) lack the restores' records: they are not the logs", len(logs))
 		}
-		for _, s := range e.allSecrets() {
-			if bytes.Contains(logs, s) {
-				t.Error("a secret reached the logs")
-			}
+		if hits := secrets.Find(logs); len(hits) > 0 {
+			t.Errorf("secrets reached the logs: %v", hits)
 		}
+	})
+}
+
+// waitServerClock waits until the server's clock is past when, which a test needs when its
+// target is later than the backups' consistency points, recorded in whole seconds.
+func waitServerClock(ctx context.Context, t *testing.T, inst *postgres.Instance, when time.Time) {
+	t.Helper()
+	conn, err := inst.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	testkit.Eventually(t, time.Until(when)+30*time.Second, "the server's clock passes "+when.Format(time.RFC3339Nano), func() error {
+		var now time.Time
+		if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
+			return err
+		}
+		if !now.After(when) {
+			return fmt.Errorf("server clock %s", now.Format(time.RFC3339Nano))
+		}
+		return nil
 	})
 }
 

@@ -10,18 +10,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -130,24 +126,32 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return out.Close()
 }
 
-// startServer runs the daemon's ArchiveServer in-process.
+// startServer runs the daemon's ArchiveServer in-process. Its stop is registered before it
+// starts; Serve's error is reported by the stop, in the goroutine that calls it.
 func (e *testEnv) startServer(t testing.TB) {
 	t.Helper()
 	srv := &ArchiveServer{Path: e.helper.Socket, Logger: e.logger, Target: e.target}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	started := false
+	var once sync.Once
+	e.stopServer = func() {
+		once.Do(func() {
+			cancel()
+			if !started {
+				return
+			}
+			if err := <-served; err != nil {
+				t.Errorf("archive server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(e.stopServer)
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ctx); err != nil {
-			t.Errorf("archive server: %v", err)
-		}
-	}()
-	var once sync.Once
-	e.stopServer = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(e.stopServer)
+	started = true
+	go func() { served <- srv.Serve(ctx) }()
 }
 
 // grant is what the test's stand-in for the daemon knows of a server.
@@ -229,6 +233,16 @@ func (e *testEnv) allSecrets() [][]byte {
 	return e.secrets
 }
 
+// secretNeedles are every passphrase and DEK made so far, each in every form it could be
+// written in, for leak scans.
+func (e *testEnv) secretNeedles() testkit.Needles {
+	n := testkit.Needles{}
+	for i, s := range e.allSecrets() {
+		n.AddSecret("secret "+strconv.Itoa(i), s)
+	}
+	return n
+}
+
 func randomHex(t testing.TB, n int) string {
 	t.Helper()
 	b := make([]byte, n)
@@ -259,14 +273,7 @@ func (e *testEnv) newVolume(t testing.TB, name string) *volume.Volume {
 	}
 	defer clear(key)
 	vol := &volume.Volume{Dir: filepath.Join(e.tmp, "servers", name, "vol"), Logger: e.logger}
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		if err := vol.Unmount(cctx); err != nil {
-			t.Errorf("cleanup: unmount %s: %v", vol.Dir, err)
-			_ = syscall.Unmount(vol.MountDir(), syscall.MNT_DETACH)
-		}
-	})
+	t.Cleanup(func() { unmountOrEnd(t, vol) })
 	if err := vol.Create(ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +281,19 @@ func (e *testEnv) newVolume(t testing.TB, name string) *volume.Volume {
 		t.Fatal(err)
 	}
 	return vol
+}
+
+// unmountOrEnd unmounts vol; should that fail, it detaches the mount and ends the gocryptfs
+// process serving it (SIGTERM, then SIGKILL), which would otherwise live on holding the key.
+func unmountOrEnd(t testing.TB, vol *volume.Volume) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := vol.Unmount(ctx); err != nil {
+		t.Errorf("cleanup: unmount %s: %v; detaching and ending gocryptfs", vol.Dir, err)
+		if n, err := testkit.DetachFUSE(vol.MountDir(), vol.CipherDir(), 5*time.Second); err != nil {
+			t.Errorf("cleanup: %v (%d gocryptfs processes)", err, n)
+		}
+	}
 }
 
 // newInstance describes a server's PostgreSQL in vol, run by db; cleanup
@@ -509,104 +529,4 @@ func sqlScan(ctx context.Context, t testing.TB, inst *postgres.Instance, query s
 	if err := conn.QueryRow(ctx, query).Scan(dest...); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
-}
-
-// filesContaining walks root and returns the regular files that contain
-// any of needles. Files that vanish meanwhile (a running server's) are
-// skipped.
-func filesContaining(t testing.TB, root string, needles [][]byte) []string {
-	t.Helper()
-	var hits []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		for _, n := range needles {
-			if len(n) > 0 && bytes.Contains(b, n) {
-				hits = append(hits, path)
-				break
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
-	}
-	return hits
-}
-
-// procWatch polls every process's command line and environment while it runs, looking for
-// secrets: it counts the pgbackrest processes it saw, the command lines that held a secret, and
-// the processes (with their uids) whose environment held one.
-type procWatch struct {
-	stop    chan struct{}
-	done    chan struct{}
-	mu      sync.Mutex
-	seen    map[int]string // pgbackrest pid → command line
-	hits    []string       // command lines holding a secret
-	holders map[int]uint32 // pid → uid of environments holding a secret
-}
-
-func watchProcs(needles [][]byte) *procWatch {
-	w := &procWatch{stop: make(chan struct{}), done: make(chan struct{}), seen: map[int]string{}, holders: map[int]uint32{}}
-	contains := func(b []byte) []byte {
-		for _, n := range needles {
-			if len(n) > 0 && bytes.Contains(b, n) {
-				return n
-			}
-		}
-		return nil
-	}
-	go func() {
-		defer close(w.done)
-		for {
-			select {
-			case <-w.stop:
-				return
-			default:
-			}
-			pids, _ := procfs.List()
-			for _, pid := range pids {
-				dir := "/proc/" + strconv.Itoa(pid)
-				if cl, err := os.ReadFile(dir + "/cmdline"); err == nil && len(cl) > 0 {
-					w.mu.Lock()
-					if n := contains(cl); n != nil {
-						w.hits = append(w.hits, string(bytes.ReplaceAll(cl, n, []byte("<SECRET>"))))
-					}
-					if args := bytes.Split(cl, []byte{0}); filepath.Base(string(args[0])) == "pgbackrest" {
-						w.seen[pid] = strings.Join(strings.Split(string(cl), "\x00"), " ")
-					}
-					w.mu.Unlock()
-				}
-				if env, err := os.ReadFile(dir + "/environ"); err == nil && contains(env) != nil {
-					if st, err := procfs.Read(pid); err == nil {
-						w.mu.Lock()
-						w.holders[pid] = st.RUID
-						w.mu.Unlock()
-					}
-				}
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	return w
-}
-
-// finish stops the watch.
-func (w *procWatch) finish() {
-	close(w.stop)
-	<-w.done
 }

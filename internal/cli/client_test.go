@@ -263,19 +263,12 @@ func TestClientWaitAzureAsyncOperation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	var final *Response
-	go func() {
-		defer close(done)
-		final, err = c.Wait(ctx, http.MethodPut, c.ARMURL(path, "2024-08-01"), first)
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Wait did not honour Retry-After: 0")
-	}
+	// Were the hour-long poll interval used, the context would end the wait long before it.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	final, err := c.Wait(wctx, http.MethodPut, c.ARMURL(path, "2024-08-01"), first)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Wait did not honour Retry-After: 0: %v", err)
 	}
 	if provisioningState(final.Body) != "Succeeded" || !strings.Contains(string(final.Body), `"size":32`) {
 		t.Errorf("final body = %s, want the resource from the final GET", final.Body)

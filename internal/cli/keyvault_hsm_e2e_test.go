@@ -3,8 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
@@ -15,27 +13,8 @@ import (
 
 	"github.com/pgflex/pgflex/internal/azcred"
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
-
-// tokenOID reads the oid claim of a token (the administrator's object id).
-func tokenOID(t *testing.T, tok string) string {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		OID string `json:"oid"`
-	}
-	if err := json.Unmarshal(b, &c); err != nil || c.OID == "" {
-		t.Fatalf("no oid in token: %v", err)
-	}
-	return c.OID
-}
 
 // TestManagedHSMCLI prepares a Managed HSM key for a server's identity the way the Managed HSM
 // quickstart does with az: create the HSM with its administrators, create an RSA-HSM key, give
@@ -45,7 +24,7 @@ func TestManagedHSMCLI(t *testing.T) {
 	ctx := context.Background()
 	d := testenv.Start(t, testenv.Options{})
 	c := &kvCLI{t: t, d: d, cfg: t.TempDir()}
-	admin := tokenOID(t, d.Token(t, "https://management.azure.com/.default"))
+	admin := testkit.TokenOID(t, d.Token(t, "https://management.azure.com/.default"))
 	c.ok("group", "create", "-n", "rg", "-l", "eastus", "-o", "none")
 
 	c.fails(2, "the following arguments are required: --retention-days", "keyvault", "create", "--hsm-name", "pghsm", "-g", "rg", "--administrators", admin)

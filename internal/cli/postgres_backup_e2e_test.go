@@ -1,9 +1,12 @@
 package cli_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // End-to-end tests of issue 7's CLI: backups, point-in-time restore, geo-restore and the
@@ -66,6 +69,52 @@ func (e *pgE2E) values(server, password, sql string) []string {
 	return out
 }
 
+// serverClock is the server's clock now: the clock its commit timestamps, which a
+// point-in-time restore compares with the restore time, are read from.
+func (e *pgE2E) serverClock(server, password string) time.Time {
+	e.t.Helper()
+	v := e.values(server, password, `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as v`)
+	if len(v) != 1 {
+		e.t.Fatalf("clock of %s: %v", server, v)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v[0])
+	if err != nil {
+		e.t.Fatalf("clock of %s: %v", server, err)
+	}
+	return t
+}
+
+// serverClockPast waits until the server's clock is past t: what the server commits from then
+// on has a later commit timestamp.
+func (e *pgE2E) serverClockPast(server, password string, t time.Time) {
+	e.t.Helper()
+	testkit.Eventually(e.t, time.Minute, "the clock of "+server+" to pass "+t.Format(time.RFC3339Nano), func() error {
+		if now := e.serverClock(server, password); !now.After(t) {
+			return fmt.Errorf("it is %s there", now.Format(time.RFC3339Nano))
+		}
+		return nil
+	})
+}
+
+// wholeSecondPast waits until the current whole second (what the CLI takes as a default restore
+// time) is after t.
+func (e *pgE2E) wholeSecondPast(t time.Time) {
+	e.t.Helper()
+	testkit.Eventually(e.t, time.Minute, "a whole second after "+t.Format(time.RFC3339Nano), func() error {
+		if now := time.Now().UTC().Truncate(time.Second); !now.After(t) {
+			return fmt.Errorf("it is %s", now.Format(time.RFC3339))
+		}
+		return nil
+	})
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // gone checks that the server does not exist.
 func (e *pgE2E) gone(name string) {
 	e.t.Helper()
@@ -109,9 +158,9 @@ func TestPostgresBackupsAndRestoreThroughCLI(t *testing.T) {
 
 	// Rows A, the time T, rows B.
 	e.exec("bk-src", password, "insert into t values ('A1'), ('A2')")
-	time.Sleep(1500 * time.Millisecond)
-	restoreTime := time.Now().UTC()
-	time.Sleep(1500 * time.Millisecond)
+	// T is read from the server's clock after A's commit; B is written once that clock is past T.
+	restoreTime := e.serverClock("bk-src", password)
+	e.serverClockPast("bk-src", password, restoreTime)
 	e.exec("bk-src", password, "insert into t values ('B1')")
 
 	var restored map[string]any
@@ -186,7 +235,8 @@ func TestPostgresRestoreSwitchesKeysThroughCLI(t *testing.T) {
 	smkPassword := e.create("smk-src")
 	e.exec("cmk-src", cmkPassword, "create table t (v text); insert into t values ('from-cmk')")
 	e.exec("smk-src", smkPassword, "create table t (v text); insert into t values ('from-smk')")
-	time.Sleep(time.Second) // the default restore time (now, in whole seconds) is after the writes
+	// The default restore time (the CLI's now, in whole seconds) must be after the writes.
+	e.wholeSecondPast(later(e.serverClock("cmk-src", cmkPassword), e.serverClock("smk-src", smkPassword)))
 
 	dataEncryption := func(name string) map[string]any {
 		var de map[string]any

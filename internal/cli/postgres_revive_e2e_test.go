@@ -3,7 +3,6 @@ package cli_test
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestPostgresReviveDroppedThroughCLI: a deleted server comes back under a new name, by its
@@ -21,7 +20,8 @@ func TestPostgresReviveDroppedThroughCLI(t *testing.T) {
 		e.pg("revive-dropped", "-g", "rg", "-n", "rv-none-1", "--source-server", srcID, "-l", "eastus")...)
 	e.gone("rv-none-1")
 
-	time.Sleep(time.Second) // revive's point in time (now, in whole seconds) is after the write
+	// Revive's point in time (the CLI's now, in whole seconds) must be after the write.
+	e.wholeSecondPast(e.serverClock("rv-src", password))
 	if r := e.ok(e.pg("delete", "-g", "rg", "-n", "rv-src", "--yes")...); r.Stdout != "" {
 		t.Errorf("delete printed %q", r.Stdout)
 	}

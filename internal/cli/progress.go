@@ -19,20 +19,29 @@ func startProgress(w io.Writer, enabled bool, label string, interval time.Durati
 	if !enabled {
 		return func() {}
 	}
+	ticker := time.NewTicker(interval)
+	stopSpin := spin(w, label, ticker.C)
+	return func() {
+		stopSpin()
+		ticker.Stop()
+	}
+}
+
+// spin draws the spinner line, and draws it again with the next state at each tick, until
+// stop; stop erases the line and returns once nothing more is written.
+func spin(w io.Writer, label string, tick <-chan time.Time) (stop func()) {
 	states := []string{"-", "\\", "|", "/"}
 	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ticker := time.NewTicker(interval)
-		defer ticker.Stop()
 		for i := 0; ; i++ {
 			fmt.Fprintf(w, "\r\x1b[K %s %s ..\r", states[i%len(states)], label)
 			select {
 			case <-quit:
 				fmt.Fprint(w, "\r\x1b[K")
 				return
-			case <-ticker.C:
+			case <-tick:
 			}
 		}
 	}()

@@ -23,6 +23,7 @@ import (
 	"github.com/pgflex/pgflex/internal/profile"
 	"github.com/pgflex/pgflex/internal/seal"
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // client is a raw HTTPS client of the daemon, for requests Azure's SDK would never send.
@@ -61,9 +62,10 @@ func (c *client) token(scope string) string {
 }
 
 type answer struct {
-	status int
-	code   string
-	body   map[string]any
+	status  int
+	code    string
+	message string
+	body    map[string]any
 }
 
 func (c *client) do(method, path, token, body string) answer {
@@ -90,7 +92,7 @@ func (c *client) do(method, path, token, body string) answer {
 	json.Unmarshal(raw, &a.body)
 	if e, ok := a.body["error"].(map[string]any); ok {
 		a.code, _ = e["code"].(string)
-		if msg, _ := e["message"].(string); msg == "" {
+		if a.message, _ = e["message"].(string); a.message == "" {
 			c.t.Errorf("%s %s: error without message: %s", method, path, raw)
 		}
 	}
@@ -127,10 +129,30 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forgedKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	forgedKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kid the daemon publishes: a forged token that names it reaches the signature check.
+	kid := c.signingKid()
+	if kid != auth.KeyID(&realKey.PublicKey) {
+		t.Fatalf("the JWKS kid %s is not that of the daemon's signing key", kid)
+	}
 	now := time.Now()
 	claims := auth.Claims{Issuer: c.prof.Endpoint + "/" + c.prof.TenantID + "/v2.0", Audience: "https://management.azure.com",
-		ObjectID: adminOID(t, c, tok), TenantID: c.prof.TenantID, IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(time.Hour).Unix()}
+		ObjectID: testkit.TokenOID(t, tok), TenantID: c.prof.TenantID, IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(time.Hour).Unix()}
+	signed := func(key *rsa.PrivateKey, kid string, c auth.Claims) string {
+		tok, err := auth.SignJWT(key, kid, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// The control: these very claims, signed by the daemon's key under its kid, are accepted;
+	// the forged tokens below differ from it in their signature (and kid) only.
+	if a := c.do("GET", rg("keep")+v, signed(realKey, kid, claims), ""); a.status != 200 {
+		t.Fatalf("the claims of the forged tokens, properly signed: %d %v", a.status, a.body)
+	}
 	expired := claims
 	expired.IssuedAt, expired.NotBefore, expired.Expiry = now.Add(-3*time.Hour).Unix(), now.Add(-3*time.Hour).Unix(), now.Add(-2*time.Hour).Unix()
 	wrongIssuer := claims
@@ -147,7 +169,8 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"unknown subscription", "GET", "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/keep" + v, tok, "", 404, "SubscriptionNotFound"},
 		{"missing token", "GET", rg("keep") + v, "", "", 401, "AuthenticationFailed"},
 		{"garbage token", "GET", rg("keep") + v, "not.a.jwt", "", 401, "InvalidAuthenticationToken"},
-		{"forged token", "GET", rg("keep") + v, mintToken(t, forgedKey, claims), "", 401, "InvalidAuthenticationToken"},
+		{"forged token, unknown kid", "GET", rg("keep") + v, mintToken(t, forgedKey, claims), "", 401, "InvalidAuthenticationToken"},
+		{"forged token under the daemon's kid", "GET", rg("keep") + v, signed(forgedKey, kid, claims), "", 401, "InvalidAuthenticationToken"},
 		{"expired token", "GET", rg("keep") + v, mintToken(t, realKey, expired), "", 401, "ExpiredAuthenticationToken"},
 		{"wrong issuer", "GET", rg("keep") + v, mintToken(t, realKey, wrongIssuer), "", 401, "InvalidAuthenticationTokenTenant"},
 		{"wrong audience", "GET", rg("keep") + v, c.token("https://vault.localhost/.default"), "", 401, "InvalidAuthenticationTokenAudience"},
@@ -168,6 +191,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			if a.status != tc.status || a.code != tc.code {
 				t.Fatalf("got %d %q, want %d %q (%v)", a.status, a.code, tc.status, tc.code, a.body)
 			}
+			if tc.code == "InvalidAuthenticationToken" && a.message != "The access token is invalid." {
+				t.Fatalf("message %q", a.message)
+			}
 		})
 	}
 	// State unchanged: still exactly one group, with its location and tags.
@@ -182,16 +208,23 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	}
 }
 
-func adminOID(t *testing.T, c *client, tok string) string {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	raw, err := b64decode(parts[1])
+// signingKid is the kid of the one key the daemon's JWKS endpoint publishes.
+func (c *client) signingKid() string {
+	c.t.Helper()
+	resp, err := c.hc.Get(c.prof.Endpoint + "/" + c.prof.TenantID + "/discovery/v2.0/keys")
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	var cl auth.Claims
-	json.Unmarshal(raw, &cl)
-	return cl.ObjectID
+	defer resp.Body.Close()
+	var jwks struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&jwks); err != nil || resp.StatusCode != 200 || len(jwks.Keys) != 1 || jwks.Keys[0].Kid == "" {
+		c.t.Fatalf("JWKS: %d %+v %v", resp.StatusCode, jwks, err)
+	}
+	return jwks.Keys[0].Kid
 }
 
 // TestTokenEndpoint checks the OpenID-style issuer a client sees.
@@ -328,6 +361,9 @@ func TestCrashWhileWriting(t *testing.T) {
 	var count atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	stopWriters := func() { stopOnce.Do(func() { close(stop); wg.Wait() }) }
+	t.Cleanup(stopWriters) // before the writers start: a failure below does not leave them running
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
@@ -354,15 +390,17 @@ func TestCrashWhileWriting(t *testing.T) {
 			}
 		}()
 	}
-	for count.Load() < 40 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, 2*time.Minute, "40 acknowledged writes", func() error {
+		if n := count.Load(); n < 40 {
+			return fmt.Errorf("%d so far", n)
+		}
+		return nil
+	})
 	for i := range 3 {
 		c.do("DELETE", fmt.Sprintf("/subscriptions/%s/resourcegroups/doomed-%d%s", sub, i, v), tok, "")
 	}
 	d.Kill()
-	close(stop)
-	wg.Wait()
+	stopWriters()
 
 	d.StartAgain()
 	c = newClient(t, d)

@@ -3,8 +3,8 @@ package flexserver_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,6 +24,7 @@ import (
 
 	"github.com/pgflex/pgflex/internal/azcred"
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // The customer-managed-key acceptance suite of issue 5, against one real daemon: a real key
@@ -58,22 +59,6 @@ type cmkSuite struct {
 	disabledKey, expiredKey, notYetKey, signOnlyKey, noPurgeHSMKey, movedKey string
 }
 
-func suiteOID(t testing.TB, tok string) string {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		OID string `json:"oid"`
-	}
-	if err := json.Unmarshal(raw, &c); err != nil || c.OID == "" {
-		t.Fatalf("no oid in the administrator's token: %v", err)
-	}
-	return c.OID
-}
-
 func newCMKSuite(t *testing.T) *cmkSuite {
 	t.Helper()
 	runDir := testenv.RuntimeDir(t)
@@ -82,7 +67,7 @@ func newCMKSuite(t *testing.T) *cmkSuite {
 	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", runDir, "--key-check-interval", "1s"}})
 	s := &cmkSuite{t: t, ctx: context.Background(), d: d, runDir: runDir, sub: d.Profile().SubscriptionID, tenant: d.Profile().TenantID,
 		creating: map[string]*runtime.Poller[armpostgresqlflexibleservers.ServersClientCreateOrUpdateResponse]{}}
-	s.admin = suiteOID(t, d.Token(t, "https://management.azure.com/.default"))
+	s.admin = testkit.TokenOID(t, d.Token(t, "https://management.azure.com/.default"))
 	s.cred, s.opts = d.SDK()
 	var err error
 	if s.servers, err = armpostgresqlflexibleservers.NewServersClient(s.sub, s.cred, s.opts); err != nil {
@@ -258,6 +243,52 @@ func keyOps(events []auditEvent, since time.Time) map[string]int {
 	return n
 }
 
+// afterLastRotation is the part of a key's audit trail (oldest first) after its last rotation.
+func afterLastRotation(events []auditEvent) ([]auditEvent, bool) {
+	for i := len(events) - 1; i >= 0; i-- {
+		if events[i].Operation == "KeyRotate" && events[i].Status == 200 {
+			return events[i+1:], true
+		}
+	}
+	return nil, false
+}
+
+// waitChecksAfterRotation waits until the key's audit trail shows n successful reads of the key
+// by the principal (a server's identity: the key monitor's checks) after the key's last
+// rotation. The monitor checks a server's keys one check after another, and a check acts on
+// what it read before the next begins: after two, the first check after the rotation is over.
+func waitChecksAfterRotation(t testing.TB, d *testenv.Daemon, storeID, key, principal string, n int) {
+	t.Helper()
+	testkit.Eventually(t, time.Minute, fmt.Sprintf("%d checks of %s by %s after its rotation", n, key, principal), func() error {
+		after, ok := afterLastRotation(auditTrail(t, d, storeID, key))
+		if !ok {
+			return errors.New("no rotation in the audit trail")
+		}
+		gets := 0
+		for _, e := range after {
+			if e.Operation == "KeyGet" && e.Caller == principal && e.Status == 200 {
+				gets++
+			}
+		}
+		if gets < n {
+			return fmt.Errorf("%d so far", gets)
+		}
+		return nil
+	})
+}
+
+// rewrapsAfterRotation counts the principal's wraps and unwraps after the key's last rotation.
+func rewrapsAfterRotation(events []auditEvent, principal string) int {
+	after, _ := afterLastRotation(events)
+	n := 0
+	for _, e := range after {
+		if (e.Operation == "KeyWrap" || e.Operation == "KeyUnwrap") && e.Caller == principal {
+			n++
+		}
+	}
+	return n
+}
+
 // header reads the wrapped-DEK header beside the volume of the server whose key is keyName.
 func (s *cmkSuite) header(keyName string) map[string]any {
 	s.t.Helper()
@@ -384,20 +415,4 @@ func TestCustomerManagedKeys(t *testing.T) {
 	t.Run("update refusals change nothing", s.updateRefusals)
 	t.Run("managed HSM key", s.managedHSMKey)
 	t.Logf("suite: %s", time.Since(began).Round(time.Millisecond))
-}
-
-// suiteMounts lists the mount points under dir.
-func suiteMounts(t testing.TB, dir string) []string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
-	}
-	return out
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // seedKeyNameNotFound is the seed document's message for a missing key or missing permission.
@@ -155,7 +157,7 @@ func (s *cmkSuite) refusals(t *testing.T) {
 	if n := len(serverDirs(t, s.d)); n != dirs {
 		t.Fatalf("refused creates left %d server directories", n-dirs)
 	}
-	if mounts := suiteMounts(t, s.runDir); len(mounts) > 0 {
+	if mounts := testkit.MountsUnder(t, s.runDir); len(mounts) > 0 {
 		t.Fatalf("refused creates left mounts: %v", mounts)
 	}
 }

@@ -3,19 +3,22 @@ package flexserver_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 	"github.com/pgflex/pgflex/internal/volume"
 )
 
@@ -30,19 +33,6 @@ type kms struct {
 	adminOID string
 }
 
-func jwtOID(t testing.TB, tok string) string {
-	parts := strings.Split(tok, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		OID string `json:"oid"`
-	}
-	json.Unmarshal(raw, &c)
-	return c.OID
-}
-
 func newKMS(t testing.TB, d *testenv.Daemon, group, vault string, rbac bool) *kms {
 	t.Helper()
 	return newKMSIn(t, d, group, vault, "eastus", rbac)
@@ -50,7 +40,7 @@ func newKMS(t testing.TB, d *testenv.Daemon, group, vault string, rbac bool) *km
 
 func newKMSIn(t testing.TB, d *testenv.Daemon, group, vault, location string, rbac bool) *kms {
 	t.Helper()
-	k := &kms{t: t, d: d, group: group, vault: vault, adminOID: jwtOID(t, d.Token(t, "https://management.azure.com/.default"))}
+	k := &kms{t: t, d: d, group: group, vault: vault, adminOID: testkit.TokenOID(t, d.Token(t, "https://management.azure.com/.default"))}
 	props := map[string]any{"tenantId": d.Profile().TenantID, "sku": map[string]any{"family": "A", "name": "standard"},
 		"enablePurgeProtection": true, "softDeleteRetentionInDays": 7, "enableRbacAuthorization": rbac, "accessPolicies": []any{}}
 	if !rbac {
@@ -221,61 +211,66 @@ func TestKeyMonitorFollowsNewVersions(t *testing.T) {
 	}
 	writeMarker(t, d, srv, "before-rotation")
 
-	// A client keeps querying while the key rotates: the server never goes down.
+	// A client keeps querying while the key rotates: the server never goes down. Its connection
+	// is opened here (no t.Fatal from the goroutine), and the goroutine is stopped by a cleanup
+	// registered before it starts.
+	c, err := connect(t, d, srv, "postgres")
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
 	var failures, queries atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
+	var firstFailure atomic.Value
+	stop, done := make(chan struct{}), make(chan struct{})
+	var stopOnce sync.Once
+	stopClient := func() { stopOnce.Do(func() { close(stop); <-done; c.Close(context.Background()) }) }
+	t.Cleanup(stopClient)
 	go func() {
 		defer close(done)
-		c, err := connect(t, d, srv, "postgres")
-		if err != nil {
-			failures.Add(1)
-			return
-		}
-		defer c.Close(context.Background())
 		for {
 			select {
 			case <-stop:
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			var one int
-			if err := c.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil {
+			if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
 				failures.Add(1)
+				firstFailure.CompareAndSwap(nil, err.Error())
 			}
+			cancel()
 			queries.Add(1)
 		}
 	}()
 	second := k.rotate("dek")
 	want := second[strings.LastIndex(second, "/")+1:]
-	deadline := time.Now().Add(20 * time.Second)
-	for versionInUse(t, d, "rg", "follows") != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("the DEK was not rewrapped by the new version %s", want)
+	testkit.Eventually(t, time.Minute, "the DEK rewrapped by the new version "+want, func() error {
+		if v := versionInUse(t, d, "rg", "follows"); v != want {
+			return fmt.Errorf("version in use %s", v)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	// The client's queries span the rewrap: some ran after it.
+	after := queries.Load()
+	testkit.Eventually(t, time.Minute, "queries after the rewrap", func() error {
+		if n := queries.Load(); n <= after+1 {
+			return fmt.Errorf("%d queries, %d when the version changed", n, after)
+		}
+		return nil
+	})
+	stopClient()
+	if failures.Load() != 0 {
+		t.Fatalf("server went down during the version update: %d failures in %d queries (first: %v)", failures.Load(), queries.Load(), firstFailure.Load())
 	}
-	close(stop)
-	<-done
-	if failures.Load() != 0 || queries.Load() == 0 {
-		t.Fatalf("server went down during the version update: %d failures in %d queries", failures.Load(), queries.Load())
+	// The event says what happened. The monitor appends it after writing the header beside the
+	// volume, so once it is there, so is the header.
+	ev := waitActivity(t, d, "keyVersionUpdated", func(e activityEvent) bool { return e.Properties["keyId"] == second })
+	if ev.Properties["previousKeyId"] != first || !strings.Contains(ev.Description, second) {
+		t.Fatalf("keyVersionUpdated event: %+v", ev)
 	}
-	// The header beside the volume follows too, just after the store (its write comes second).
 	dirs := serverDirs(t, d)
-	headerPath := filepath.Join(d.DataDir, "servers", dirs[0], "header.json")
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		h, err := volume.ReadHeader(context.Background(), headerPath)
-		if err == nil && h.KeyVersion == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("header version = %v, %v; want %s", h, err, want)
-		}
-	}
-	// The event says what happened.
-	ev := d.ARM(t, http.MethodGet, "/subscriptions/"+d.Profile().SubscriptionID+"/providers/Microsoft.Insights/eventtypes/management/values?api-version=2015-04-01", nil)
-	if !bytes.Contains(ev.Raw, []byte("keyVersionUpdated")) {
-		t.Fatalf("no keyVersionUpdated event: %s", ev.Raw)
+	if h, err := volume.ReadHeader(context.Background(), filepath.Join(d.DataDir, "servers", dirs[0], "header.json")); err != nil || h.KeyVersion != want {
+		t.Fatalf("header beside the volume = %+v, %v; want version %s", h, err, want)
 	}
 	// A daemon restart with PostgreSQL stopped: the DEK must now unwrap with the new version.
 	d.Stop()
@@ -284,34 +279,77 @@ func TestKeyMonitorFollowsNewVersions(t *testing.T) {
 	srv = waitState(t, d, "rg", "follows", "Ready", time.Minute)
 	waitConnect(t, d, srv)
 	readMarker(t, d, srv, "before-rotation")
-	audit := d.ARM(t, http.MethodGet, k.vaultPath()+"/auditEvents?api-version=2023-07-01&keyName=dek", nil)
-	if !bytes.Contains(audit.Raw, []byte(id.principal)) || !bytes.Contains(audit.Raw, []byte(want)) {
-		t.Fatalf("audit does not show the identity unwrapping with %s: %s", want, audit.Raw)
+	if n := keyOps(auditTrail(t, d, k.vaultPath(), "dek"), time.Time{})["KeyUnwrap "+id.principal+" "+want]; n == 0 {
+		t.Fatalf("the audit trail does not show the identity unwrapping with %s", want)
 	}
+}
+
+// activityEvent is an entry of the activity log, as much of it as the tests read.
+type activityEvent struct {
+	ResourceID    string            `json:"resourceId"`
+	Description   string            `json:"description"`
+	Properties    map[string]string `json:"properties"`
+	OperationName struct {
+		Value string `json:"value"`
+	} `json:"operationName"`
+}
+
+// activity reads the subscription's activity log, every page.
+func activity(t testing.TB, d *testenv.Daemon) []activityEvent {
+	t.Helper()
+	var out []activityEvent
+	for next := "/subscriptions/" + d.Profile().SubscriptionID + "/providers/Microsoft.Insights/eventtypes/management/values?api-version=2015-04-01"; next != ""; {
+		r := d.ARM(t, http.MethodGet, next, nil)
+		if r.Status != 200 {
+			t.Fatalf("activity log: %d %s", r.Status, r.Raw)
+		}
+		var page struct {
+			Value    []activityEvent `json:"value"`
+			NextLink string          `json:"nextLink"`
+		}
+		if err := json.Unmarshal(r.Raw, &page); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page.Value...)
+		next = page.NextLink
+	}
+	return out
+}
+
+// waitActivity waits for an event of the operation (flexibleServers/{op}/action) that matches.
+func waitActivity(t testing.TB, d *testenv.Daemon, op string, match func(activityEvent) bool) activityEvent {
+	t.Helper()
+	var found activityEvent
+	testkit.Eventually(t, time.Minute, "a "+op+" event in the activity log", func() error {
+		events := activity(t, d)
+		for _, e := range events {
+			if e.OperationName.Value == "Microsoft.DBforPostgreSQL/flexibleServers/"+op+"/action" && match(e) {
+				found = e
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, none matching", len(events))
+	})
+	return found
 }
 
 // waitConnect waits until the server accepts a connection (it may be starting).
 func waitConnect(t testing.TB, d *testenv.Daemon, srv map[string]any) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testkit.Eventually(t, 2*time.Minute, "the server to accept connections", func() error {
 		c, err := connect(t, d, srv, "postgres")
-		if err == nil {
-			c.Close(context.Background())
-			return
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server does not accept connections: %v", err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return c.Close(context.Background())
+	})
 }
 
 // lockedOut checks an Inaccessible server: the state, the key status, refused connections,
 // no mount, and a reason naming the cause.
 func lockedOut(t testing.TB, d *testenv.Daemon, runDir, group, name, cause string) {
 	t.Helper()
-	srv := waitState(t, d, group, name, "Inaccessible", 20*time.Second)
+	srv := waitState(t, d, group, name, "Inaccessible", time.Minute)
 	p := props(srv)
 	if p["dataEncryption"].(map[string]any)["primaryEncryptionKeyStatus"] != "Invalid" {
 		t.Fatalf("key status = %v", p["dataEncryption"])
@@ -319,37 +357,22 @@ func lockedOut(t testing.TB, d *testenv.Daemon, runDir, group, name, cause strin
 	if reason, _ := p["stateReason"].(string); !strings.Contains(reason, cause) {
 		t.Fatalf("stateReason %q does not name %q", reason, cause)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, time.Minute, "the Inaccessible server to refuse connections and be unmounted", func() error {
 		c, err := connect(t, d, srv, "postgres")
-		if err != nil && len(mountsUnder(runDir)) == 0 {
-			break
-		}
-		if c != nil {
+		if err == nil {
 			c.Close(context.Background())
+			return errors.New("it accepts connections")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Inaccessible server still serves or is mounted (connect err %v, mounts %v)", err, mountsUnder(runDir))
+		if m := testkit.MountsUnder(t, runDir); len(m) > 0 {
+			return fmt.Errorf("mounted: %v", m)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
-	}
-	return out
+		return nil
+	})
 }
 
 func backReady(t testing.TB, d *testenv.Daemon, group, name, marker string) {
 	t.Helper()
-	srv := waitState(t, d, group, name, "Ready", 30*time.Second)
+	srv := waitState(t, d, group, name, "Ready", 2*time.Minute)
 	waitConnect(t, d, srv)
 	readMarker(t, d, srv, marker)
 }
@@ -370,11 +393,15 @@ func TestKeyMonitorRevocation(t *testing.T) {
 	writeMarker(t, d, srv, "kept")
 	path := serverPath(d, "rg", "revocable")
 
-	// A pinned reference ignores rotations.
+	// A pinned reference ignores rotations: once the monitor has checked the key twice after the
+	// rotation (a check starts only when the one before has acted), nothing changed.
 	k.rotate("dek")
-	time.Sleep(1500 * time.Millisecond)
+	waitChecksAfterRotation(t, d, k.vaultPath(), "dek", id.principal, 2)
 	if v := versionInUse(t, d, "rg", "revocable"); v != keyVersion || props(serverRaw(t, d, "rg", "revocable"))["state"] != "Ready" {
-		t.Fatalf("pinned server changed after a rotation: version %s", v)
+		t.Fatalf("pinned server changed after a rotation: version %s, want %s", v, keyVersion)
+	}
+	if n := rewrapsAfterRotation(auditTrail(t, d, k.vaultPath(), "dek"), id.principal); n != 0 {
+		t.Fatalf("the rotation of a pinned key caused %d wraps and unwraps", n)
 	}
 
 	causes := []struct {
@@ -464,7 +491,9 @@ func TestKeyMonitorRBACAndOutage(t *testing.T) {
 	t.Parallel()
 	requireDataPlane(t)
 	outage := filepath.Join(t.TempDir(), "outage")
-	d, runDir := monitored(t, "--test-keystore-outage-file", outage)
+	// A grace period far longer than the brief outage below needs (two checks, 300 ms apart).
+	const grace = 10 * time.Second
+	d, runDir := monitored(t, "--test-keystore-outage-file", outage, "--key-grace-period", grace.String())
 	createGroup(t, d, "rg", "eastus")
 	k := newKMS(t, d, "rg", "kvrbac", true)
 	kid := k.createKey("dek")
@@ -481,33 +510,98 @@ func TestKeyMonitorRBACAndOutage(t *testing.T) {
 	k.assign("e147488a-f6f5-4113-8e2d-b22465e65bf6", id.principal, keyScope)
 	backReady(t, d, "rg", "rbacsrv", "rbac")
 
-	// A brief outage (well under the 3 s grace period): the server stays Ready throughout.
-	os.WriteFile(outage, nil, 0o600)
-	end := time.Now().Add(1200 * time.Millisecond)
-	for time.Now().Before(end) {
-		if st := props(serverRaw(t, d, "rg", "rbacsrv"))["state"]; st != "Ready" {
-			os.Remove(outage)
-			t.Fatalf("server %v during a brief key-store outage", st)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// A brief outage: held until the monitor has met it twice (the second failure of a streak
+	// is the one weighed against the grace period), then lifted. The server never leaves Ready:
+	// the monitor made no Ready → Inaccessible transition, and a check after the outage found
+	// the key valid.
+	const (
+		transient = `pgflex_key_checks_total{result="transient",role="primary"}`
+		invalid   = `pgflex_key_checks_total{result="invalid",role="primary"}`
+		valid     = `pgflex_key_checks_total{result="valid",role="primary"}`
+		locked    = `pgflex_server_state_transitions_total{from="Ready",to="Inaccessible"}`
+	)
+	t.Cleanup(func() { os.Remove(outage) })
+	before := metrics(t, d)
+	failedChecks := func(m map[string]float64) float64 { return m[transient] + m[invalid] }
+	began := time.Now()
+	if err := os.WriteFile(outage, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	os.Remove(outage)
-	time.Sleep(time.Second)
+	testkit.Eventually(t, time.Minute, "two checks that met the outage", func() error {
+		if n := failedChecks(metrics(t, d)) - failedChecks(before); n < 2 {
+			return fmt.Errorf("%v so far", n)
+		}
+		return nil
+	})
+	if err := os.Remove(outage); err != nil {
+		t.Fatal(err)
+	}
+	if held := time.Since(began); held >= grace {
+		t.Fatalf("the brief outage was held %s, not under the grace period of %s: this machine is too slow for the check", held, grace)
+	}
+	waitMetric(t, d, valid, metrics(t, d)[valid]+1)
+	if after := metrics(t, d); after[locked] != before[locked] {
+		t.Fatalf("the server was locked by a brief outage (Ready → Inaccessible %v times, %v before)", after[locked], before[locked])
+	}
 	if st := props(serverRaw(t, d, "rg", "rbacsrv"))["state"]; st != "Ready" {
 		t.Fatalf("server %v after a brief outage", st)
 	}
-	// An outage longer than the grace period locks the server; the store's return unlocks it.
-	os.WriteFile(outage, nil, 0o600)
+	// An outage longer than the grace period locks the server, not before the grace period is
+	// over; the store's return unlocks it.
+	began = time.Now()
+	if err := os.WriteFile(outage, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	lockedOut(t, d, runDir, "rg", "rbacsrv", "grace period")
-	os.Remove(outage)
+	if el := time.Since(began); el < grace {
+		t.Fatalf("locked %s into the outage, before the grace period of %s was over", el, grace)
+	}
+	if err := os.Remove(outage); err != nil {
+		t.Fatal(err)
+	}
 	backReady(t, d, "rg", "rbacsrv", "rbac")
-	m := d.Do(t, http.MethodGet, "/metrics", "", nil)
-	for _, series := range []string{`pgflex_key_checks_total{result="transient",role="primary"}`, `pgflex_server_state_transitions_total{from="Ready",to="Inaccessible"}`,
-		`pgflex_key_check_duration_seconds_count`} {
-		if !bytes.Contains(m.Raw, []byte(series)) {
+	m := metrics(t, d)
+	for _, series := range []string{transient, locked, `pgflex_key_check_duration_seconds_count`} {
+		if m[series] == 0 {
 			t.Fatalf("metrics lack %s", series)
 		}
 	}
+}
+
+// metrics reads the daemon's /metrics: each series (name and labels, as printed) to its value.
+func metrics(t testing.TB, d *testenv.Daemon) map[string]float64 {
+	t.Helper()
+	r := d.Do(t, http.MethodGet, "/metrics", "", nil)
+	if r.Status != 200 {
+		t.Fatalf("/metrics: %d", r.Status)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(r.Raw), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// waitMetric waits until a series reaches at least min.
+func waitMetric(t testing.TB, d *testenv.Daemon, series string, min float64) {
+	t.Helper()
+	testkit.Eventually(t, time.Minute, fmt.Sprintf("%s to reach %v", series, min), func() error {
+		if v := metrics(t, d)[series]; v < min {
+			return fmt.Errorf("it is %v", v)
+		}
+		return nil
+	})
 }
 
 // TestKeyMonitorFollowsGeoKeyVersions: a versionless geo-backup key is followed too, by the
@@ -538,17 +632,13 @@ func TestKeyMonitorFollowsGeoKeyVersions(t *testing.T) {
 	primaryBefore := enc["primaryKeyVersionInUse"]
 	nk := west.rotate("geo")
 	want := nk[strings.LastIndex(nk, "/")+1:]
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, time.Minute, "the geo-backup DEK rewrapped by "+want, func() error {
 		enc = props(serverRaw(t, d, "rg", "geofollow"))["dataEncryption"].(map[string]any)
-		if enc["geoBackupKeyVersionInUse"] == want {
-			break
+		if enc["geoBackupKeyVersionInUse"] != want {
+			return fmt.Errorf("dataEncryption %v", enc)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the geo-backup DEK was not rewrapped by %s: %v", want, enc)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if enc["primaryKeyVersionInUse"] != primaryBefore || enc["geoBackupEncryptionKeyStatus"] != "Valid" {
 		t.Fatalf("primary changed or geo status wrong: %v", enc)
 	}

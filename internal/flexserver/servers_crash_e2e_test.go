@@ -3,9 +3,8 @@ package flexserver_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
-	"log/slog"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,17 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgflex/pgflex/internal/auth"
-	"github.com/pgflex/pgflex/internal/daemon"
-	"github.com/pgflex/pgflex/internal/keyvault"
-	"github.com/pgflex/pgflex/internal/seal"
-	"github.com/pgflex/pgflex/internal/store"
 	"github.com/pgflex/pgflex/internal/testenv"
-	"github.com/pgflex/pgflex/internal/volume"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
-// createServer creates a server through the API and waits until it is Ready.
-func createServer(t testing.TB, d *testenv.Daemon, group, name string, extra map[string]any) map[string]any {
+// beginCreate sends a server create through the API and returns its Azure-AsyncOperation URL.
+func beginCreate(t testing.TB, d *testenv.Daemon, group, name string, extra map[string]any) string {
 	t.Helper()
 	body := map[string]any{"location": "eastus", "sku": map[string]any{"name": "Standard_B1ms", "tier": "Burstable"},
 		"properties": map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": adminPassword,
@@ -45,32 +39,190 @@ func createServer(t testing.TB, d *testenv.Daemon, group, name string, extra map
 	if r.Status != 202 {
 		t.Fatalf("create %s: %d %s", name, r.Status, r.Raw)
 	}
-	op := d.WaitOperation(t, r.Header.Get("Azure-AsyncOperation"), 3*time.Minute)
-	if op["status"] != "Succeeded" {
-		t.Fatalf("create %s: %v\n%s", name, op, d.Logs())
+	return r.Header.Get("Azure-AsyncOperation")
+}
+
+// waitSucceeded waits for a long-running operation and fails the test unless it succeeded.
+func waitSucceeded(t testing.TB, d *testenv.Daemon, what, asyncURL string) {
+	t.Helper()
+	if op := d.WaitOperation(t, asyncURL, 5*time.Minute); op["status"] != "Succeeded" {
+		t.Fatalf("%s: %v\n%s", what, op, d.Logs())
 	}
+}
+
+// createServer creates a server through the API and waits until it is Ready.
+func createServer(t testing.TB, d *testenv.Daemon, group, name string, extra map[string]any) map[string]any {
+	t.Helper()
+	waitSucceeded(t, d, "create "+name, beginCreate(t, d, group, name, extra))
 	return serverRaw(t, d, group, name)
 }
 
 // waitState polls the server until it reaches state.
 func waitState(t testing.TB, d *testenv.Daemon, group, name, state string, timeout time.Duration) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		srv := serverRaw(t, d, group, name)
-		if props(srv)["state"] == state {
-			return srv
+	var srv map[string]any
+	testkit.Eventually(t, timeout, "server "+name+" "+state, func() error {
+		srv = serverRaw(t, d, group, name)
+		if got := props(srv)["state"]; got != state {
+			return fmt.Errorf("it is %v", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server %s is %v, not %s, after %s", name, props(srv)["state"], state, timeout)
+		return nil
+	})
+	return srv
+}
+
+// committer inserts from, from+1, ... into table counter, one autocommitted INSERT at a time,
+// until an INSERT fails or stop is called, and keeps what a client knows: the highest value
+// whose commit was acknowledged, and the value in flight when it stopped (whose commit may or
+// may not have happened: its acknowledgement was lost).
+type committer struct {
+	from int64
+	stop chan struct{}
+	done chan struct{}
+
+	mu       sync.Mutex
+	acked    int64
+	inflight int64
+	err      error
+}
+
+func startCommitter(t testing.TB, d *testenv.Daemon, srv map[string]any, from int64) *committer {
+	t.Helper()
+	c := &committer{from: from, acked: from - 1, stop: make(chan struct{}), done: make(chan struct{})}
+	conn, err := connect(t, d, srv, "postgres")
+	if err != nil {
+		t.Fatalf("committer: %v", err)
+	}
+	go func() {
+		defer close(c.done)
+		defer conn.Close(context.Background())
+		for i := from; ; i++ {
+			select {
+			case <-c.stop:
+				return
+			default:
+			}
+			c.mu.Lock()
+			c.inflight = i
+			c.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_, err := conn.Exec(ctx, "INSERT INTO counter VALUES ($1)", i)
+			cancel()
+			c.mu.Lock()
+			if err != nil {
+				c.err = err
+				c.mu.Unlock()
+				return
+			}
+			c.acked, c.inflight = i, 0
+			c.mu.Unlock()
 		}
-		time.Sleep(250 * time.Millisecond)
+	}()
+	return c
+}
+
+// state is the highest acknowledged value, the value in flight (0: none) and why it stopped.
+func (c *committer) state() (acked, inflight int64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acked, c.inflight, c.err
+}
+
+// waitAcked waits until at least n more commits than before were acknowledged.
+func (c *committer) waitAcked(t testing.TB, what string, n int64) int64 {
+	t.Helper()
+	before, _, _ := c.state()
+	testkit.Eventually(t, 2*time.Minute, what, func() error {
+		acked, _, err := c.state()
+		if acked >= before+n {
+			return nil
+		}
+		if err != nil {
+			t.Fatalf("%s: the committer stopped at %d: %v", what, acked, err)
+		}
+		return fmt.Errorf("%d acknowledged so far", acked-before)
+	})
+	acked, _, _ := c.state()
+	return acked
+}
+
+// waitFailed waits until the committer's INSERTs fail (the server died under it).
+func (c *committer) waitFailed(t testing.TB) {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(2 * time.Minute):
+		acked, _, _ := c.state()
+		t.Fatalf("the committer still commits (%d acknowledged) although its server was killed", acked)
 	}
 }
 
-// TestCrashDuringLoad kills the daemon and then PostgreSQL with SIGKILL while pgbench and a
-// committing client run; after a restart the server is Ready and every committed transaction is
-// there.
+// checkCommits connects (waiting for the server to accept) and checks that table counter holds
+// exactly the values 1..n, each once, where n is the last acknowledged value or the one in
+// flight: nothing acknowledged lost, nothing never sent present. It returns n.
+func checkCommits(t testing.TB, d *testenv.Daemon, srv map[string]any, c *committer) int64 {
+	t.Helper()
+	acked, inflight, why := c.state()
+	var count, distinct, lo, hi int64
+	testkit.Eventually(t, 2*time.Minute, "the server answers after the crash", func() error {
+		conn, err := connect(t, d, srv, "postgres")
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		return conn.QueryRow(context.Background(),
+			"SELECT count(*), count(DISTINCT n), coalesce(min(n), 0), coalesce(max(n), 0) FROM counter").Scan(&count, &distinct, &lo, &hi)
+	})
+	if count != distinct || lo != 1 || hi != count {
+		t.Fatalf("counter holds %d rows, %d distinct, from %d to %d: not 1..n once each", count, distinct, lo, hi)
+	}
+	switch {
+	case hi == acked:
+	case inflight != 0 && hi == inflight:
+		t.Logf("the INSERT of %d in flight at the crash committed (its acknowledgement was lost)", inflight)
+	case hi < acked:
+		t.Fatalf("lost acknowledged commits: %d acknowledged (since %d), %d present", acked, c.from, hi)
+	default:
+		t.Fatalf("more than was sent: %d acknowledged, %d in flight, %d present", acked, inflight, hi)
+	}
+	t.Logf("%d commits acknowledged (%d in this run, ended by %v), exactly 1..%d present", acked, acked-c.from+1, why, hi)
+	return hi
+}
+
+// killProcess sends SIGKILL to pid, which must be running exe, and waits until it is dead.
+func killProcess(t testing.TB, pid int, exe string) {
+	t.Helper()
+	cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || filepath.Base(string(bytes.SplitN(cl, []byte{0}, 2)[0])) != exe {
+		t.Fatalf("process %d is not %s (%q, %v): nothing killed", pid, exe, cl, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill %s %d: %v", exe, pid, err)
+	}
+	if err := testkit.WaitGone([]int{pid}, 30*time.Second); err != nil {
+		t.Fatalf("%s after SIGKILL: %v", exe, err)
+	}
+}
+
+// postmasterOf is the PID in the mount's postmaster.pid.
+func postmasterOf(t testing.TB, mount string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(mount, "pgdata", "postmaster.pid"))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || pid <= 1 {
+		t.Fatalf("postmaster.pid names %q", b)
+	}
+	return pid
+}
+
+// TestCrashDuringLoad: while pgbench and a committing client run, (1) the daemon and then the
+// postmaster die by SIGKILL, and the daemon is started again; (2) the volume's FUSE process
+// (gocryptfs) dies by SIGKILL and the running daemon's reconciler must bring the server back.
+// Each time the counter table holds exactly what was acknowledged (and at most the one commit
+// in flight), and a crash that killed nothing fails the test.
 func TestCrashDuringLoad(t *testing.T) {
 	t.Parallel()
 	requireDataPlane(t)
@@ -79,7 +231,8 @@ func TestCrashDuringLoad(t *testing.T) {
 	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", runDir}})
 	createGroup(t, d, "rg", "eastus")
 	srv := createServer(t, d, "rg", "crashy", nil)
-	p := props(srv)
+	uid, mount := serverMount(t, runDir, srv)
+	cipher := filepath.Join(d.DataDir, "servers", uid, "cipher")
 	conn, err := connect(t, d, srv, "postgres")
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +242,7 @@ func TestCrashDuringLoad(t *testing.T) {
 	}
 	conn.Close(ctx)
 
-	port := strconv.Itoa(int(p["port"].(float64)))
+	port := strconv.Itoa(int(props(srv)["port"].(float64)))
 	pgbench := func(args ...string) *exec.Cmd {
 		cmd := exec.Command("/usr/lib/postgresql/15/bin/pgbench", append([]string{"-h", "127.0.0.1", "-p", port, "-U", "pgadmin"}, args...)...)
 		cmd.Env = append(os.Environ(), "PGPASSWORD="+adminPassword, "PGSSLMODE=require")
@@ -98,164 +251,80 @@ func TestCrashDuringLoad(t *testing.T) {
 	if out, err := pgbench("-i", "-s", "2", "postgres").CombinedOutput(); err != nil {
 		t.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
-	load := pgbench("-c", "2", "-T", "60", "postgres")
-	if err := load.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer load.Process.Kill()
-
-	// The committing client: every value it saw acknowledged must survive.
-	var mu sync.Mutex
-	acked := int64(0)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := connect(t, d, srv, "postgres")
-		if err != nil {
-			return
+	// load runs pgbench until the crash ends it; the returned func waits for it (it fails with
+	// its server: only that it ran matters).
+	load := func(t *testing.T) func() {
+		cmd := pgbench("-c", "2", "-T", "600", "postgres")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		defer c.Close(context.Background())
-		for i := int64(1); ; i++ {
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		return func() {
 			select {
-			case <-stop:
-				return
+			case <-exited:
+				t.Fatal("pgbench ended before the crash: the crash was not under load")
 			default:
 			}
-			if _, err := c.Exec(context.Background(), "INSERT INTO counter VALUES ($1)", i); err != nil {
-				return
+		}
+	}
+
+	var present int64
+	if !t.Run("daemon and postmaster killed", func(t *testing.T) {
+		underLoad := load(t)
+		c := startCommitter(t, d, srv, 1)
+		c.waitAcked(t, "commits before the crash", 100)
+		underLoad()
+		d.Kill()
+		// The server outlives its daemon: it goes on committing.
+		c.waitAcked(t, "commits with the daemon dead", 20)
+		underLoad()
+		if mounts := testkit.MountsUnder(t, filepath.Join(runDir, "mnt")); len(mounts) != 1 || mounts[0] != mount {
+			t.Fatalf("mounts %v, want the server's %s", mounts, mount)
+		}
+		killProcess(t, postmasterOf(t, mount), "postgres")
+		c.waitFailed(t)
+		d.StartAgain()
+		srv = waitState(t, d, "rg", "crashy", "Ready", 2*time.Minute)
+		present = checkCommits(t, d, srv, c)
+	}) {
+		t.FailNow()
+	}
+
+	t.Run("gocryptfs killed", func(t *testing.T) {
+		underLoad := load(t)
+		c := startCommitter(t, d, srv, present+1)
+		c.waitAcked(t, "commits before the crash", 100)
+		underLoad()
+		fuse := testkit.FUSEServers(cipher)
+		if len(fuse) != 1 {
+			t.Fatalf("gocryptfs processes serving %s: %v, want one", cipher, fuse)
+		}
+		killProcess(t, fuse[0], "gocryptfs")
+		// The plaintext view is gone with its FUSE server, and PostgreSQL with it.
+		// (statfs always asks the FUSE server: the kernel may answer a stat from its cache.)
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(mount, &fs); !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
+			t.Fatalf("statfs of the mount after its gocryptfs died: %v, want ENOTCONN or ECONNABORTED", err)
+		}
+		c.waitFailed(t)
+		// The daemon's reconciler brings the server back: a new gocryptfs, a live mount, the
+		// server serving.
+		testkit.Eventually(t, 3*time.Minute, "the reconciler remounts the volume", func() error {
+			now := testkit.FUSEServers(cipher)
+			if len(now) != 1 || now[0] == fuse[0] {
+				return fmt.Errorf("gocryptfs processes %v", now)
 			}
-			mu.Lock()
-			acked = i
-			mu.Unlock()
-		}
-	}()
-	time.Sleep(3 * time.Second)
-	d.Kill()
-	time.Sleep(time.Second)
-	// Then PostgreSQL itself dies hard.
-	pidFile := filepath.Join(runDir, "mnt")
-	entries, _ := os.ReadDir(pidFile)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(pidFile, e.Name(), "pgdata", "postmaster.pid"))
-		if err != nil {
-			t.Fatalf("postmaster.pid: %v", err)
-		}
-		pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Fatalf("kill postmaster %d: %v", pid, err)
-		}
-	}
-	close(stop)
-	<-done
-	load.Wait()
-	mu.Lock()
-	last := acked
-	mu.Unlock()
-	if last < 10 {
-		t.Fatalf("only %d commits acknowledged before the crash", last)
-	}
-
-	d.StartAgain()
-	srv = waitState(t, d, "rg", "crashy", "Ready", time.Minute)
-	var conn2 interface{ Close(context.Context) error }
-	deadline := time.Now().Add(time.Minute)
-	var max int64
-	for {
-		c, err := connect(t, d, srv, "postgres")
-		if err == nil {
-			err = c.QueryRow(ctx, "SELECT coalesce(max(n), 0) FROM counter").Scan(&max)
-			conn2 = c
-			if err == nil {
-				break
+			if _, err := os.Stat(filepath.Join(mount, "pgdata", "PG_VERSION")); err != nil {
+				return err
 			}
-			c.Close(ctx)
+			return nil
+		})
+		if !strings.Contains(d.Logs(), "reconcile: bringing server up") {
+			t.Errorf("the daemon's log does not say the reconciler brought the server up")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not back after restart: %v\n%s", err, d.Logs())
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	conn2.Close(ctx)
-	if max < last {
-		t.Fatalf("lost committed transactions: last acknowledged %d, present %d", last, max)
-	}
-	t.Logf("acknowledged %d commits before SIGKILL of daemon and postmaster; %d present after restart", last, max)
-}
-
-// TestDEKCustody: the DEK is in no file under the data directory (raw, hex or base64), and its
-// wrapped form cannot be unwrapped through the key store by any user principal.
-func TestDEKCustody(t *testing.T) {
-	t.Parallel()
-	requireDataPlane(t)
-	ctx := context.Background()
-	runDir := testenv.RuntimeDir(t)
-	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", runDir}})
-	createGroup(t, d, "rg", "eastus")
-	createServer(t, d, "rg", "custody", nil)
-	dirs := serverDirs(t, d)
-	if len(dirs) != 1 {
-		t.Fatalf("server dirs: %v", dirs)
-	}
-	h, err := volume.ReadHeader(ctx, filepath.Join(d.DataDir, "servers", dirs[0], "header.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kid := h.KeyID + "/" + h.KeyVersion
-
-	// As the administrator, with a key-store token: the service key is out of reach.
-	tok := d.Token(t, "https://vault.localhost/.default")
-	r := d.Do(t, http.MethodPost, kid+"/unwrapkey?api-version=7.5", tok,
-		map[string]string{"alg": h.Algorithm, "value": base64.RawURLEncoding.EncodeToString(h.WrappedKey)})
-	if r.Status/100 == 2 || r.Body["value"] != nil {
-		t.Fatalf("a user principal unwrapped the DEK through the key store: %d %s", r.Status, r.Raw)
-	}
-
-	// Recover the DEK the way only the service can (the daemon stopped, its store opened
-	// in-process) and look for it in every file.
-	d.Stop()
-	box, err := seal.LoadOrCreateRootKey(filepath.Join(d.DataDir, "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.OpenBolt(filepath.Join(d.DataDir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signing, err := daemon.TokenSigningKey(d.DataDir, box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := auth.NewIssuer(signing, d.Profile().Endpoint, d.Profile().TenantID, st, auth.Audiences{})
-	kv, err := keyvault.New(keyvault.Options{Store: st, Box: box, Tokens: issuer, Endpoint: d.Profile().Endpoint, KeyVaultSuffix: "vault.localhost",
-		TenantID: d.Profile().TenantID, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dek, err := kv.UnwrapWithServiceKey(ctx, kid, h.WrappedKey)
-	st.Close()
-	if err != nil || len(dek) != 32 {
-		t.Fatalf("unwrap in-process: %v", err)
-	}
-	needles := [][]byte{dek, []byte(hex.EncodeToString(dek)), []byte(strings.ToUpper(hex.EncodeToString(dek))),
-		[]byte(base64.StdEncoding.EncodeToString(dek)), []byte(base64.RawURLEncoding.EncodeToString(dek))}
-	if hits := grepTree(t, d.DataDir, nil, needles...); len(hits) > 0 {
-		t.Fatalf("the DEK appears in plaintext in %v", hits)
-	}
-	if hits := grepTree(t, runDir, []string{filepath.Join(runDir, "mnt")}, needles...); len(hits) > 0 {
-		t.Fatalf("the DEK appears in plaintext in %v", hits)
-	}
-	// No process shows it on its command line or in its environment.
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, p := range procs {
-		for _, f := range []string{"cmdline", "environ"} {
-			if b, err := os.ReadFile(filepath.Join(p, f)); err == nil {
-				for _, n := range needles {
-					if bytes.Contains(b, n) {
-						t.Fatalf("the DEK appears in %s/%s", p, f)
-					}
-				}
-			}
-		}
-	}
+		srv = waitState(t, d, "rg", "crashy", "Ready", time.Minute)
+		checkCommits(t, d, srv, c)
+	})
 }

@@ -1,17 +1,16 @@
 package flexserver_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,51 +78,40 @@ func connect(t testing.TB, d *testenv.Daemon, srv map[string]any, db string) (*p
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-// grepTree lists the files under root that contain any needle, skipping the paths in skip.
+// grepTree lists the files under root that contain any needle, leaving out the paths in skip
+// and the FUSE mounts below root (plaintext views: a scan of what lies outside them must not
+// read them; root itself may be one). It fails the test on any read error but a file vanishing
+// meanwhile, and when it read no file at all: an empty or wrong root cannot pass for "nothing
+// found".
 func grepTree(t testing.TB, root string, skip []string, needles ...[]byte) []string {
 	t.Helper()
+	set := testkit.Needles{}
+	for i, n := range needles {
+		set.Add(fmt.Sprintf("needle %d", i), n)
+	}
+	skip = append([]string(nil), skip...)
+	for _, m := range testkit.Mounts(t) {
+		if (m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.")) && strings.HasPrefix(m.Point, root+"/") {
+			skip = append(skip, m.Point)
+		}
+	}
+	res := testkit.ScanFiles(t, []string{root}, set, testkit.ScanOptions{Skip: skip})
+	if res.Files == 0 {
+		t.Fatalf("grepTree read no file under %s", root)
+	}
 	var hits []string
-	filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
+	for _, h := range res.Hits {
+		if !slices.Contains(hits, h.Path) {
+			hits = append(hits, h.Path)
 		}
-		for _, s := range skip {
-			if path == s {
-				return filepath.SkipDir
-			}
-		}
-		if !e.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		for _, n := range needles {
-			if bytes.Contains(b, n) {
-				hits = append(hits, path)
-			}
-		}
-		return nil
-	})
+	}
 	return hits
 }
 
+// mounted reports whether dir is a mount point.
 func mounted(t testing.TB, dir string) bool {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == dir {
-			return true
-		}
-	}
-	return false
+	return testkit.Mounted(t, dir)
 }
 
 // TestServerLifecycleWithAzureSDK: create, read back, encryption at rest on disk, stop, start,
@@ -165,47 +153,95 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 		t.Fatalf("server = %+v %+v", *got.Properties.State, *got.Properties.DataEncryption.Type)
 	}
 
-	// Write a marker the way a user would: into a table, a temp file, the server log and WAL.
+	// Write a marker the way a user would: into a table (and so into WAL), the server log (a
+	// failed cast quotes it), and a temporary file that a sort spills while a cursor keeps it open.
 	raw := serverRaw(t, d, "rg1", "pg-one")
+	_, mnt := serverMount(t, runDir, raw)
+	pgdata := filepath.Join(mnt, "pgdata")
 	conn, err := connect(t, d, raw, "postgres")
 	if err != nil {
 		t.Fatalf("connect over TLS: %v", err)
 	}
-	marker := "pgflex-marker-" + hex.EncodeToString([]byte(time.Now().Format(time.RFC3339Nano)))
+	marker := uniqueMarker(t, "pgflex-marker-")
 	for _, q := range []string{
 		"CREATE TABLE secrets (id int, v text)",
 		"INSERT INTO secrets SELECT g, '" + marker + "' || g FROM generate_series(1, 20000) g",
-		"SET work_mem = '64kB'",
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM (SELECT v FROM secrets ORDER BY v DESC) s").Scan(&n); err != nil || n != 20000 {
-		t.Fatalf("sort through a temp file: %d %v", n, err)
-	}
 	if _, err := conn.Exec(ctx, "SELECT '"+marker+"'::int"); err == nil {
 		t.Fatal("the bad cast should fail and be logged")
 	}
-	conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for _, q := range []string{"SET LOCAL work_mem = '64kB'", "DECLARE spill CURSOR FOR SELECT v FROM secrets ORDER BY v DESC"} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := tx.QueryRow(ctx, "FETCH 1 FROM spill").Scan(&first); err != nil || !strings.HasPrefix(first, marker) {
+		t.Fatalf("sort through a temp file: %q %v", first, err)
+	}
 
-	// Outside the mounted view, no file holds the marker: not the ciphertext, the header, the
-	// state store, nor the daemon's own logs.
-	if hits := grepTree(t, d.DataDir, nil, []byte(marker)); len(hits) > 0 {
-		t.Fatalf("marker in plaintext under the data directory: %v", hits)
+	// The server's TLS private key is in its data directory, inside the volume: it must not be
+	// outside either.
+	keyPEM, err := os.ReadFile(filepath.Join(pgdata, "server.key"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if hits := grepTree(t, runDir, []string{filepath.Join(runDir, "mnt")}, []byte(marker)); len(hits) > 0 {
-		t.Fatalf("marker in plaintext under the runtime directory: %v", hits)
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		t.Fatalf("server.key is not PEM")
 	}
-	if strings.Contains(d.Logs(), marker) {
-		t.Fatal("marker in the daemon's log")
+	tlsKey, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatalf("server.key: %v", err)
 	}
-	// Inside the mounted view it is there: in the log and in the table.
-	mnt := filepath.Join(runDir, "mnt")
-	if hits := grepTree(t, mnt, nil, []byte(marker)); len(hits) == 0 {
-		t.Fatal("marker not found through the mount: the test wrote nothing?")
+	needles := testkit.Needles{}.Add("marker", []byte(marker)).AddPrivateKey(t, "server TLS key", tlsKey)
+
+	// Positive control, with the temp file still open: the same scanner, through the mount,
+	// finds the marker in WAL, in the temp file and in the server log (the logging collector
+	// writes asynchronously: wait for it), and the TLS key in server.key.
+	var inside testkit.ScanResult
+	testkit.Eventually(t, 30*time.Second, "the marker through the mount", func() error {
+		inside = testkit.ScanFiles(t, []string{mnt}, needles, testkit.ScanOptions{})
+		for _, where := range []string{"pg_wal", "base/pgsql_tmp", "log"} {
+			if !inside.Has("marker", filepath.Join(pgdata, where)) {
+				return fmt.Errorf("not in %s; found in %v", where, inside.Paths("marker"))
+			}
+		}
+		return nil
+	})
+	if !hitsWithPrefix(inside, "server TLS key", filepath.Join(pgdata, "server.key")) {
+		t.Fatalf("the scan does not find the TLS key in server.key: %v", inside.Hits)
 	}
+	t.Logf("through the mount: %d files read, marker in %d", inside.Files, len(inside.Paths("marker")))
+
+	// Outside the mounted view, nothing holds either, while they are all there: not the
+	// ciphertext, the header, the state store, the repository, the runtime directory, /tmp,
+	// /var/log, nor the daemon's own log.
+	if out := scanOutside(t, d, runDir, needles); len(out.Hits) > 0 {
+		t.Fatalf("in plaintext outside the mount: %v", out.Hits)
+	}
+	if hits := daemonLogHits(t, d, needles, "pg-one"); len(hits) > 0 {
+		t.Fatalf("in the daemon's log: %v", hits)
+	}
+	// The temp file was there all along (so its absence outside means something).
+	if tmp, _ := filepath.Glob(filepath.Join(pgdata, "base", "pgsql_tmp", "pgsql_tmp*")); len(tmp) == 0 {
+		t.Fatal("the sort's temp file was gone before the scan ended")
+	}
+	if _, err := tx.Exec(ctx, "CLOSE spill"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
 
 	// Stop: the plaintext view is gone and connections fail.
 	stop, err := servers.BeginStop(ctx, "rg1", "pg-one", nil)
@@ -219,11 +255,12 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 	if *got.Properties.State != armpostgresqlflexibleservers.ServerStateStopped {
 		t.Fatalf("state after stop = %s", *got.Properties.State)
 	}
-	entries, _ := os.ReadDir(mnt)
-	for _, e := range entries {
-		if mounted(t, filepath.Join(mnt, e.Name())) {
-			t.Fatalf("%s still mounted after stop", e.Name())
-		}
+	if left := testkit.MountsUnder(t, filepath.Join(runDir, "mnt")); len(left) > 0 {
+		t.Fatalf("still mounted after stop: %v", left)
+	}
+	// The shutdown (a checkpoint, the last log lines) spilled nothing either.
+	if out := scanOutside(t, d, runDir, needles); len(out.Hits) > 0 {
+		t.Fatalf("in plaintext outside the volume after stop: %v", out.Hits)
 	}
 	if c, err := connect(t, d, raw, "postgres"); err == nil {
 		c.Close(ctx)
@@ -240,6 +277,7 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var n int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM secrets WHERE v LIKE $1", marker+"%").Scan(&n); err != nil || n != 20000 {
 		t.Fatalf("data after start: %d %v", n, err)
 	}

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,13 +10,12 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,14 +80,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	t.Cleanup(func() { clear(key) })
 	vol := &volume.Volume{Dir: filepath.Join(tmp, "vol")}
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		if err := vol.Unmount(cctx); err != nil {
-			t.Errorf("cleanup: unmount: %v", err)
-			_ = syscall.Unmount(vol.MountDir(), syscall.MNT_DETACH)
-		}
-	})
+	t.Cleanup(func() { unmountOrEnd(t, vol) })
 	if err := vol.Create(ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +88,11 @@ func newTestEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(vol.MountDir(), "pgdata")
+	s := Settings{Port: freePort(t), SocketDir: filepath.Join(tmp, "run")}
+	inst := &Instance{DataDir: dataDir, User: user, Port: s.Port, SocketDir: s.SocketDir}
+	// Registered before initdb or any server runs (cleanups run last-in first-out: PostgreSQL
+	// is stopped before the volume is unmounted).
+	t.Cleanup(func() { stopAll(t, inst) })
 	if err := InitDB(ctx, InitOptions{DataDir: dataDir, User: user}); err != nil {
 		t.Fatal(err)
 	}
@@ -104,13 +100,23 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err := InstallServerCertificate(ctx, dataDir, user, certPEM, keyPEM); err != nil {
 		t.Fatal(err)
 	}
-	s := Settings{Port: freePort(t), SocketDir: filepath.Join(tmp, "run")}
 	if err := WriteConfig(ctx, dataDir, user, s); err != nil {
 		t.Fatal(err)
 	}
-	inst := &Instance{DataDir: dataDir, User: user, Port: s.Port, SocketDir: s.SocketDir}
-	t.Cleanup(func() { stopAll(t, inst) })
 	return &testEnv{vol: vol, user: user, settings: s, inst: inst, caPool: pool, tmp: tmp, key: key}
+}
+
+// unmountOrEnd unmounts vol; should that fail, it detaches the mount and ends the gocryptfs
+// process serving it (SIGTERM, then SIGKILL), which would otherwise live on holding the key.
+func unmountOrEnd(t testing.TB, vol *volume.Volume) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := vol.Unmount(ctx); err != nil {
+		t.Errorf("cleanup: unmount: %v; detaching and ending gocryptfs", err)
+		if n, err := testkit.DetachFUSE(vol.MountDir(), vol.CipherDir(), 5*time.Second); err != nil {
+			t.Errorf("cleanup: %v (%d gocryptfs processes)", err, n)
+		}
+	}
 }
 
 // stopAll stops the server, escalating to immediate, and waits for every
@@ -396,111 +402,74 @@ func TestInstanceLifecycle(t *testing.T) {
 	})
 
 	t.Run("admin password nowhere in the data directory or logs", func(t *testing.T) {
-		var scanned int
-		hits := grepFiles(t, inst.DataDir, &scanned, adminPassword)
-		hits = append(hits, grepFiles(t, env.vol.Dir, &scanned, adminPassword)...)
-		if len(hits) > 0 {
-			t.Errorf("admin password found in %v", hits)
+		// The volume's directory holds the ciphertext and, mounted, the plaintext data
+		// directory. One scan reads it and a control holding the password in every form.
+		password := testkit.Needles{}.AddSecret("admin password", adminPassword)
+		plant := testkit.Plant(t, filepath.Join(t.TempDir(), "plant"), password)
+		res := testkit.ScanFiles(t, []string{env.vol.Dir, plant}, password, testkit.ScanOptions{})
+		if missing := res.Missing(password, plant); len(missing) > 0 {
+			t.Fatalf("the scan missed the planted %v: it proves nothing", missing)
 		}
-		logs := grepFiles(t, filepath.Join(inst.DataDir, "log"), &scanned, []byte("SCRAM-SHA-256$"), []byte("PASSWORD"))
-		if len(logs) > 0 {
-			t.Errorf("password verifier or statement logged in %v", logs)
+		if leaks := res.Outside(plant); len(leaks) > 0 {
+			t.Errorf("admin password found in %v", leaks)
 		}
-		// The scan must have covered the catalog holding the verifier.
-		if hits := grepFiles(t, filepath.Join(inst.DataDir, "global"), &scanned, []byte("SCRAM-SHA-256$4096:")); len(hits) == 0 {
-			t.Error("scan found no SCRAM verifier in global/: it is not reading the catalog")
+		if read := res.Files - len(password); read < 100 {
+			t.Errorf("scanned only %d files in %s", read, env.vol.Dir)
 		}
-		if scanned < 100 {
-			t.Errorf("scanned only %d files", scanned)
+		// The scan covered the catalog holding the verifier.
+		verifier := testkit.Needles{}.Add("verifier", []byte("SCRAM-SHA-256$4096:"))
+		if cat := testkit.ScanFiles(t, []string{filepath.Join(inst.DataDir, "global")}, verifier, testkit.ScanOptions{}); len(cat.Paths("verifier")) == 0 {
+			t.Errorf("no SCRAM verifier in global/ (%d files read): the scan is not reading the catalog", cat.Files)
+		}
+		// The logs hold the failed login of "TLS and scram required" (the control), but no
+		// verifier and no statement.
+		logNeedles := testkit.Needles{}.Add("verifier", []byte("SCRAM-SHA-256$")).Add("statement", []byte("PASSWORD")).
+			Add("failed login", []byte(`password authentication failed for user "`+adminName+`"`))
+		logs := testkit.ScanFiles(t, []string{filepath.Join(inst.DataDir, "log")}, logNeedles, testkit.ScanOptions{})
+		if len(logs.Paths("failed login")) == 0 {
+			t.Errorf("the log scan (%d files, %d bytes) did not find the failed login: it proves nothing", logs.Files, logs.Bytes)
+		}
+		if hits := append(logs.Paths("verifier"), logs.Paths("statement")...); len(hits) > 0 {
+			t.Errorf("password verifier or statement logged in %v", hits)
 		}
 	})
 }
 
-// killFUSEServer kills -9 the gocryptfs process serving cipherDir.
+// killFUSEServer kills -9 the gocryptfs process serving cipherDir and waits for the mount to
+// turn stale (the kernel sees the server's end of /dev/fuse closed).
 func killFUSEServer(t *testing.T, cipherDir string) {
 	t.Helper()
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	killed := 0
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if filepath.Base(args[0]) != "gocryptfs" || !slices.Contains(args, cipherDir) {
-			continue
-		}
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
-			killed++
-		}
-	}
-	if killed == 0 {
+	pids := testkit.FUSEServers(cipherDir)
+	if len(pids) == 0 {
 		t.Fatal("no gocryptfs process found for the volume")
 	}
-	// The mount turns stale once the kernel sees the server's end of
-	// /dev/fuse closed.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if st, _ := (&volume.Volume{Dir: filepath.Dir(cipherDir)}).Status(context.Background()); st == volume.Stale {
-			return
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill -9 gocryptfs %d: %v", pid, err)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	if err := testkit.WaitGone(pids, 10*time.Second); err != nil {
+		t.Fatalf("gocryptfs after kill -9: %v", err)
+	}
+	vol := &volume.Volume{Dir: filepath.Dir(cipherDir)}
+	testkit.Eventually(t, 10*time.Second, "the volume turns stale once its FUSE server is killed", func() error {
+		st, err := vol.Status(context.Background())
+		if err == nil && st != volume.Stale {
+			err = fmt.Errorf("status %v", st)
+		}
+		return err
+	})
 }
 
 func waitStopped(t *testing.T, inst *Instance) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		st, err := inst.Status(ctx)
-		if err == nil && !st.Running && st.LastExit != nil {
-			return
+	testkit.Eventually(t, 30*time.Second, "the postmaster's exit is seen", func() error {
+		st, err := inst.Status(context.Background())
+		if err == nil && (st.Running || st.LastExit == nil) {
+			err = fmt.Errorf("status %+v", st)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("postmaster still running: %+v %v", st, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func grepFiles(t *testing.T, root string, scanned *int, needles ...[]byte) []string {
-	t.Helper()
-	var hits []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // a file removed while walking
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		*scanned++
-		for _, n := range needles {
-			if bytes.Contains(b, n) {
-				hits = append(hits, p)
-			}
-		}
-		return nil
+		return err
 	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
-	}
-	return hits
 }
 
 func TestStartRefusesUnmountedDataDir(t *testing.T) {

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"github.com/pgflex/pgflex/internal/daemon"
 	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/procfs"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // RuntimeDir makes a runtime directory for a test daemon's servers (mounts and sockets), whose
@@ -47,7 +47,7 @@ func RuntimeDir(t testing.TB) string {
 // detached lazily no longer shows in mountinfo, but its processes live on).
 func StopDataPlane(t testing.TB, runtimeDir string) {
 	defer killUnder(runtimeDir)
-	for _, mnt := range mountsUnder(runtimeDir) {
+	for _, mnt := range testkit.MountsUnder(t, runtimeDir) {
 		if b, err := os.ReadFile(filepath.Join(mnt, "pgdata", "postmaster.pid")); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
 				syscall.Kill(pid, syscall.SIGQUIT) // immediate shutdown
@@ -63,23 +63,6 @@ func StopDataPlane(t testing.TB, runtimeDir string) {
 			}
 		}
 	}
-}
-
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			out = append(out, fields[4])
-		}
-	}
-	return out
 }
 
 // killUnder ends the postgres and gocryptfs processes whose command line names a path under dir.

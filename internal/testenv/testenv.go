@@ -108,12 +108,13 @@ func Start(t testing.TB, opts Options) *Daemon {
 		}
 		d.DataDir = filepath.Join(tmp, "data")
 	}
-	d.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	d.portBase, d.claim = claimPortRange(t)
-	d.start()
+	// Registered before anything starts: a daemon that fails during start-up (or a test that
+	// fails while it starts) is stopped, and its port range, servers and accounts released.
 	t.Cleanup(func() {
 		d.Stop()
-		d.claim.Close()
+		if d.claim != nil {
+			d.claim.Close()
+		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Logs())
 		}
@@ -125,6 +126,9 @@ func Start(t testing.TB, opts Options) *Daemon {
 		}
 		RemoveAccounts(t, d.DataDir)
 	})
+	d.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	d.portBase, d.claim = claimPortRange(t)
+	d.start()
 	return d
 }
 
@@ -159,9 +163,12 @@ func (d *Daemon) start() {
 	d.waitReady()
 }
 
+// readyTimeout bounds a daemon's start-up.
+var readyTimeout = 60 * time.Second
+
 func (d *Daemon) waitReady() {
 	d.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-d.done:
@@ -180,7 +187,7 @@ func (d *Daemon) waitReady() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	d.t.Fatalf("daemon did not become ready:\n%s", d.Logs())
+	d.t.Fatalf("daemon did not become ready within %s:\n%s", readyTimeout, d.Logs())
 }
 
 // Logs returns what the daemon printed so far.

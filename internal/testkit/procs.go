@@ -44,7 +44,7 @@ func Watch(needles Needles) *ProcWatch {
 
 func (w *ProcWatch) run() {
 	defer close(w.done)
-	counted := map[int]bool{}
+	counted := map[string]bool{} // pid and executable: right after a fork a child shows its parent's
 	for {
 		select {
 		case <-w.stop:
@@ -66,8 +66,8 @@ func (w *ProcWatch) run() {
 			uid := procUID(dir)
 			w.mu.Lock()
 			w.reads += 2
-			if !counted[pid] {
-				counted[pid] = true
+			if key := strconv.Itoa(pid) + "\x00" + exe; !counted[key] {
+				counted[key] = true
 				w.seen[exe]++
 			}
 			for where, b := range map[string][]byte{"cmdline": cl, "environ": env} {

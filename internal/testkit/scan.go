@@ -90,6 +90,24 @@ type ScanOptions struct {
 	// SkipFUSE leaves out every FUSE mount under the roots (plaintext views of encrypted
 	// volumes, which hold what a scan of ciphertext must not find elsewhere).
 	SkipFUSE bool
+	// Unfold also searches each file with its line breaks removed, raw and JSON-escaped: PEM
+	// and other wrapped encodings break lines.
+	Unfold bool
+	// EveryRoot fails the scan when a root holds no file it read.
+	EveryRoot bool
+}
+
+// unfoldings are the ways a file is searched besides as it is, with Unfold.
+func unfoldings(b []byte) [][]byte {
+	out := [][]byte{b}
+	joined := bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r"), nil), []byte("\n"), nil)
+	if len(joined) != len(b) {
+		out = append(out, joined)
+	}
+	if unescaped := bytes.ReplaceAll(bytes.ReplaceAll(b, []byte(`\r`), nil), []byte(`\n`), nil); len(unescaped) != len(b) {
+		out = append(out, unescaped)
+	}
+	return out
 }
 
 // ScanFiles reads every regular file under roots and reports which needles each holds. It
@@ -110,10 +128,12 @@ func ScanFiles(t testing.TB, roots []string, needles Needles, opts ScanOptions) 
 		}
 	}
 	var res ScanResult
+	m := needles.Matcher()
 	for _, root := range roots {
 		if _, err := os.Lstat(root); err != nil {
 			t.Fatalf("scan root %s: %v", root, err)
 		}
+		before := res.Files
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if vanished(err) && path != root {
@@ -139,13 +159,26 @@ func ScanFiles(t testing.TB, roots []string, needles Needles, opts ScanOptions) 
 			}
 			res.Files++
 			res.Bytes += int64(len(b))
-			for _, name := range needles.Find(b) {
-				res.Hits = append(res.Hits, Hit{Path: path, Needle: name})
+			forms := [][]byte{b}
+			if opts.Unfold {
+				forms = unfoldings(b)
+			}
+			found := map[string]bool{}
+			for _, f := range forms {
+				for _, name := range m.Find(f) {
+					if !found[name] {
+						found[name] = true
+						res.Hits = append(res.Hits, Hit{Path: path, Needle: name})
+					}
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			t.Fatalf("scan %s: %v", root, err)
+		}
+		if opts.EveryRoot && res.Files == before {
+			t.Fatalf("the scan read no file under %s", root)
 		}
 	}
 	return res

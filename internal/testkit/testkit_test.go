@@ -140,3 +140,25 @@ func TestRequireFailsUnderRequireAll(t *testing.T) {
 		t.Error("a missing part did not fail the test under " + RequireEnv + "=all")
 	}
 }
+
+// TestScanUnfoldAndEveryRoot: a needle broken over lines (PEM) or JSON-escaped is found only
+// with Unfold; a root holding nothing fails a scan with EveryRoot.
+func TestScanUnfoldAndEveryRoot(t *testing.T) {
+	dir, empty := t.TempDir(), t.TempDir()
+	needle := []byte("MIIEowIBAAKCAQEAwidelyKnownPrefixOfAnRSAKey0123456789")
+	wrapped := append(append(append([]byte{}, needle[:20]...), '\n'), needle[20:]...)
+	escaped := append(append(append([]byte{}, needle[:30]...), []byte(`\n`)...), needle[30:]...)
+	os.WriteFile(filepath.Join(dir, "key.pem"), wrapped, 0o600)
+	os.WriteFile(filepath.Join(dir, "key.json"), escaped, 0o600)
+	n := Needles{}.Add("key", needle)
+	if res := ScanFiles(t, []string{dir}, n, ScanOptions{}); len(res.Hits) != 0 {
+		t.Errorf("found without unfolding: %v", res.Hits)
+	}
+	res := ScanFiles(t, []string{dir}, n, ScanOptions{Unfold: true})
+	if !res.Has("key", filepath.Join(dir, "key.pem")) || !res.Has("key", filepath.Join(dir, "key.json")) || len(res.Hits) != 2 {
+		t.Errorf("unfolded hits: %v", res.Hits)
+	}
+	if !failsIn(t, func(tb testing.TB) { ScanFiles(tb, []string{dir, empty}, n, ScanOptions{EveryRoot: true}) }) {
+		t.Error("a root with no file did not fail the scan")
+	}
+}

@@ -89,7 +89,10 @@ func TestConcurrentCreateOwnership(t *testing.T) {
 	}
 	wg.Wait()
 
-	wrongOwner := 0
+	// Every file the creators were asked for exists, in its creator's directory, and belongs
+	// to the creator; nothing else is there.
+	var created, dirs, wrongOwner int
+	var missing, extra []string
 	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil || path == dir {
 			return err
@@ -97,6 +100,15 @@ func TestConcurrentCreateOwnership(t *testing.T) {
 		info, err := e.Info()
 		if err != nil {
 			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		switch {
+		case e.IsDir() && !strings.Contains(rel, "/"):
+			dirs++
+		case info.Mode().IsRegular() && createdName(rel, procs, files):
+			created++
+		default:
+			extra = append(extra, rel)
 		}
 		if st := info.Sys().(*syscall.Stat_t); st.Uid != nobody || st.Gid != nobody {
 			wrongOwner++
@@ -109,11 +121,38 @@ func TestConcurrentCreateOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d creators x %d files: %d create+reopen failed, %d files with the wrong owner", procs, files, len(failures), wrongOwner)
+	for p := range procs {
+		for i := range files {
+			if _, err := os.Lstat(filepath.Join(dir, strconv.Itoa(p), "f"+strconv.Itoa(i))); err != nil {
+				missing = append(missing, fmt.Sprintf("%d/f%d: %v", p, i, err))
+			}
+		}
+	}
+	t.Logf("%d creators x %d files: %d files found, %d create+reopen failed, %d entries with the wrong owner",
+		procs, files, created, len(failures), wrongOwner)
+	if created != procs*files || dirs != procs || len(missing) > 0 || len(extra) > 0 {
+		t.Errorf("found %d files in %d directories, want %d in %d; missing %d (first %q), unexpected %q",
+			created, dirs, procs*files, procs, len(missing), missing[:min(3, len(missing))], extra[:min(3, len(extra))])
+	}
 	if len(failures) > 0 || wrongOwner > 0 {
-		t.Errorf("%d of %d concurrent create+reopen failed, %d files with the wrong owner; first: %q",
+		t.Errorf("%d of %d concurrent create+reopen failed, %d entries with the wrong owner; first: %q",
 			len(failures), procs*files, wrongOwner, failures[:min(3, len(failures))])
 	}
+}
+
+// createdName reports whether rel (relative to the creators' directory) is a file a creator was
+// asked for: {creator}/f{i}.
+func createdName(rel string, procs, files int) bool {
+	d, f, ok := strings.Cut(rel, "/")
+	if !ok {
+		return false
+	}
+	p, err := strconv.Atoi(d)
+	if err != nil || p < 0 || p >= procs || strconv.Itoa(p) != d {
+		return false
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(f, "f"))
+	return err == nil && strings.HasPrefix(f, "f") && i >= 0 && i < files && "f"+strconv.Itoa(i) == f
 }
 
 const helperEnv = "PGFLEX_VOLUME_CREATE_HELPER"

@@ -6,16 +6,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"github.com/pgflex/pgflex/internal/testkit"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // requireFUSE skips the test when real mounts cannot be made here (fails instead where every
@@ -54,59 +54,26 @@ func newTestVolume(t *testing.T) *Volume {
 	return v
 }
 
+// cleanupMount unmounts v; should that fail, it detaches the mount and ends the gocryptfs
+// process serving it, which would otherwise live on holding the key. Either way it checks that
+// no FUSE server of v is left.
 func cleanupMount(t *testing.T, v *Volume) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pids := fuseServerPIDs(t, v.CipherDir())
+	pids := testkit.FUSEServers(v.CipherDir())
 	if err := v.Unmount(ctx); err != nil {
-		t.Logf("cleanup: unmount: %v; detaching", err)
-		_ = syscall.Unmount(v.MountDir(), syscall.MNT_DETACH)
+		t.Errorf("cleanup: unmount: %v; detaching and ending gocryptfs", err)
+		if n, err := testkit.DetachFUSE(v.MountDir(), v.CipherDir(), 5*time.Second); err != nil {
+			t.Errorf("cleanup: %v (%d gocryptfs processes)", err, n)
+		}
+		return
 	}
-	for _, pid := range pids { // the FUSE server exits on unmount; make sure
-		waitGone(pid, 5*time.Second)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
-
-// fuseServerPIDs finds the gocryptfs processes serving cipherDir.
-func fuseServerPIDs(t *testing.T, cipherDir string) []int {
-	t.Helper()
-	abs, _ := filepath.Abs(cipherDir)
-	var pids []int
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
+	// The FUSE server exits on unmount: make sure it did.
+	if err := testkit.WaitGone(pids, 10*time.Second); err != nil {
+		t.Errorf("cleanup: gocryptfs outlived the unmount: %v", err)
+		if err := testkit.Terminate(pids, 5*time.Second); err != nil {
+			t.Errorf("cleanup: %v", err)
 		}
-		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmd), "\x00")
-		if filepath.Base(args[0]) != "gocryptfs" {
-			continue
-		}
-		for _, a := range args {
-			if a == abs {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
-
-func waitGone(pid int, d time.Duration) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			return
-		}
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if f := strings.Fields(string(b)); len(f) > 2 && f[2] == "Z" {
-			return // exited; its reaper (init) has not collected it yet
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -119,40 +86,6 @@ func wantState(t *testing.T, v *Volume, want State) {
 	if got != want {
 		t.Fatalf("Status = %v, want %v", got, want)
 	}
-}
-
-// grepTree reports the files under root whose bytes contain any needle.
-func grepTree(t *testing.T, root string, needles ...[]byte) []string {
-	t.Helper()
-	var hits []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := []byte(d.Name())
-		for _, n := range needles {
-			if bytes.Contains(name, n) {
-				hits = append(hits, p+" (name)")
-			}
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for _, n := range needles {
-			if bytes.Contains(b, n) {
-				hits = append(hits, p)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
-	}
-	return hits
 }
 
 // TestVolumeLifecycle runs one volume through create, mount, unmount,
@@ -225,24 +158,83 @@ func TestVolumeLifecycle(t *testing.T) {
 		}
 	})
 
+	// What must never reach the disk in plaintext: the marker, the marker file's name, the key
+	// in every form it could be written in.
+	needles := testkit.Needles{}.AddSecret("key", key).Add("marker", marker).Add("marker file name", []byte(markerName))
+	var plainFiles, plainEntries int
+	t.Run("the scanners find the marker and its name in the plaintext mount", func(t *testing.T) {
+		// The positive control of "only ciphertext on disk": the same scans, on the mount.
+		markerPath := filepath.Join(v.MountDir(), markerName)
+		res := testkit.ScanFiles(t, []string{v.MountDir()}, needles, testkit.ScanOptions{})
+		if !res.Has("marker", markerPath) {
+			t.Errorf("the file scan did not find the marker in %s: hits %v", markerPath, res.Hits)
+		}
+		names := testkit.ScanNames(t, []string{v.MountDir()}, needles)
+		if !names.Has("marker file name", markerPath) {
+			t.Errorf("the name scan did not find %s: hits %v", markerPath, names.Hits)
+		}
+		entries, err := os.ReadDir(v.MountDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		plainFiles, plainEntries = res.Files, len(entries)
+		if plainFiles < 2 || plainEntries < 2 { // the marker, pgdata/owned; the marker, pgdata
+			t.Errorf("plaintext mount: %d files, %d entries at its root; want the marker and pgdata", plainFiles, plainEntries)
+		}
+	})
+
 	if err := v.Unmount(ctx); err != nil {
 		t.Fatalf("Unmount: %v", err)
 	}
 	wantState(t, v, NotMounted)
 
 	t.Run("only ciphertext on disk", func(t *testing.T) {
-		hexKey := []byte(hex.EncodeToString(key))
-		needles := [][]byte{marker, []byte(markerName), key, hexKey, bytes.ToUpper(hexKey)}
-		if hits := grepTree(t, v.Dir, needles...); len(hits) > 0 {
-			t.Errorf("plaintext marker, file name or key found in %v", hits)
+		if plainFiles == 0 {
+			t.Fatal("the positive control on the plaintext mount did not run")
 		}
-		// The check must be able to fail: the cipher dir holds files.
-		if n := len(grepTree(t, v.CipherDir())); n != 0 {
-			t.Fatalf("grepTree with no needles found %d", n)
+		// One scan reads the volume's directory and a control holding every needle: it must
+		// find all of them there, and none in the volume.
+		plant := testkit.Plant(t, filepath.Join(t.TempDir(), "plant"), needles)
+		res := testkit.ScanFiles(t, []string{v.Dir, plant}, needles, testkit.ScanOptions{})
+		if missing := res.Missing(needles, plant); len(missing) > 0 {
+			t.Fatalf("the scan missed planted needles %v: it proves nothing", missing)
 		}
-		entries, _ := os.ReadDir(v.CipherDir())
-		if len(entries) < 3 {
-			t.Errorf("cipher dir holds %d entries; the marker file is missing", len(entries))
+		if leaks := res.Outside(plant); len(leaks) > 0 {
+			t.Errorf("plaintext marker or key in the volume directory: %v", leaks)
+		}
+		if names := testkit.ScanNames(t, []string{v.Dir}, needles); len(names.Hits) > 0 || names.Files == 0 {
+			t.Errorf("plaintext names in the volume directory (of %d read): %v", names.Files, names.Hits)
+		}
+		// It read the ciphertext: a file per plaintext file, gocryptfs.conf and a
+		// gocryptfs.diriv per directory (the root and pgdata).
+		if read := res.Files - len(needles); read < plainFiles+3 {
+			t.Errorf("read %d files in %s; want at least %d", read, v.Dir, plainFiles+3)
+		}
+		entries, err := os.ReadDir(v.CipherDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conf, diriv bool
+		var encrypted []string
+		biggest := int64(0)
+		for _, e := range entries {
+			switch e.Name() {
+			case "gocryptfs.conf":
+				conf = true
+			case "gocryptfs.diriv":
+				diriv = true
+			default:
+				encrypted = append(encrypted, e.Name())
+				if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+					biggest = max(biggest, info.Size())
+				}
+			}
+		}
+		if !conf || !diriv || len(encrypted) != plainEntries {
+			t.Errorf("cipher dir holds %v; want gocryptfs.conf, gocryptfs.diriv and %d encrypted names", entries, plainEntries)
+		}
+		if want := int64(200 * (len(marker) + 1)); biggest < want {
+			t.Errorf("no ciphertext the size of the marker file (%d bytes): largest %d", want, biggest)
 		}
 	})
 
@@ -286,7 +278,7 @@ func TestVolumeLifecycle(t *testing.T) {
 	})
 
 	t.Run("stale mount is detached and remounted", func(t *testing.T) {
-		pids := fuseServerPIDs(t, v.CipherDir())
+		pids := testkit.FUSEServers(v.CipherDir())
 		if len(pids) == 0 {
 			t.Fatal("no gocryptfs server found for the mount")
 		}
@@ -294,7 +286,9 @@ func TestVolumeLifecycle(t *testing.T) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			waitGone(pid, 10*time.Second)
+		}
+		if err := testkit.WaitGone(pids, 10*time.Second); err != nil {
+			t.Fatalf("gocryptfs killed with SIGKILL: %v", err)
 		}
 		wantState(t, v, Stale)
 		fresh := &Volume{Dir: v.Dir}
