@@ -86,18 +86,25 @@ type Daemon struct {
 	claim    net.Listener
 	done     chan struct{}
 	logs     *lockedBuffer
+	// readyTimeout bounds start-up.
+	readyTimeout time.Duration
 }
 
 // Options tune a test daemon.
 type Options struct {
 	DataDir string   // default: a new temporary directory
 	Args    []string // extra `pgflex serve` flags
+	// ReadyTimeout bounds the daemon's start-up; default one minute.
+	ReadyTimeout time.Duration
 }
 
 // Start starts `pgflex serve` and waits until it answers.
 func Start(t testing.TB, opts Options) *Daemon {
 	t.Helper()
-	d := &Daemon{t: t, Bin: Binary(t), DataDir: opts.DataDir, Args: opts.Args, logs: &lockedBuffer{}}
+	d := &Daemon{t: t, Bin: Binary(t), DataDir: opts.DataDir, Args: opts.Args, logs: &lockedBuffer{}, readyTimeout: opts.ReadyTimeout}
+	if d.readyTimeout == 0 {
+		d.readyTimeout = time.Minute
+	}
 	if d.DataDir == "" {
 		// The PostgreSQL user traverses to the backup repositories in the data directory.
 		tmp := t.TempDir()
@@ -163,12 +170,9 @@ func (d *Daemon) start() {
 	d.waitReady()
 }
 
-// readyTimeout bounds a daemon's start-up.
-var readyTimeout = 60 * time.Second
-
 func (d *Daemon) waitReady() {
 	d.t.Helper()
-	deadline := time.Now().Add(readyTimeout)
+	deadline := time.Now().Add(d.readyTimeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-d.done:
@@ -187,7 +191,7 @@ func (d *Daemon) waitReady() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	d.t.Fatalf("daemon did not become ready within %s:\n%s", readyTimeout, d.Logs())
+	d.t.Fatalf("daemon did not become ready within %s:\n%s", d.readyTimeout, d.Logs())
 }
 
 // Logs returns what the daemon printed so far.

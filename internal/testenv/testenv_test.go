@@ -53,12 +53,9 @@ func TestStartFailureReleasesTheDaemon(t *testing.T) {
 	if got := Binary(t); got != bin {
 		t.Fatalf("Binary = %s: another test of this package chose the binary first", got)
 	}
-	defer func(d time.Duration) { readyTimeout = d }(readyTimeout)
-	readyTimeout = 2 * time.Second
-
 	r := &recorder{TB: t}
 	done := make(chan struct{})
-	go func() { defer close(done); Start(r, Options{}) }()
+	go func() { defer close(done); Start(r, Options{ReadyTimeout: 2 * time.Second}) }()
 	<-done
 	if !strings.Contains(r.fatal, "did not become ready") {
 		t.Fatalf("Start of a daemon that never answers: %q", r.fatal)
