@@ -57,6 +57,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8443", "Address to listen on (HTTPS). Port 0 picks a free port.")
 	f.StringVar(&cfg.KeyVaultSuffix, "keyvault-dns-suffix", "vault.localhost", "DNS suffix of Key Vault hosts.")
 	f.StringVar(&cfg.ManagedHSMSuffix, "managedhsm-dns-suffix", "managedhsm.localhost", "DNS suffix of Managed HSM hosts.")
+	f.StringVar(&cfg.GraphHost, "graph-host", "graph.localhost", "Host name Microsoft Graph is served at (routed by Host header; on the HTTPS certificate).")
 	f.StringSliceVar(&cfg.ExtraHosts, "tls-host", nil, "Extra host names or addresses for the HTTPS certificate.")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	f.StringVar(&cfg.RuntimeDir, "runtime-dir", "", "Directory for the servers' mount points and sockets (default /run/pgflex/{hash of the data dir}).")

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -98,3 +99,20 @@ func DeletePrincipal(tx store.Tx, oid string) error {
 
 // SecretMatches reports whether secret is the principal's client secret.
 func SecretMatches(p *Principal, secret string) bool { return p.checkSecret(secret) }
+
+// ListPrincipals returns every principal of the directory, in object-id order.
+func ListPrincipals(tx store.Tx) ([]*Principal, error) {
+	kvs, err := tx.List("principal/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Principal, 0, len(kvs))
+	for _, kv := range kvs {
+		var p Principal
+		if err := json.Unmarshal(kv.Value, &p); err != nil {
+			return nil, fmt.Errorf("principal %s: %w", kv.Key, err)
+		}
+		out = append(out, &p)
+	}
+	return out, nil
+}

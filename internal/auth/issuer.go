@@ -21,6 +21,9 @@ type Audiences struct {
 	ARM        string // https://management.azure.com
 	KeyVault   string // https://{keyVaultDnsSuffix}, a parent domain of every vault host
 	ManagedHSM string // https://{managedHsmDnsSuffix}
+	// Graph is Microsoft Graph's resource, https://{graph host}:{port}: the cloud's
+	// microsoftGraphResourceId without its trailing slash.
+	Graph string
 }
 
 // armAliases are the ARM audiences Azure accepts; all map to Audiences.ARM.
@@ -35,7 +38,7 @@ func (a Audiences) Resolve(scope string) (string, bool) {
 			return a.ARM, true
 		}
 	}
-	for _, aud := range []string{a.ARM, a.KeyVault, a.ManagedHSM} {
+	for _, aud := range []string{a.ARM, a.KeyVault, a.ManagedHSM, a.Graph} {
 		if aud != "" && strings.EqualFold(s, aud) {
 			return aud, true
 		}

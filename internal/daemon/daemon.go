@@ -28,7 +28,9 @@ import (
 	"github.com/pgflex/pgflex/internal/activitylog"
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/auth"
+	"github.com/pgflex/pgflex/internal/cloudmeta"
 	"github.com/pgflex/pgflex/internal/flexserver"
+	"github.com/pgflex/pgflex/internal/graph"
 	"github.com/pgflex/pgflex/internal/identity"
 	"github.com/pgflex/pgflex/internal/keyvault"
 	"github.com/pgflex/pgflex/internal/profile"
@@ -45,8 +47,14 @@ type Config struct {
 	Addr             string // host:port to listen on; port 0 picks a free one
 	KeyVaultSuffix   string // DNS suffix of vault hosts, default vault.localhost
 	ManagedHSMSuffix string // DNS suffix of Managed HSM hosts, default managedhsm.localhost
-	ExtraHosts       []string
-	Logger           *slog.Logger
+	// GraphHost is the host name Microsoft Graph is served at (routed by Host header, on the
+	// certificate), default graph.localhost.
+	GraphHost string
+	// PostgresDNSSuffix is the servers' host-name suffix the cloud metadata publishes (az's
+	// postgresqlServerEndpoint), default postgres.localhost.
+	PostgresDNSSuffix string
+	ExtraHosts        []string
+	Logger            *slog.Logger
 
 	// RuntimeDir holds the servers' mount points and sockets (default /run/pgflex/{id}).
 	RuntimeDir string
@@ -68,6 +76,12 @@ func (c *Config) defaults() {
 	}
 	if c.ManagedHSMSuffix == "" {
 		c.ManagedHSMSuffix = "managedhsm.localhost"
+	}
+	if c.GraphHost == "" {
+		c.GraphHost = "graph.localhost"
+	}
+	if c.PostgresDNSSuffix == "" {
+		c.PostgresDNSSuffix = "postgres.localhost"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -123,6 +137,10 @@ type Daemon struct {
 	metrics    *prometheus.Registry
 	// keyVault is Microsoft.KeyVault and the key store behind keyStore.
 	keyVault *keyvault.Service
+	// graph is Microsoft Graph, served at cfg.GraphHost.
+	graph http.Handler
+	// cloud is what /metadata/endpoints publishes.
+	cloud cloudmeta.Metadata
 }
 
 // bootstrap is the identity of this installation, created at first start.
@@ -185,7 +203,9 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	d.endpoint = "https://" + d.ln.Addr().String()
-	aud := auth.Audiences{ARM: ARMAudience, KeyVault: "https://" + cfg.KeyVaultSuffix, ManagedHSM: "https://" + cfg.ManagedHSMSuffix}
+	d.cloud = d.cloudMetadata()
+	aud := auth.Audiences{ARM: ARMAudience, KeyVault: "https://" + cfg.KeyVaultSuffix, ManagedHSM: "https://" + cfg.ManagedHSMSuffix,
+		Graph: strings.TrimRight(d.cloud.MicrosoftGraph, "/")}
 	d.issuer = auth.NewIssuer(signingKey, d.endpoint, d.boot.TenantID, d.st, aud)
 	if err := d.writeProfile(ctx); err != nil {
 		return nil, err
@@ -194,6 +214,7 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	d.ops = arm.NewOperations(d.base, d.st, d.log)
 	d.router = arm.NewRouter(d.issuer.ARMAuthenticator(), d.log)
 	d.ops.RegisterRoutes(d.router, nil)
+	d.cloud.RegisterRoutes(d.router)
 	// Providers: each registers its ARM routes (and, for key stores, its host handler).
 	// Keep one block per provider.
 	d.resources = resources.New(d.st, d.ops, d.log)
@@ -224,10 +245,14 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if err := d.openServers(ctx); err != nil {
 		return nil, err
 	}
+	// Microsoft Graph, for the signed-in principal (az keyvault create, pgflex ad signed-in-user).
+	d.graph = graph.New(d.issuer, d.st, d.cloud.MicrosoftGraph, d.log)
 	// (end of providers)
 
 	mux := http.NewServeMux()
 	d.issuer.RegisterRoutes(mux)
+	mux.Handle(auth.MSIPath, &auth.MSIEndpoint{Issuer: d.issuer, AdminObjectID: d.boot.AdminObjectID,
+		AllowedUID: uint32(os.Geteuid()), Peer: auth.LoopbackPeerUID, Log: d.log})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", d.router)
@@ -242,7 +267,7 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 
 // hosts are the names the HTTPS certificate covers.
 func (d *Daemon) hosts() []string {
-	h := []string{"localhost", "127.0.0.1", "*." + d.cfg.KeyVaultSuffix, "*." + d.cfg.ManagedHSMSuffix}
+	h := []string{"localhost", "127.0.0.1", "*." + d.cfg.KeyVaultSuffix, "*." + d.cfg.ManagedHSMSuffix, d.cfg.GraphHost}
 	if host, _, err := net.SplitHostPort(d.cfg.Addr); err == nil && host != "" && host != "127.0.0.1" && host != "localhost" && host != "0.0.0.0" {
 		h = append(h, host)
 	}
@@ -258,6 +283,10 @@ func (d *Daemon) routeByHost(main http.Handler) http.Handler {
 			host = h
 		}
 		host = strings.ToLower(host)
+		if host == strings.ToLower(d.cfg.GraphHost) && d.graph != nil {
+			d.graph.ServeHTTP(w, r)
+			return
+		}
 		if strings.HasSuffix(host, "."+d.cfg.KeyVaultSuffix) || strings.HasSuffix(host, "."+d.cfg.ManagedHSMSuffix) {
 			if d.cfg.KeyStoreOutageFile != "" {
 				if _, err := os.Stat(d.cfg.KeyStoreOutageFile); err == nil {
@@ -360,6 +389,7 @@ func (d *Daemon) writeProfile(ctx context.Context) error {
 		ARMAudience:         ARMAudience,
 		KeyVaultDNSSuffix:   d.cfg.KeyVaultSuffix,
 		ManagedHSMDNSSuffix: d.cfg.ManagedHSMSuffix,
+		GraphEndpoint:       d.cloud.MicrosoftGraph,
 		User:                profile.User{Name: d.boot.AdminClientID, Type: "servicePrincipal"},
 	}
 	if old, err := profile.Load(path); err == nil && old.ClientID == want.ClientID && old.ClientSecret != "" {
@@ -390,6 +420,28 @@ func (d *Daemon) writeProfile(ctx context.Context) error {
 	}
 	want.ClientSecret = secret
 	return profile.Write(path, &want)
+}
+
+// cloudMetadata is this daemon as an Azure cloud: its endpoints (the listener's port on every
+// host name, as clients must dial it) and DNS suffixes.
+func (d *Daemon) cloudMetadata() cloudmeta.Metadata {
+	_, port, _ := net.SplitHostPort(d.ln.Addr().String())
+	withPort := func(host string) string {
+		if port == "443" {
+			return host
+		}
+		return host + ":" + port
+	}
+	return cloudmeta.Metadata{
+		ResourceManager: d.endpoint + "/",
+		LoginEndpoint:   d.endpoint + auth.ADFSPath,
+		// az asks for the first; both name the resource manager.
+		Audiences:      []string{"https://management.core.windows.net/", ARMAudience + "/"},
+		MicrosoftGraph: "https://" + withPort(d.cfg.GraphHost) + "/",
+		KeyVaultDNS:    withPort(d.cfg.KeyVaultSuffix),
+		ManagedHSMDNS:  withPort(d.cfg.ManagedHSMSuffix),
+		PostgresDNS:    d.cfg.PostgresDNSSuffix,
+	}
 }
 
 // ProfilePath is where the CLI profile is written.

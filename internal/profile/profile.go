@@ -34,7 +34,9 @@ type Profile struct {
 	ARMAudience         string `json:"armAudience"`
 	KeyVaultDNSSuffix   string `json:"keyVaultDnsSuffix"`
 	ManagedHSMDNSSuffix string `json:"managedHsmDnsSuffix"`
-	User                User   `json:"user"`
+	// GraphEndpoint is Microsoft Graph's base URL and token resource (https://graph.localhost:8443/).
+	GraphEndpoint string `json:"graphEndpoint,omitempty"`
+	User          User   `json:"user"`
 }
 
 // Load reads a profile file.
