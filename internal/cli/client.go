@@ -185,6 +185,8 @@ func (c *Client) audienceFor(u *url.URL) (string, error) {
 	switch {
 	case u.Scheme == "https" && strings.EqualFold(u.Host, c.endpoint.Host):
 		return c.profile.ARMAudience, nil
+	case u.Scheme == "https" && c.profile.GraphEndpoint != "" && strings.EqualFold(u.Host, graphHost(c.profile.GraphEndpoint)):
+		return strings.TrimRight(c.profile.GraphEndpoint, "/"), nil
 	case u.Scheme == "https" && c.profile.KeyVaultDNSSuffix != "" &&
 		strings.HasSuffix(host, "."+strings.ToLower(c.profile.KeyVaultDNSSuffix)):
 		return "https://" + c.profile.KeyVaultDNSSuffix, nil
@@ -193,6 +195,15 @@ func (c *Client) audienceFor(u *url.URL) (string, error) {
 		return "https://" + c.profile.ManagedHSMDNSSuffix, nil
 	}
 	return "", &UserError{Msg: fmt.Sprintf("Refusing to send credentials to '%s': it is neither the pgflex endpoint nor one of its key stores.", u.Redacted())}
+}
+
+// graphHost is the host:port of the profile's Graph endpoint.
+func graphHost(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // Do sends an authenticated request to an absolute URL (or a path relative to the endpoint)

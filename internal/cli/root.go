@@ -128,6 +128,8 @@ func NewRootCommand(env Env) *cobra.Command {
 
 	root.AddCommand(
 		newAccountCommand(a),
+		newADCommand(a),
+		newCloudCommand(a),
 		newConfigureCommand(a),
 		newGroupCommand(a),
 		newIdentityCommand(a),
