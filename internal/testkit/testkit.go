@@ -36,6 +36,10 @@ const (
 	PSQL
 	// Accounts: useradd and userdel on PATH.
 	Accounts
+	// AZ: Microsoft's az CLI (Debian's azure-cli) on PATH, and *.localhost host names resolving
+	// through the system resolver (nss-myhostname), as az's Python reaches graph.localhost and
+	// {vault}.vault.localhost.
+	AZ
 )
 
 // BinDir is where Debian's PostgreSQL 15 server lives.
@@ -81,6 +85,13 @@ func missing(p Part) string {
 	case PSQL:
 		if _, err := exec.LookPath("psql"); err != nil {
 			return "psql is not installed (scripts/setup.sh)"
+		}
+	case AZ:
+		if _, err := exec.LookPath("az"); err != nil {
+			return "az is not installed (scripts/setup.sh installs Debian's azure-cli)"
+		}
+		if out, err := exec.Command("getent", "ahosts", "probe.graph.localhost").Output(); err != nil || len(out) == 0 {
+			return "*.localhost names do not resolve (scripts/setup.sh installs libnss-myhostname)"
 		}
 	case Accounts:
 		for _, tool := range []string{"useradd", "userdel"} {
