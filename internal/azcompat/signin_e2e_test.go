@@ -3,6 +3,7 @@ package azcompat_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -50,7 +51,7 @@ func TestAzureCLIServicePrincipal(t *testing.T) {
 	}
 
 	t.Run("account show", func(t *testing.T) {
-		acc := az.Must("account", "show").Object(t)
+		acc := az.Must(t, "account", "show").Object(t)
 		for k, want := range map[string]string{"id": p.SubscriptionID, "tenantId": p.TenantID, "homeTenantId": p.TenantID,
 			"name": "pgflex", "environmentName": "pgflex", "state": "Enabled"} {
 			if got := str(acc, k); got != want {
@@ -62,7 +63,7 @@ func TestAzureCLIServicePrincipal(t *testing.T) {
 		}
 	})
 	t.Run("account list", func(t *testing.T) {
-		list, _ := az.Must("account", "list").JSON(t).([]any)
+		list, _ := az.Must(t, "account", "list").JSON(t).([]any)
 		if len(list) != 1 || str(list[0], "id") != p.SubscriptionID || list[0].(map[string]any)["isDefault"] != true ||
 			str(list[0], "tenantId") != p.TenantID || str(list[0], "cloudName") != "pgflex" {
 			t.Fatalf("account list = %v", list)
@@ -70,7 +71,7 @@ func TestAzureCLIServicePrincipal(t *testing.T) {
 	})
 	t.Run("cloud config", func(t *testing.T) {
 		// az kept what pgflex cloud show-config printed: the daemon's endpoints.
-		c := az.Must("cloud", "show", "-n", "pgflex").Object(t)
+		c := az.Must(t, "cloud", "show", "-n", "pgflex").Object(t)
 		port := p.Endpoint[strings.LastIndexByte(p.Endpoint, ':')+1:]
 		for path, want := range map[string]string{
 			"endpoints.resourceManager":           p.Endpoint + "/",
@@ -87,9 +88,9 @@ func TestAzureCLIServicePrincipal(t *testing.T) {
 		}
 	})
 
-	az.Must("group", "create", "-n", "rg", "-l", "eastus")
+	az.Must(t, "group", "create", "-n", "rg", "-l", "eastus")
 	t.Run("group list", func(t *testing.T) {
-		list, _ := az.Must("group", "list").JSON(t).([]any)
+		list, _ := az.Must(t, "group", "list").JSON(t).([]any)
 		if len(list) != 1 || str(list[0], "name") != "rg" || str(list[0], "properties", "provisioningState") != "Succeeded" {
 			t.Fatalf("group list = %v", list)
 		}
@@ -97,7 +98,7 @@ func TestAzureCLIServicePrincipal(t *testing.T) {
 
 	vault := "azspvault1"
 	t.Run("keyvault create grants the creator's access policy", func(t *testing.T) {
-		created := az.Must("keyvault", "create", "-g", "rg", "-n", vault, "-l", "eastus", "--enable-purge-protection", "true").Object(t)
+		created := az.Must(t, "keyvault", "create", "-g", "rg", "-n", vault, "-l", "eastus", "--enable-purge-protection", "true").Object(t)
 		if str(created, "name") != vault {
 			t.Fatalf("keyvault create printed %v", created)
 		}
@@ -125,43 +126,67 @@ func TestAzureCLIServicePrincipal(t *testing.T) {
 		}
 	})
 	t.Run("keyvault show and list", func(t *testing.T) {
-		v := az.Must("keyvault", "show", "-g", "rg", "-n", vault).Object(t)
+		v := az.Must(t, "keyvault", "show", "-g", "rg", "-n", vault).Object(t)
 		if str(v, "properties", "vaultUri") != fmt.Sprintf("https://%s.vault.localhost:%s/", vault, p.Endpoint[strings.LastIndexByte(p.Endpoint, ':')+1:]) {
 			t.Errorf("vaultUri = %q", str(v, "properties", "vaultUri"))
 		}
-		list, _ := az.Must("keyvault", "list", "-g", "rg").JSON(t).([]any)
+		list, _ := az.Must(t, "keyvault", "list", "-g", "rg").JSON(t).([]any)
 		if len(list) != 1 || str(list[0], "name") != vault {
 			t.Errorf("keyvault list -g rg = %v", list)
+		}
+	})
+	t.Run("keyvault without its group", func(t *testing.T) {
+		// az finds the vault through Microsoft.Resources' generic list
+		// (GET /subscriptions/{id}/resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults').
+		list, _ := az.Must(t, "keyvault", "list").JSON(t).([]any)
+		if len(list) != 1 || str(list[0], "name") != vault || str(list[0], "type") != "Microsoft.KeyVault/vaults" || str(list[0], "location") != "eastus" {
+			t.Errorf("keyvault list = %v", list)
+		}
+		if v := az.Must(t, "keyvault", "show", "-n", vault).Object(t); str(v, "resourceGroup") != "rg" || str(v, "properties", "tenantId") != p.TenantID {
+			t.Errorf("keyvault show -n = %v", v)
+		}
+		if l, _ := az.Must(t, "resource", "list", "-g", "rg").JSON(t).([]any); len(l) != 1 || str(l[0], "name") != vault {
+			t.Errorf("resource list -g rg = %v", l)
+		}
+		sub := "/subscriptions/" + p.SubscriptionID
+		for _, c := range []struct{ path, code string }{
+			{sub + "/resources?api-version=2021-04-01&$filter=" + url.QueryEscape("substringof('x', name)"), "InvalidFilterInQueryString"},
+			{sub + "/resourceGroups/nope/resources?api-version=2021-04-01", "ResourceGroupNotFound"},
+			{sub + "/resources?api-version=2014-01-01", "InvalidApiVersionParameter"},
+		} {
+			if r := d.ARM(t, http.MethodGet, c.path, nil); r.ErrorCode() != c.code {
+				t.Errorf("GET %s: %d %s, want %s", c.path, r.Status, r.Raw, c.code)
+			}
 		}
 	})
 	t.Run("key operations through az rest", func(t *testing.T) {
 		// Debian's azure-cli 2.45 lacks the module azure.keyvault.v7_0, so no `az keyvault key`
 		// or `secret` command runs at all (a packaging defect, not pgflex's). This proves it, so
 		// that the test says when the workaround below is no longer needed.
-		if r := az.Run("keyvault", "key", "list", "--vault-name", vault); r.Code == 0 || !strings.Contains(r.Stderr, "No module named 'azure.keyvault.v7_0'") {
+		if r := az.Run(t, "keyvault", "key", "list", "--vault-name", vault); r.Code == 0 || !strings.Contains(r.Stderr, "No module named 'azure.keyvault.v7_0'") {
 			t.Errorf("az keyvault key list no longer fails as Debian's packaging defect makes it: use it instead of az rest\n%s", r)
 		}
 		vaultURI := fmt.Sprintf("https://%s.vault.localhost:%s", vault, p.Endpoint[strings.LastIndexByte(p.Endpoint, ':')+1:])
 		// az rest with the key store's resource: the token audience is the cloud's keyvault
 		// suffix without the port, as the key store's bearer challenge names it.
-		created := az.Must("rest", "--method", "post", "--url", vaultURI+"/keys/k1/create?api-version=7.4",
+		created := az.Must(t, "rest", "--method", "post", "--url", vaultURI+"/keys/k1/create?api-version=7.4",
 			"--resource", "https://vault.localhost", "--body", `{"kty":"RSA","key_size":2048}`).Object(t)
 		kid := str(created, "key", "kid")
 		if !strings.HasPrefix(kid, vaultURI+"/keys/k1/") {
 			t.Fatalf("created key kid = %q", kid)
 		}
-		got := az.Must("rest", "--method", "get", "--url", vaultURI+"/keys/k1?api-version=7.4", "--resource", "https://vault.localhost").Object(t)
+		got := az.Must(t, "rest", "--method", "get", "--url", vaultURI+"/keys/k1?api-version=7.4", "--resource", "https://vault.localhost").Object(t)
 		if str(got, "key", "kid") != kid || str(got, "key", "kty") != "RSA" {
 			t.Fatalf("key get = %v", got)
 		}
 	})
 	t.Run("graph", func(t *testing.T) {
 		// Graph refuses /me for an application's token, in Azure as here; az prints its message.
-		r := az.Run("ad", "signed-in-user", "show")
+		r := az.Run(t, "ad", "signed-in-user", "show")
 		if r.Code == 0 || !strings.Contains(r.Stderr, "/me request is only valid with delegated authentication flow.") {
 			t.Errorf("az ad signed-in-user show:\n%s", r)
 		}
-		sp := az.Must("ad", "sp", "show", "--id", p.ClientID).Object(t)
+		sp := az.Must(t, "ad", "sp", "show", "--id", p.ClientID).Object(t)
 		if str(sp, "id") != adminOID || str(sp, "appId") != p.ClientID || str(sp, "servicePrincipalType") != "Application" {
 			t.Errorf("az ad sp show = %v", sp)
 		}
@@ -182,19 +207,19 @@ func TestAzureCLIManagedIdentity(t *testing.T) {
 	p := d.Profile()
 	az := testenv.NewAZ(t, d, testenv.AZOptions{Login: testenv.AZIdentity})
 
-	acc := az.Must("account", "show").Object(t)
+	acc := az.Must(t, "account", "show").Object(t)
 	if str(acc, "id") != p.SubscriptionID || str(acc, "tenantId") != p.TenantID ||
 		str(acc, "user", "name") != "systemAssignedIdentity" || str(acc, "user", "assignedIdentityInfo") != "MSI" {
 		t.Fatalf("account show = %v", acc)
 	}
-	az.Must("group", "create", "-n", "mi-rg", "-l", "eastus")
-	if list, _ := az.Must("group", "list").JSON(t).([]any); len(list) != 1 || str(list[0], "name") != "mi-rg" {
+	az.Must(t, "group", "create", "-n", "mi-rg", "-l", "eastus")
+	if list, _ := az.Must(t, "group", "list").JSON(t).([]any); len(list) != 1 || str(list[0], "name") != "mi-rg" {
 		t.Fatalf("group list = %v", list)
 	}
 	// Another identity than the administrator's is not served: the endpoint answers 400 as IMDS
 	// does for an unknown identity. (az 2.45 would then try the id as an object id, but its
 	// check reads a status attribute that requests' responses lack, so it reports the 400.)
-	if r := az.Run("login", "--identity", "-u", "00000000-0000-4000-8000-000000000001"); r.Code == 0 ||
+	if r := az.Run(t, "login", "--identity", "-u", "00000000-0000-4000-8000-000000000001"); r.Code == 0 ||
 		!strings.Contains(r.Stderr, "Get Token request returned: <Response [400]>") {
 		t.Errorf("az login --identity -u {another id}:\n%s", r)
 	}

@@ -236,5 +236,28 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 // Member is the resource-group cascade hook: deleting a group soft-deletes its vaults and
 // Managed HSMs.
 func (s *Service) Member() resources.Member {
-	return resources.Member{Name: "Microsoft.KeyVault", Order: 50, DeleteAllInGroup: s.deleteAllInGroup}
+	return resources.Member{Name: "Microsoft.KeyVault", Order: 50, DeleteAllInGroup: s.deleteAllInGroup, List: s.listGeneric}
+}
+
+// listGeneric reports the live vaults and Managed HSMs of a subscription for Microsoft.Resources'
+// generic list, which az keyvault list and az keyvault show -n (without a group) read.
+func (s *Service) listGeneric(ctx context.Context, sub string) ([]resources.GenericResource, error) {
+	var out []resources.GenericResource
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		all, err := listKeyStoreRecords(tx)
+		if err != nil {
+			return err
+		}
+		for i := range all {
+			v := &all[i]
+			if v.Deleted != nil || !strings.EqualFold(v.SubscriptionID, sub) {
+				continue
+			}
+			id := v.ResourceID()
+			out = append(out, resources.GenericResource{ID: id.String(), Name: v.Name, Type: id.Type(),
+				Location: v.Location, Tags: v.Tags})
+		}
+		return nil
+	})
+	return out, err
 }

@@ -72,6 +72,8 @@ type Member struct {
 	Order int
 	// DeleteAllInGroup deletes every resource of the provider in the group, waiting until done.
 	DeleteAllInGroup func(ctx context.Context, subscriptionID, group string) error
+	// List, if set, reports the provider's live resources for the generic resource list.
+	List ListFunc
 }
 
 // Service is the Microsoft.Resources provider.
@@ -108,6 +110,7 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	rt.Handle(arm.Route{Method: http.MethodGet, Pattern: "/subscriptions/{subscriptionId}", ResourceType: sub, APIVersions: SubscriptionAPIVersions, Handler: s.getSubscription})
 	rt.Handle(arm.Route{Method: http.MethodGet, Pattern: "/subscriptions/{subscriptionId}/locations", ResourceType: "Microsoft.Resources/locations", APIVersions: SubscriptionAPIVersions, Handler: s.listLocations})
 	rt.Handle(arm.Route{Method: http.MethodGet, Pattern: "/subscriptions/{subscriptionId}/resourcegroups", ResourceType: rg, APIVersions: GroupAPIVersions, Handler: s.listGroups})
+	s.registerGenericRoutes(rt)
 	base := "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}"
 	rt.Handle(arm.Route{Method: http.MethodPut, Pattern: base, ResourceType: rg, APIVersions: GroupAPIVersions, Handler: s.putGroup})
 	rt.Handle(arm.Route{Method: http.MethodGet, Pattern: base, ResourceType: rg, APIVersions: GroupAPIVersions, Handler: s.getGroup})

@@ -127,13 +127,13 @@ func NewAZ(t testing.TB, d *Daemon, opts AZOptions) *AZ {
 	if err := os.WriteFile(cloudFile, []byte(cfg.Stdout), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.Must("cloud", "register", "-n", "pgflex", "--cloud-config", "@"+cloudFile)
-	a.Must("cloud", "set", "-n", "pgflex")
+	a.Must(t, "cloud", "register", "-n", "pgflex", "--cloud-config", "@"+cloudFile)
+	a.Must(t, "cloud", "set", "-n", "pgflex")
 	switch opts.Login {
 	case AZServicePrincipal:
-		a.MustStdin(p.ClientSecret, "login", "--service-principal", "-u", p.ClientID, "-p", "@-", "--tenant", p.TenantID)
+		a.MustStdin(t, p.ClientSecret, "login", "--service-principal", "-u", p.ClientID, "-p", "@-", "--tenant", p.TenantID)
 	case AZIdentity:
-		a.Must("login", "--identity")
+		a.Must(t, "login", "--identity")
 	}
 	return a
 }
@@ -158,34 +158,41 @@ func azEnv(base []string, set map[string]string) []string {
 	return out
 }
 
-// Run runs az with args and returns what it did; it never fails t.
-func (a *AZ) Run(args ...string) AZResult { return a.run("", args) }
+// Run runs az with args and returns what it did, whatever its exit code. t (the running test
+// or subtest) fails only if az cannot be run or does not finish.
+func (a *AZ) Run(t testing.TB, args ...string) AZResult {
+	t.Helper()
+	return a.run(t, "", args)
+}
 
 // RunStdin runs az with args and stdin.
-func (a *AZ) RunStdin(stdin string, args ...string) AZResult { return a.run(stdin, args) }
+func (a *AZ) RunStdin(t testing.TB, stdin string, args ...string) AZResult {
+	t.Helper()
+	return a.run(t, stdin, args)
+}
 
 // Must runs az and fails t, with the command line and output, unless it exits 0.
-func (a *AZ) Must(args ...string) AZResult {
-	a.t.Helper()
-	r := a.run("", args)
+func (a *AZ) Must(t testing.TB, args ...string) AZResult {
+	t.Helper()
+	r := a.run(t, "", args)
 	if r.Code != 0 {
-		a.t.Fatalf("az failed:\n%s", r)
+		t.Fatalf("az failed:\n%s", r)
 	}
 	return r
 }
 
 // MustStdin is Must with stdin.
-func (a *AZ) MustStdin(stdin string, args ...string) AZResult {
-	a.t.Helper()
-	r := a.run(stdin, args)
+func (a *AZ) MustStdin(t testing.TB, stdin string, args ...string) AZResult {
+	t.Helper()
+	r := a.run(t, stdin, args)
 	if r.Code != 0 {
-		a.t.Fatalf("az failed:\n%s", r)
+		t.Fatalf("az failed:\n%s", r)
 	}
 	return r
 }
 
-func (a *AZ) run(stdin string, args []string) AZResult {
-	a.t.Helper()
+func (a *AZ) run(t testing.TB, stdin string, args []string) AZResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "az", args...)
@@ -199,11 +206,11 @@ func (a *AZ) run(stdin string, args []string) AZResult {
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		a.t.Fatalf("az did not finish within %s:\n%s", a.timeout, r)
+		t.Fatalf("az did not finish within %s:\n%s", a.timeout, r)
 	case errors.As(err, &ee):
 		r.Code = ee.ExitCode()
 	case err != nil:
-		a.t.Fatalf("run az %v: %v", args, err)
+		t.Fatalf("run az %v: %v", args, err)
 	}
 	return r
 }
