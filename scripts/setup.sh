@@ -18,6 +18,8 @@ packages=(
 	passwd                 # useradd, for the unprivileged PostgreSQL user
 	procps                 # ps/pgrep, used when diagnosing
 	locales                # en_US.UTF-8, Azure's default database collation
+	azure-cli              # Microsoft's az 2.45: the tests drive Azure's own CLI against pgflex
+	libnss-myhostname      # resolves *.localhost (key vaults, Graph, servers' host names) to loopback
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -60,6 +62,16 @@ fi
 # runs its own servers and does not want it holding port 5432.
 if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 main .* online'; then
 	pg_ctlcluster 15 main stop || true
+fi
+
+# Host names under .localhost (vault.localhost, postgres.localhost, graph.localhost) name this
+# machine. Browsers and Go's resolver know that; glibc's resolver (psql, az, curl) learns it from
+# nss-myhostname, whose package adds it to nsswitch.conf. Make sure it is there even when the file
+# was edited by hand, before dns (which would ask a name server about .localhost).
+if ! grep -qE '^hosts:.*\bmyhostname\b' /etc/nsswitch.conf; then
+	echo "setup.sh: adding myhostname to the hosts line of /etc/nsswitch.conf"
+	sed -i -E 's/^(hosts:[[:space:]]+files)/\1 myhostname/' /etc/nsswitch.conf
+	grep -qE '^hosts:.*\bmyhostname\b' /etc/nsswitch.conf || { echo "setup.sh: could not add myhostname to /etc/nsswitch.conf" >&2; exit 1; }
 fi
 
 # Azure creates databases with collation en_US.utf8 by default; PostgreSQL needs the OS locale.

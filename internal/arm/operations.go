@@ -31,6 +31,8 @@ type Operation struct {
 
 	// Kind names the work, so that a restarted daemon can find who resumes it.
 	Kind string `json:"kind"`
+	// Caller is the object id of the principal that started the operation ("" for the service).
+	Caller string `json:"caller,omitempty"`
 	// ResourceID is the resource the operation acts on.
 	ResourceID     string `json:"resourceId"`
 	SubscriptionID string `json:"subscriptionId"`

@@ -1,8 +1,6 @@
 package backup
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -252,22 +249,13 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	start = time.Now()
 	if err := inst.Start(ctx); err != nil {
 		stopQuietly(inst, log)
-		if msg := lastFatal(inst.DataDir); msg != "" {
-			return res, fmt.Errorf("backup: recovery of the restored server failed: %s: %w", msg, err)
-		}
-		return res, fmt.Errorf("backup: recovery of the restored server failed: %w", err)
+		return res, recoveryFailed(inst, err)
 	}
 	// PostgreSQL accepts connections in hot standby, before the target is
 	// reached: wait for the promotion.
 	if err := waitPromoted(ctx, inst); err != nil {
 		stopQuietly(inst, log)
-		if msg := lastFatal(inst.DataDir); msg != "" {
-			if strings.Contains(msg, "recovery ended before configured recovery target was reached") {
-				err = fmt.Errorf("%w: %w", ErrTargetNotReached, err)
-			}
-			return res, fmt.Errorf("backup: recovery of the restored server failed: %s: %w", msg, err)
-		}
-		return res, fmt.Errorf("backup: recovery of the restored server failed: %w", err)
+		return res, recoveryFailed(inst, err)
 	}
 	res.RecoveryTime = time.Since(start)
 
@@ -388,49 +376,20 @@ func stopQuietly(inst *postgres.Instance, log *slog.Logger) {
 	}
 }
 
-// lastFatal returns the last FATAL or PANIC message in the server logs of dataDir's log
-// directory, which say why recovery stopped (e.g. "recovery ended before configured recovery
-// target was reached"). The directory is the server account's: it is read without following
-// links, so its message is never another file's.
-func lastFatal(dataDir string) string {
-	dir, err := fsutil.OpenBeneath(dataDir, "log", unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return ""
+// recoveryFailed is the error of a recovery that stopped: it names what PostgreSQL logged last
+// (e.g. "recovery ended before configured recovery target was reached", ErrTargetNotReached)
+// and carries the log's tail as evidence, read now: a failed restore's files are removed.
+func recoveryFailed(inst *postgres.Instance, err error) error {
+	err = inst.WithLog(err)
+	lines := postgres.LogOf(err)
+	msg := scrub(postgres.FailureLine(lines), nil)
+	if msg == "" {
+		return fmt.Errorf("backup: recovery of the restored server failed: %w", err)
 	}
-	entries, err := dir.ReadDir(-1)
-	dir.Close()
-	if err != nil {
-		return ""
+	if strings.Contains(msg, "recovery ended before configured recovery target was reached") {
+		err = fmt.Errorf("%w: %w", ErrTargetNotReached, err)
 	}
-	var names []string
-	for _, e := range entries {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".log") {
-			names = append(names, e.Name())
-		}
-	}
-	slices.Sort(names) // postgresql-%Y-%m-%d_%H%M%S.log sorts by time
-	var last string
-	for _, n := range names {
-		b, err := fsutil.ReadFileBeneath(dataDir, filepath.Join("log", n), 64<<20)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			l := sc.Text()
-			// Clients turned away while the server recovers are not why
-			// recovery stopped.
-			if strings.Contains(l, "the database system is") {
-				continue
-			}
-			for _, level := range []string{"FATAL:", "PANIC:"} {
-				if i := strings.Index(l, level); i >= 0 {
-					last = strings.TrimSpace(l[i:])
-				}
-			}
-		}
-	}
-	return scrub(last, nil)
+	return fmt.Errorf("backup: recovery of the restored server failed: %s: %w", msg, err)
 }
 
 // sourceInvocation writes a configuration for reading src's repository

@@ -511,6 +511,14 @@ func (m *Manager) Destroy(ctx context.Context, inst flexserver.Instance) error {
 	return nil
 }
 
+// LogTail reads the tail of the server's PostgreSQL log from its mounted volume.
+func (m *Manager) LogTail(ctx context.Context, inst flexserver.Instance, maxLines int) []string {
+	if st, err := m.volume(inst).Status(ctx); err != nil || st != volume.Mounted {
+		return nil
+	}
+	return (&postgres.Instance{DataDir: m.dataDir(inst)}).LogTail(maxLines)
+}
+
 func (m *Manager) connect(ctx context.Context, inst flexserver.Instance) (*pgx.Conn, error) {
 	pi, err := m.running(inst)
 	if err != nil {

@@ -99,6 +99,10 @@ type DataPlane interface {
 	// Destroy deletes the wrapped DEK beside the volume first (crypto-shredding), then stops
 	// everything and removes every file of the server.
 	Destroy(ctx context.Context, inst Instance) error
+	// LogTail returns the last lines of the server's PostgreSQL log (redacted of credentials),
+	// read from its mounted volume: the evidence of a failed build, taken before Destroy. Nil
+	// when there is nothing to read.
+	LogTail(ctx context.Context, inst Instance, maxLines int) []string
 	// SetAdminPassword changes the administrator's password.
 	SetAdminPassword(ctx context.Context, inst Instance, password []byte) error
 	CreateDatabase(ctx context.Context, inst Instance, db Database) error

@@ -289,9 +289,14 @@ type activityEvent struct {
 	ResourceID    string            `json:"resourceId"`
 	Description   string            `json:"description"`
 	Properties    map[string]string `json:"properties"`
+	Level         string            `json:"level"`
+	Caller        string            `json:"caller"`
 	OperationName struct {
 		Value string `json:"value"`
 	} `json:"operationName"`
+	Status struct {
+		Value string `json:"value"`
+	} `json:"status"`
 }
 
 // activity reads the subscription's activity log, every page.

@@ -11,6 +11,7 @@ import (
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/dataenc"
+	"github.com/pgflex/pgflex/internal/postgres"
 	"github.com/pgflex/pgflex/internal/regions"
 	"github.com/pgflex/pgflex/internal/store"
 )
@@ -112,9 +113,10 @@ func (s *Service) createRestored(w http.ResponseWriter, r *arm.Request, id arm.R
 		return
 	}
 	op := s.newOperation(srv, kindCreate) // resumed as a create: rolled back
+	op.Caller = r.Principal.ObjectID
 	if err := s.startBuild(ctx, srv, op, dek, pp, func(ctx context.Context) error {
 		defer clear(plan.from.Passphrase)
-		return s.runRestore(ctx, srv, dek, pp, plan.source, plan.from)
+		return s.runRestore(ctx, srv, op, dek, pp, plan.source, plan.from)
 	}); err != nil {
 		clear(plan.from.Passphrase)
 		arm.WriteError(w, r, err)
@@ -301,8 +303,8 @@ func (s *Service) restoredServer(id arm.ResourceID, body *serverBody, source *Se
 // runRestore builds the new server from the source's backups. A restore to a moment after the
 // last archived transaction of a source that can no longer archive (stopped, or deleted)
 // gives the latest state there is.
-func (s *Service) runRestore(ctx context.Context, srv *Server, dek []byte, pp backup.Passphrases, src *restoreSource, from RestoreSource) error {
-	return s.build(ctx, srv, pp, func(ctx context.Context) error {
+func (s *Service) runRestore(ctx context.Context, srv *Server, op *arm.Operation, dek []byte, pp backup.Passphrases, src *restoreSource, from RestoreSource) error {
+	return s.build(ctx, srv, op, pp, func(ctx context.Context) error {
 		// A live source archives what it committed up to now, so that every transaction
 		// before the target is restorable.
 		if !src.dropped {
@@ -326,8 +328,17 @@ func (s *Service) runRestore(ctx context.Context, srv *Server, dek []byte, pp ba
 			_, err = s.dp.Restore(ctx, inst, srv.Envelope, dek, pp, latest)
 		}
 		if err != nil {
-			return arm.Errorf(http.StatusInternalServerError, "RestoreFailed",
-				"The restore of server '%s' from the backups of '%s' failed: %v. Nothing was kept; retry, or choose another point in time.", srv.Name, src.srv.Name, err)
+			reason, lines := err.Error(), postgres.LogOf(err)
+			if line := postgres.FailureLine(lines); line != "" {
+				reason = fmt.Sprintf("PostgreSQL reported \"%s\"; the last lines of its log are in the error's additionalInfo (type PostgreSQLLog)", line)
+			}
+			failed := arm.Errorf(http.StatusInternalServerError, "RestoreFailed",
+				"The restore of server '%s' from the backups of '%s' failed: %s. Nothing was kept; retry, or choose another point in time.", srv.Name, src.srv.Name, reason)
+			if lines == nil {
+				return failed
+			}
+			// The log's lines stay with the error: build puts them in additionalInfo.
+			return &postgres.LogEvidence{Err: failed, Lines: lines}
 		}
 		return nil
 	})

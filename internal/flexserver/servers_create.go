@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/pgflex/pgflex/internal/activitylog"
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/dataenc"
+	"github.com/pgflex/pgflex/internal/postgres"
 	"github.com/pgflex/pgflex/internal/resources"
 	"github.com/pgflex/pgflex/internal/store"
 )
@@ -93,9 +96,10 @@ func (s *Service) createServer(w http.ResponseWriter, r *arm.Request) {
 		return
 	}
 	op := s.newOperation(srv, kindCreate)
+	op.Caller = r.Principal.ObjectID
 	if err := s.startBuild(ctx, srv, op, dek, pp, func(ctx context.Context) error {
 		defer clear(password)
-		return s.runCreate(ctx, srv, dek, password, pp)
+		return s.runCreate(ctx, srv, op, dek, password, pp)
 	}); err != nil {
 		clear(password)
 		arm.WriteError(w, r, err)
@@ -202,15 +206,16 @@ func (s *Service) startBuild(ctx context.Context, srv *Server, op *arm.Operation
 
 // runCreate builds the data plane and takes the first full backup; on failure it unwinds
 // everything the create did.
-func (s *Service) runCreate(ctx context.Context, srv *Server, dek, password []byte, pp backup.Passphrases) error {
-	return s.build(ctx, srv, pp, func(ctx context.Context) error {
+func (s *Service) runCreate(ctx context.Context, srv *Server, op *arm.Operation, dek, password []byte, pp backup.Passphrases) error {
+	return s.build(ctx, srv, op, pp, func(ctx context.Context) error {
 		return s.dp.Create(ctx, srv.instance(), srv.Envelope, dek, password, pp)
 	})
 }
 
 // build runs a new server's data-plane construction (create or restore), then its first
-// automatic backup, and marks it Ready; on failure it rolls everything back.
-func (s *Service) build(ctx context.Context, srv *Server, pp backup.Passphrases, construct func(context.Context) error) error {
+// automatic backup, and marks it Ready; on failure it rolls everything back, keeping as
+// evidence the end of PostgreSQL's log (in the operation's error and the activity log).
+func (s *Service) build(ctx context.Context, srv *Server, op *arm.Operation, pp backup.Passphrases, construct func(context.Context) error) error {
 	err := construct(ctx)
 	if err == nil {
 		// The first full backup makes the server restorable from the moment it is Ready.
@@ -223,11 +228,20 @@ func (s *Service) build(ctx context.Context, srv *Server, pp backup.Passphrases,
 		if ctx.Err() != nil {
 			return err // shutdown: the resumer rolls back at the next start
 		}
+		ctx := context.WithoutCancel(ctx)
 		s.log.Error("server build failed; rolling back", "server", srv.Name, "err", err)
-		if rbErr := s.rollbackCreate(context.WithoutCancel(ctx), srv); rbErr != nil {
+		// The log as it was when the step failed, or else as it is now: read before the
+		// rollback destroys the volume that holds it.
+		evidence := postgres.LogOf(err)
+		if evidence == nil {
+			evidence = s.dp.LogTail(ctx, srv.instance(), postgres.EvidenceLines)
+		}
+		if rbErr := s.rollbackCreate(ctx, srv); rbErr != nil {
 			s.log.Error("roll back of failed create", "server", srv.Name, "err", rbErr)
 		}
-		return err
+		failure := buildFailure(srv, op, err, evidence)
+		s.recordFailure(ctx, srv, op, failure, evidence)
+		return failure
 	}
 	_, err = s.mutate(ctx, srv.ID(), func(cur *Server) error {
 		cur.State, cur.Operation = StateReady, ""
@@ -237,6 +251,51 @@ func (s *Service) build(ctx context.Context, srv *Server, pp backup.Passphrases,
 		s.log.Info("server ready", "server", srv.Name, "port", srv.Port)
 	}
 	return err
+}
+
+// buildFailure is the operation error of a failed build: an ARM error keeps its code and text,
+// anything else is an internal error that names what PostgreSQL said last, when it said
+// something. The log lines travel in additionalInfo either way.
+func buildFailure(srv *Server, op *arm.Operation, err error, evidence []string) *arm.Error {
+	verb := "created"
+	if srv.SourceServerID != "" {
+		verb = "restored"
+	}
+	var out arm.Error
+	if ae := arm.AsError(err); ae != nil {
+		out = *ae
+	} else {
+		out = arm.Error{Status: http.StatusInternalServerError, Code: "InternalServerError",
+			Message: fmt.Sprintf("An unexpected error occured while processing the request. Tracking ID: '%s'", op.Name)}
+		if line := postgres.FailureLine(evidence); line != "" {
+			out.Message = fmt.Sprintf("The server '%s' could not be %s: PostgreSQL reported \"%s\". The last lines of its log are in the error's additionalInfo (type PostgreSQLLog); the server was rolled back. Tracking ID: '%s'",
+				srv.Name, verb, line, op.Name)
+		}
+	}
+	if len(evidence) > 0 {
+		out.AdditionalInfo = append(slices.Clone(out.AdditionalInfo), map[string]any{"type": "PostgreSQLLog", "info": map[string]any{"lines": evidence}})
+	}
+	return &out
+}
+
+// recordFailure writes a failed build to the subscription's activity log, as Azure records a
+// failed write of a resource: its status code and message, and here the log's last lines.
+func (s *Service) recordFailure(ctx context.Context, srv *Server, op *arm.Operation, failure *arm.Error, evidence []string) {
+	if s.events == nil {
+		return
+	}
+	msg, err := json.Marshal(arm.ErrorBody{Error: failure})
+	if err != nil {
+		msg = []byte(failure.Message)
+	}
+	props := map[string]string{"statusCode": failure.Code, "statusMessage": string(msg), "operationId": op.Name}
+	if len(evidence) > 0 {
+		props["postgresqlLog"] = strings.Join(evidence, "\n")
+	}
+	if err := s.events.Append(ctx, activitylog.Event{ResourceID: srv.ID().String(), Operation: ResourceType + "/write",
+		Level: activitylog.LevelError, Status: arm.StatusFailed, Caller: op.Caller, Description: failure.Message, Properties: props}); err != nil {
+		s.log.Error("append activity event", "server", srv.Name, "err", err)
+	}
 }
 
 // resumeCreate runs after a daemon restart interrupted a create. The administrator password

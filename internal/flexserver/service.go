@@ -60,6 +60,7 @@ type Service struct {
 	keyStores  KeyStoreDirectory
 	tokens     IdentityTokens
 	keyHTTP    *http.Client
+	events     *activitylog.Log
 	log        *slog.Logger
 	now        func() time.Time
 	portFree   func(addr string, port int) bool
@@ -84,7 +85,7 @@ func New(cfg Config, d Deps) *Service {
 		cfg.BackupInterval = 24 * time.Hour
 	}
 	s := &Service{cfg: cfg, st: d.Store, ops: d.Operations, groups: d.Groups, dp: d.DataPlane, smk: d.ServiceKeys,
-		identities: d.Identities, keyStores: d.KeyStores, tokens: d.Tokens, keyHTTP: d.KeyStoreHTTP, log: d.Log,
+		identities: d.Identities, keyStores: d.KeyStores, tokens: d.Tokens, keyHTTP: d.KeyStoreHTTP, events: d.Events, log: d.Log,
 		now: time.Now, portFree: portFree}
 	if d.Monitor.Interval <= 0 {
 		d.Monitor.Interval = 5 * time.Second

@@ -255,7 +255,7 @@ func (i *Instance) Start(ctx context.Context) error {
 	i.logger().InfoContext(ctx, "postgres started", "data_dir", i.DataDir, "pid", cmd.Process.Pid, "port", i.Port)
 
 	if err := i.WaitReady(ctx); err != nil {
-		return fmt.Errorf("%w; postmaster output: %s", err, fsutil.TailFile(logFile, logStart, 2<<10))
+		return i.WithLog(fmt.Errorf("%w; postmaster output: %s", err, fsutil.TailFile(logFile, logStart, 2<<10)))
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -481,5 +482,32 @@ func TestStartRefusesUnmountedDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(inst.DataDir); !errors.Is(err, fs.ErrNotExist) {
 		t.Error("Start created the data directory")
+	}
+}
+
+// TestStartFailureCarriesTheLog: a server that cannot start (its port is taken) fails Start
+// with an error that carries the end of its log, so that the evidence outlives the files.
+func TestStartFailureCarriesTheLog(t *testing.T) {
+	requireIntegration(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(e.settings.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = e.inst.Start(ctx)
+	if err == nil {
+		t.Fatal("Start succeeded on a port in use")
+	}
+	lines := LogOf(err)
+	want := "FATAL: could not create any TCP/IP sockets"
+	if got := FailureLine(lines); got != want {
+		t.Fatalf("FailureLine of the start error's log = %q, want %q; lines:\n%s", got, want, strings.Join(lines, "\n"))
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), "Address already in use") {
+		t.Fatalf("the log lines do not say why:\n%s", strings.Join(lines, "\n"))
 	}
 }
