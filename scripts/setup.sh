@@ -18,6 +18,7 @@ packages=(
 	passwd                 # useradd, for the unprivileged PostgreSQL user
 	procps                 # ps/pgrep, used when diagnosing
 	locales                # en_US.UTF-8, Azure's default database collation
+	azure-cli              # Microsoft's az 2.45: its own code checks pgflex's answers (testkit.AzurePython)
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -125,6 +125,8 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	h(http.MethodPost, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/checkNameAvailability", s.checkNameAvailability)
 	h(http.MethodPost, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/locations/{locationName}/checkNameAvailability", s.checkNameAvailability)
 	h(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/locations/{locationName}/capabilities", s.capabilities)
+	rt.Handle(arm.Route{Method: http.MethodGet, Pattern: srv + "/capabilities", ResourceType: ResourceType,
+		APIVersions: versionsWhere(func(v apiShape) bool { return v.serverCapabilities }), Handler: s.serverCapabilities})
 	h(http.MethodPut, srv+"/databases/{databaseName}", s.createDatabase)
 	h(http.MethodGet, srv+"/databases/{databaseName}", s.getDatabase)
 	h(http.MethodDelete, srv+"/databases/{databaseName}", s.deleteDatabase)
@@ -281,7 +283,7 @@ func (s *Service) list(w http.ResponseWriter, r *arm.Request, prefix string) {
 	}
 	views := make([]map[string]any, 0, len(servers))
 	for i := range servers {
-		views = append(views, servers[i].view(r.APIVersion))
+		views = append(views, servers[i].view(shapeOf(r.APIVersion)))
 	}
 	page, err := arm.Paginate(r, views)
 	if err != nil {
@@ -297,5 +299,5 @@ func (s *Service) getServer(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
-	arm.WriteJSON(w, http.StatusOK, srv.view(r.APIVersion))
+	arm.WriteJSON(w, http.StatusOK, srv.view(shapeOf(r.APIVersion)))
 }

@@ -36,7 +36,14 @@ const (
 	PSQL
 	// Accounts: useradd and userdel on PATH.
 	Accounts
+	// AzurePython: Debian's azure-cli 2.45 (scripts/setup.sh), whose Python modules tests import
+	// with AzurePythonExe to run az's own code on pgflex's answers.
+	AzurePython
 )
+
+// AzurePythonExe is the interpreter Debian's az runs under (a python3 earlier on PATH may not
+// see its modules).
+const AzurePythonExe = "/usr/bin/python3"
 
 // BinDir is where Debian's PostgreSQL 15 server lives.
 const BinDir = "/usr/lib/postgresql/15/bin"
@@ -81,6 +88,13 @@ func missing(p Part) string {
 	case PSQL:
 		if _, err := exec.LookPath("psql"); err != nil {
 			return "psql is not installed (scripts/setup.sh)"
+		}
+	case AzurePython:
+		if _, err := os.Stat("/usr/lib/python3/dist-packages/azure/cli/command_modules/rdbms/validators.py"); err != nil {
+			return "Debian's azure-cli is not installed (scripts/setup.sh)"
+		}
+		if _, err := os.Stat(AzurePythonExe); err != nil {
+			return AzurePythonExe + " is missing"
 		}
 	case Accounts:
 		for _, tool := range []string{"useradd", "userdel"} {
