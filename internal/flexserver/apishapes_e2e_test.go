@@ -256,4 +256,16 @@ func TestCapabilitiesPerAPIVersion(t *testing.T) {
 	if r := d.ARM(t, http.MethodGet, path+"2024-08-01", nil); r.Status != 404 {
 		t.Errorf("server capabilities of a missing server = %d %s", r.Status, r.Raw)
 	}
+	// On-demand backups exist from 2024-03-01-preview; before, backups are read-only.
+	backup := serverPath(d, "rg-none", "nosuch") + "/backups/b1?api-version="
+	for _, v := range []string{"2022-12-01", "2023-12-01-preview"} {
+		for _, m := range []string{http.MethodPut, http.MethodDelete} {
+			if r := d.ARM(t, m, backup+v, nil); r.Status != 400 || r.ErrorCode() != "NoRegisteredProviderFound" {
+				t.Errorf("%s backup at %s = %d %s", m, v, r.Status, r.Raw)
+			}
+		}
+	}
+	if r := d.ARM(t, http.MethodPut, backup+"2024-03-01-preview", nil); r.Status != 404 {
+		t.Errorf("PUT backup of a missing server at 2024-03-01-preview = %d %s", r.Status, r.Raw)
+	}
 }

@@ -29,6 +29,9 @@ type apiShape struct {
 	// replicaObject: properties.replica {role, capacity} beside replicationRole and
 	// replicaCapacity (2023-06-01-preview on).
 	replicaObject bool
+	// onDemandBackups: PUT and DELETE .../backups/{name} exist (2024-03-01-preview on; before,
+	// backups are read-only).
+	onDemandBackups bool
 }
 
 // apiShapes are the api-versions pgflex accepts for flexibleServers and its children, oldest
@@ -38,11 +41,11 @@ var apiShapes = []apiShape{
 	{version: "2023-03-01-preview", serverCapabilities: true, geoBackupEncryption: true},
 	{version: "2023-06-01-preview", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true},
 	{version: "2023-12-01-preview", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true},
-	{version: "2024-03-01-preview", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true},
-	{version: "2024-08-01", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true},
-	{version: "2024-11-01-preview", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true},
-	{version: "2025-01-01-preview", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true, capabilityFeatures: true},
-	{version: "2025-08-01", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true, capabilityFeatures: true},
+	{version: "2024-03-01-preview", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true, onDemandBackups: true},
+	{version: "2024-08-01", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true, onDemandBackups: true},
+	{version: "2024-11-01-preview", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true, onDemandBackups: true},
+	{version: "2025-01-01-preview", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true, capabilityFeatures: true, onDemandBackups: true},
+	{version: "2025-08-01", serverCapabilities: true, geoBackupEncryption: true, replicaObject: true, capabilityFeatures: true, onDemandBackups: true},
 }
 
 // APIVersions are the accepted api-versions of flexibleServers and its children.

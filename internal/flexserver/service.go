@@ -133,8 +133,9 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	h(http.MethodGet, srv+"/databases", s.listDatabases)
 	h(http.MethodGet, srv+"/backups", s.listBackups)
 	h(http.MethodGet, srv+"/backups/{backupName}", s.getBackup)
-	h(http.MethodPut, srv+"/backups/{backupName}", s.createBackup)
-	h(http.MethodDelete, srv+"/backups/{backupName}", s.deleteBackup)
+	onDemand := versionsWhere(func(v apiShape) bool { return v.onDemandBackups })
+	rt.Handle(arm.Route{Method: http.MethodPut, Pattern: srv + "/backups/{backupName}", ResourceType: ResourceType, APIVersions: onDemand, Handler: s.createBackup})
+	rt.Handle(arm.Route{Method: http.MethodDelete, Pattern: srv + "/backups/{backupName}", ResourceType: ResourceType, APIVersions: onDemand, Handler: s.deleteBackup})
 }
 
 // serverID builds the id from the route parameters.
