@@ -28,10 +28,11 @@ func sdkAt(d *testenv.Daemon, version string) *arm.ClientOptions {
 	return &o
 }
 
-// runAz245 runs az 2.45's own code (testdata/az245_capabilities.py) on a 2022-12-01 answer.
-func runAz245(t *testing.T, body []byte, args ...string) map[string]any {
+// runAz245 runs one of the testdata scripts that run az 2.45's own code on a 2022-12-01 answer,
+// and returns the JSON it prints.
+func runAz245(t *testing.T, script string, body []byte, args ...string) map[string]any {
 	t.Helper()
-	cmd := exec.Command(testkit.AzurePythonExe, append([]string{"testdata/az245_capabilities.py"}, args...)...)
+	cmd := exec.Command(testkit.AzurePythonExe, append([]string{"testdata/" + script}, args...)...)
 	cmd.Stdin = bytes.NewReader(body)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -146,7 +147,7 @@ func TestCapabilitiesPerAPIVersion(t *testing.T) {
 	// seed's choices (GeneralPurpose Standard_D2s_v3, 128 GiB, version 15, geo-redundant backup).
 	az245 := func(t *testing.T, location, version string) decoded {
 		body := raw(t, location, version).Raw
-		res := runAz245(t, body, "GeneralPurpose", "Standard_D2s_v3", "128", "15", "Enabled", "Disabled")
+		res := runAz245(t, "az245_capabilities.py", body, "GeneralPurpose", "Standard_D2s_v3", "128", "15", "Enabled", "Disabled")
 		out := decoded{skus: map[string][]string{}, versions: map[string][]string{}, storageMB: map[string][]int64{}}
 		out.geo = res["geo_backup_supported"] == true
 		if res["single_az"] != true {
