@@ -405,14 +405,17 @@ func TestCustomerManagedKeys(t *testing.T) {
 	t.Logf("setup: %s", time.Since(began).Round(time.Millisecond))
 
 	t.Run("refusals", s.refusals)
-	// The three servers are created side by side; each subtest waits for its own.
+	// The four servers are created side by side; each subtest waits for its own.
 	s.launched = time.Now()
 	s.launch("pg-pinned", s.cmkServer(s.pinnedV1, s.primary, "", cmkIdentity{}))
 	s.launch("pg-geo", s.cmkServer(s.autoBase, s.primary, s.geoKey, s.geo))
 	s.launch("pg-hsm", s.cmkServer(s.hsmKey, s.primary, "", cmkIdentity{}))
+	s.launch("pg-smk", s.smkServer(s.noAccess, s.wrapOnly))
 	t.Run("pinned key: create, rotate, update, restart", func(t *testing.T) { s.pinned(t, east) })
 	t.Run("geo-redundant backup with a versionless primary key", func(t *testing.T) { s.geoVersionless(t, autoV1) })
 	t.Run("update refusals change nothing", s.updateRefusals)
+	t.Run("every api-version's shape", s.shapesPerVersion)
+	t.Run("identity removal", s.identityRemoval)
 	t.Run("managed HSM key", s.managedHSMKey)
 	t.Logf("suite: %s", time.Since(began).Round(time.Millisecond))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/pgflex/pgflex/internal/arm"
@@ -188,10 +189,15 @@ func (s *Service) resolveIdentities(ctx context.Context, body *identityBody) (ad
 	if t := strings.ToLower(body.Type); t != "" && t != "userassigned" && t != "none" && t != "systemassigned,userassigned" {
 		return nil, nil, invalidValue("identity.type", "The identity type '%s' is not supported; flexible servers use UserAssigned identities for data encryption.", body.Type)
 	}
+	none := strings.EqualFold(body.Type, identityTypeNone)
 	for raw, v := range body.UserAssignedIdentities {
 		if v == nil {
 			remove = append(remove, raw)
 			continue
+		}
+		if none {
+			return nil, nil, invalidValue("identity.userAssignedIdentities",
+				"The identity type None removes every user-assigned identity; it cannot assign '%s' at the same time. Use type UserAssigned to assign identities.", raw)
 		}
 		id, perr := arm.ParseResourceID(raw)
 		if perr != nil || !id.IsType("Microsoft.ManagedIdentity/userAssignedIdentities") {
@@ -215,7 +221,7 @@ func (s *Service) resolveIdentities(ctx context.Context, body *identityBody) (ad
 func (s *Service) checkCMKCreate(ctx context.Context, srv *Server, body *serverBody, apiVersion string) (primary dataenc.Wrapper, geo dataenc.Wrapper, err error) {
 	enc := body.Properties.DataEncryption
 	geoEnabled := srv.GeoRedundantBackup == "Enabled"
-	if legacyAPI(apiVersion) && geoEnabled {
+	if !shapeOf(apiVersion).geoBackupEncryption && geoEnabled {
 		return nil, nil, arm.BadRequest("CMKNotSupportedForGeoRedundantBackupEnabledServer",
 			"Customer Managed Key encryption is not supported for Geo redundant backup enabled server.")
 	}
@@ -377,17 +383,43 @@ func (s *Service) rewrap(ctx context.Context, srv *Server, env *dataenc.Envelope
 	return wrapRoundTrip(ctx, nw, dek, newKey)
 }
 
-// removeIdentities drops identities from a server, refusing those in use for data encryption.
+// identitiesToRemove lists the identities a request's identity block takes off srv: the entries
+// it sets to null, or, for type None, every user-assigned identity the server has (az sends
+// {"type":"None"} when it removes the last one).
+func identitiesToRemove(srv *Server, b *identityBody, nulls []string) []string {
+	if b == nil || !strings.EqualFold(b.Type, identityTypeNone) {
+		return nulls
+	}
+	ids := make([]string, 0, len(srv.Identities))
+	for _, ref := range srv.Identities {
+		ids = append(ids, ref.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// checkRemovable refuses taking off an identity that data encryption uses (the primary one
+// named first, as az checks it); nothing changes.
+func checkRemovable(srv *Server, ids []string) error {
+	for _, use := range []struct{ id, what string }{{srv.Encryption.PrimaryIdentityID, "data encryption"},
+		{srv.Encryption.GeoIdentityID, "geo backup data encryption"}} {
+		for _, raw := range ids {
+			if use.id != "" && strings.EqualFold(raw, use.id) {
+				return arm.BadRequest("IdentityInUse", "Cannot remove identity %s because it's used for %s.", raw, use.what)
+			}
+		}
+	}
+	return nil
+}
+
+// removeIdentities drops identities from a server, refusing (and changing nothing) if any is in
+// use for data encryption.
 func removeIdentities(srv *Server, ids []string) error {
+	if err := checkRemovable(srv, ids); err != nil {
+		return err
+	}
 	for _, raw := range ids {
-		key := strings.ToLower(raw)
-		if strings.EqualFold(raw, srv.Encryption.PrimaryIdentityID) {
-			return arm.BadRequest("IdentityInUse", "Cannot remove identity %s because it's used for data encryption.", raw)
-		}
-		if strings.EqualFold(raw, srv.Encryption.GeoIdentityID) {
-			return arm.BadRequest("IdentityInUse", "Cannot remove identity %s because it's used for geo backup data encryption.", raw)
-		}
-		delete(srv.Identities, key)
+		delete(srv.Identities, strings.ToLower(raw))
 	}
 	return nil
 }

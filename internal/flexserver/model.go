@@ -16,10 +16,6 @@ const (
 	ResourceType = Namespace + "/flexibleServers"
 )
 
-// APIVersions are the accepted api-versions of flexibleServers and its children.
-var APIVersions = []string{"2022-12-01", "2023-03-01-preview", "2023-06-01-preview", "2023-12-01-preview",
-	"2024-03-01-preview", "2024-08-01", "2024-11-01-preview", "2025-01-01-preview", "2025-08-01"}
-
 // Server states, as Azure names them.
 const (
 	StateProvisioning = "Provisioning"
@@ -146,37 +142,11 @@ func portKey(port int) string { return "pgserver-port/" + strconv.Itoa(port) }
 // isCMK reports whether the server uses a customer-managed key.
 func (s *Server) isCMK() bool { return s.Encryption.Type == EncAzureKeyVault }
 
-// legacyAPI is true for api-versions that predate geo-backup keys and key status fields.
-func legacyAPI(v string) bool { return v == "2022-12-01" }
-
-// view renders the server as Azure returns it for api-version v.
-func (s *Server) view(v string) map[string]any {
+// view renders the server as Azure returns it for api-version shape v.
+func (s *Server) view(v apiShape) map[string]any {
 	tags := s.Tags
 	if tags == nil {
 		tags = map[string]string{}
-	}
-	enc := map[string]any{"type": s.Encryption.Type}
-	str := func(x string) any {
-		if x == "" {
-			return nil
-		}
-		return x
-	}
-	enc["primaryKeyURI"] = str(s.Encryption.PrimaryKeyURI)
-	enc["primaryUserAssignedIdentityId"] = str(s.Encryption.PrimaryIdentityID)
-	if !legacyAPI(v) {
-		enc["geoBackupKeyURI"] = str(s.Encryption.GeoKeyURI)
-		enc["geoBackupUserAssignedIdentityId"] = str(s.Encryption.GeoIdentityID)
-		enc["primaryEncryptionKeyStatus"] = str(s.Encryption.PrimaryKeyStatus)
-		enc["geoBackupEncryptionKeyStatus"] = str(s.Encryption.GeoKeyStatus)
-	}
-	if s.isCMK() && s.Envelope != nil {
-		// pgflex extension: the key version that wraps the DEK now (the configured URI may be
-		// versionless, following the newest version).
-		enc["primaryKeyVersionInUse"] = str(s.Envelope.KeyVersion())
-		if s.GeoEnvelope != nil && !legacyAPI(v) {
-			enc["geoBackupKeyVersionInUse"] = str(s.GeoEnvelope.KeyVersion())
-		}
 	}
 	props := map[string]any{
 		"administratorLogin":       s.AdministratorLogin,
@@ -188,7 +158,7 @@ func (s *Server) view(v string) map[string]any {
 		"storage": map[string]any{"storageSizeGB": s.StorageSizeGB, "autoGrow": s.AutoGrow, "tier": storageTier(s.StorageSizeGB),
 			"iops": storageIOPS(s.StorageSizeGB), "type": "Premium_LRS"},
 		"authConfig":     map[string]any{"activeDirectoryAuth": "Disabled", "passwordAuth": "Enabled"},
-		"dataEncryption": enc,
+		"dataEncryption": s.encryptionView(v),
 		"backup": map[string]any{"backupRetentionDays": s.BackupRetentionDays, "geoRedundantBackup": s.GeoRedundantBackup,
 			"earliestRestoreDate": timeOrNil(s.EarliestRestore)},
 		"network":           map[string]any{"publicNetworkAccess": s.PublicNetworkAccess},
@@ -197,6 +167,9 @@ func (s *Server) view(v string) map[string]any {
 		"replicationRole":   "Primary",
 		"replicaCapacity":   5,
 		"availabilityZone":  s.AvailabilityZone,
+	}
+	if v.replicaObject {
+		props["replica"] = map[string]any{"role": "Primary", "capacity": 5}
 	}
 	if s.SourceServerID != "" {
 		props["sourceServerResourceId"] = s.SourceServerID
@@ -218,9 +191,45 @@ func (s *Server) view(v string) map[string]any {
 	return out
 }
 
+// encryptionView is properties.dataEncryption. Its type is SystemManaged or AzureKeyVault in
+// every version: the service has always answered SystemManaged, and the 2022-12-01 swagger's
+// original "SystemAssigned" was corrected to match (Azure/azure-rest-api-specs#22851).
+func (s *Server) encryptionView(v apiShape) map[string]any {
+	str := func(x string) any {
+		if x == "" {
+			return nil
+		}
+		return x
+	}
+	enc := map[string]any{
+		"type":                          s.Encryption.Type,
+		"primaryKeyURI":                 str(s.Encryption.PrimaryKeyURI),
+		"primaryUserAssignedIdentityId": str(s.Encryption.PrimaryIdentityID),
+	}
+	if v.geoBackupEncryption {
+		enc["geoBackupKeyURI"] = str(s.Encryption.GeoKeyURI)
+		enc["geoBackupUserAssignedIdentityId"] = str(s.Encryption.GeoIdentityID)
+		enc["primaryEncryptionKeyStatus"] = str(s.Encryption.PrimaryKeyStatus)
+		enc["geoBackupEncryptionKeyStatus"] = str(s.Encryption.GeoKeyStatus)
+	}
+	if s.isCMK() && s.Envelope != nil {
+		// pgflex extension: the key version that wraps the DEK now (the configured URI may be
+		// versionless, following the newest version).
+		enc["primaryKeyVersionInUse"] = str(s.Envelope.KeyVersion())
+		if s.GeoEnvelope != nil && v.geoBackupEncryption {
+			enc["geoBackupKeyVersionInUse"] = str(s.GeoEnvelope.KeyVersion())
+		}
+	}
+	return enc
+}
+
+// identityTypeNone is identity.type of a server without user-assigned identities; a request
+// with it removes them all.
+const identityTypeNone = "None"
+
 func (s *Server) identityView() map[string]any {
 	if len(s.Identities) == 0 {
-		return map[string]any{"type": "None"}
+		return map[string]any{"type": identityTypeNone}
 	}
 	uai := map[string]any{}
 	keys := make([]string, 0, len(s.Identities))

@@ -42,6 +42,15 @@ func (s *Service) applyUpdate(w http.ResponseWriter, r *arm.Request, current *Se
 		arm.WriteError(w, r, err)
 		return
 	}
+	if p := body.Properties; p == nil || p.DataEncryption == nil {
+		// Without a change of keys, a removal data encryption refuses is refused before the
+		// request assigns anything: the server stays as it was. (With one, the check waits for
+		// the new keys, which may stop using the identity.)
+		if err := checkRemovable(current, identitiesToRemove(current, body.Identity, remove)); err != nil {
+			arm.WriteError(w, r, err)
+			return
+		}
+	}
 	if len(add) > 0 {
 		current, err = s.mutate(ctx, current.ID(), func(cur *Server) error {
 			if cur.Identities == nil {
@@ -96,7 +105,7 @@ func (s *Service) applyUpdate(w http.ResponseWriter, r *arm.Request, current *Se
 			}
 			cur.Encryption, cur.Envelope, cur.BackupEnvelope, cur.GeoEnvelope = encUpd.enc, encUpd.envelope, encUpd.backupEnvelope, encUpd.geoEnvelope
 		}
-		if err := removeIdentities(cur, remove); err != nil {
+		if err := removeIdentities(cur, identitiesToRemove(cur, body.Identity, remove)); err != nil {
 			return err
 		}
 		applyMutable(cur, body)

@@ -126,14 +126,17 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	h(http.MethodPost, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/checkNameAvailability", s.checkNameAvailability)
 	h(http.MethodPost, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/locations/{locationName}/checkNameAvailability", s.checkNameAvailability)
 	h(http.MethodGet, "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/locations/{locationName}/capabilities", s.capabilities)
+	rt.Handle(arm.Route{Method: http.MethodGet, Pattern: srv + "/capabilities", ResourceType: ResourceType,
+		APIVersions: versionsWhere(func(v apiShape) bool { return v.serverCapabilities }), Handler: s.serverCapabilities})
 	h(http.MethodPut, srv+"/databases/{databaseName}", s.createDatabase)
 	h(http.MethodGet, srv+"/databases/{databaseName}", s.getDatabase)
 	h(http.MethodDelete, srv+"/databases/{databaseName}", s.deleteDatabase)
 	h(http.MethodGet, srv+"/databases", s.listDatabases)
 	h(http.MethodGet, srv+"/backups", s.listBackups)
 	h(http.MethodGet, srv+"/backups/{backupName}", s.getBackup)
-	h(http.MethodPut, srv+"/backups/{backupName}", s.createBackup)
-	h(http.MethodDelete, srv+"/backups/{backupName}", s.deleteBackup)
+	onDemand := versionsWhere(func(v apiShape) bool { return v.onDemandBackups })
+	rt.Handle(arm.Route{Method: http.MethodPut, Pattern: srv + "/backups/{backupName}", ResourceType: ResourceType, APIVersions: onDemand, Handler: s.createBackup})
+	rt.Handle(arm.Route{Method: http.MethodDelete, Pattern: srv + "/backups/{backupName}", ResourceType: ResourceType, APIVersions: onDemand, Handler: s.deleteBackup})
 }
 
 // serverID builds the id from the route parameters.
@@ -282,7 +285,7 @@ func (s *Service) list(w http.ResponseWriter, r *arm.Request, prefix string) {
 	}
 	views := make([]map[string]any, 0, len(servers))
 	for i := range servers {
-		views = append(views, servers[i].view(r.APIVersion))
+		views = append(views, servers[i].view(shapeOf(r.APIVersion)))
 	}
 	page, err := arm.Paginate(r, views)
 	if err != nil {
@@ -298,5 +301,5 @@ func (s *Service) getServer(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
-	arm.WriteJSON(w, http.StatusOK, srv.view(r.APIVersion))
+	arm.WriteJSON(w, http.StatusOK, srv.view(shapeOf(r.APIVersion)))
 }

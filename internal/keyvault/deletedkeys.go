@@ -43,7 +43,7 @@ func (s *Service) listDeletedKeys(r *kvRequest) (result, error) {
 			if err != nil {
 				return err
 			}
-			it := s.keyItem(r.vault, k, kv, "")
+			it := s.keyItem(r.api, r.vault, k, kv, "")
 			s.addDeletion(it, r.vault, k)
 			items = append(items, it)
 		}
@@ -72,7 +72,7 @@ func (s *Service) getDeletedKey(r *kvRequest) (result, error) {
 		return result{}, err
 	}
 	r.keyName, r.version = k.Name, kv.Version
-	return result{http.StatusOK, s.deletedKeyBundle(r.vault, k, kv)}, nil
+	return result{http.StatusOK, s.deletedKeyBundle(r.api, r.vault, k, kv)}, nil
 }
 
 // recoverDeletedKey serves POST /deletedkeys/{name}/recover: the key, all its versions, back.
@@ -97,7 +97,7 @@ func (s *Service) recoverDeletedKey(r *kvRequest) (result, error) {
 	r.keyName, r.version = k.Name, kv.Version
 	s.nudge()
 	r.log.Info("key recovered", "vault", v.Name, "key", k.Name)
-	return result{http.StatusOK, s.keyBundle(v, k, kv)}, nil
+	return result{http.StatusOK, s.keyBundle(r.api, v, k, kv)}, nil
 }
 
 // purgeDeletedKey serves DELETE /deletedkeys/{name}: the key and its sealed private keys are

@@ -223,14 +223,18 @@ func (s *Service) kid(v *Vault, keyName, version string) string {
 }
 
 // attributesView is KeyAttributes as the REST API shows them.
-func attributesView(v *Vault, kv *KeyVersion) map[string]any {
+func attributesView(api dataPlaneVersion, v *Vault, kv *KeyVersion) map[string]any {
 	a := map[string]any{
-		"enabled":         kv.Enabled,
-		"created":         kv.Created.Unix(),
-		"updated":         kv.Updated.Unix(),
-		"recoveryLevel":   v.RecoveryLevel(),
-		"recoverableDays": v.Props.SoftDeleteRetentionInDays,
-		"exportable":      false,
+		"enabled":       kv.Enabled,
+		"created":       kv.Created.Unix(),
+		"updated":       kv.Updated.Unix(),
+		"recoveryLevel": v.RecoveryLevel(),
+	}
+	if api.recoverableDays {
+		a["recoverableDays"] = v.Props.SoftDeleteRetentionInDays
+	}
+	if api.exportable {
+		a["exportable"] = false
 	}
 	if kv.NotBefore != nil {
 		a["nbf"] = kv.NotBefore.Unix()
@@ -257,8 +261,8 @@ func (s *Service) jwkView(v *Vault, k *Key, kv *KeyVersion) map[string]any {
 }
 
 // keyBundle is the KeyBundle of a version.
-func (s *Service) keyBundle(v *Vault, k *Key, kv *KeyVersion) map[string]any {
-	b := map[string]any{"key": s.jwkView(v, k, kv), "attributes": attributesView(v, kv)}
+func (s *Service) keyBundle(api dataPlaneVersion, v *Vault, k *Key, kv *KeyVersion) map[string]any {
+	b := map[string]any{"key": s.jwkView(v, k, kv), "attributes": attributesView(api, v, kv)}
 	if len(kv.Tags) > 0 {
 		b["tags"] = kv.Tags
 	}
@@ -266,8 +270,8 @@ func (s *Service) keyBundle(v *Vault, k *Key, kv *KeyVersion) map[string]any {
 }
 
 // deletedKeyBundle is the DeletedKeyBundle of a soft-deleted key (its current version).
-func (s *Service) deletedKeyBundle(v *Vault, k *Key, kv *KeyVersion) map[string]any {
-	b := s.keyBundle(v, k, kv)
+func (s *Service) deletedKeyBundle(api dataPlaneVersion, v *Vault, k *Key, kv *KeyVersion) map[string]any {
+	b := s.keyBundle(api, v, k, kv)
 	s.addDeletion(b, v, k)
 	return b
 }
@@ -279,8 +283,8 @@ func (s *Service) addDeletion(b map[string]any, v *Vault, k *Key) {
 }
 
 // keyItem is a list entry: base or versioned kid, attributes and tags.
-func (s *Service) keyItem(v *Vault, k *Key, kv *KeyVersion, version string) map[string]any {
-	it := map[string]any{"kid": s.kid(v, k.Name, version), "attributes": attributesView(v, kv)}
+func (s *Service) keyItem(api dataPlaneVersion, v *Vault, k *Key, kv *KeyVersion, version string) map[string]any {
+	it := map[string]any{"kid": s.kid(v, k.Name, version), "attributes": attributesView(api, v, kv)}
 	if len(kv.Tags) > 0 {
 		it["tags"] = kv.Tags
 	}

@@ -130,5 +130,5 @@ func (s *Service) createKey(r *kvRequest) (result, error) {
 	}
 	r.keyName, r.version = k.Name, version
 	r.log.Info("key created", "vault", v.Name, "key", k.Name, "version", version, "size", bits)
-	return result{http.StatusOK, s.keyBundle(v, k, gen)}, nil
+	return result{http.StatusOK, s.keyBundle(r.api, v, k, gen)}, nil
 }

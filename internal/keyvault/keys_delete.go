@@ -31,5 +31,5 @@ func (s *Service) deleteKey(r *kvRequest) (result, error) {
 	}
 	r.keyName, r.version = k.Name, kv.Version
 	r.log.Info("key deleted", "vault", v.Name, "key", k.Name)
-	return result{http.StatusOK, s.deletedKeyBundle(v, k, kv)}, nil
+	return result{http.StatusOK, s.deletedKeyBundle(r.api, v, k, kv)}, nil
 }

@@ -19,5 +19,5 @@ func (s *Service) getKey(r *kvRequest) (result, error) {
 		return result{}, err
 	}
 	r.keyName, r.version = k.Name, kv.Version
-	return result{http.StatusOK, s.keyBundle(r.vault, k, kv)}, nil
+	return result{http.StatusOK, s.keyBundle(r.api, r.vault, k, kv)}, nil
 }

@@ -28,7 +28,7 @@ func (s *Service) listKeys(r *kvRequest) (result, error) {
 			if err != nil {
 				return err
 			}
-			items = append(items, s.keyItem(r.vault, k, kv, ""))
+			items = append(items, s.keyItem(r.api, r.vault, k, kv, ""))
 		}
 		return nil
 	})
@@ -58,7 +58,7 @@ func (s *Service) listKeyVersions(r *kvRequest) (result, error) {
 			return err
 		}
 		for i := range vs {
-			items = append(items, s.keyItem(r.vault, k, &vs[i], vs[i].Version))
+			items = append(items, s.keyItem(r.api, r.vault, k, &vs[i], vs[i].Version))
 		}
 		return nil
 	})

@@ -15,7 +15,7 @@ func (s *Service) rotateKey(r *kvRequest) (result, error) {
 	}
 	r.keyName, r.version = k.Name, kv.Version
 	r.log.Info("key rotated", "vault", v.Name, "key", k.Name, "version", kv.Version)
-	return result{http.StatusOK, s.keyBundle(v, k, kv)}, nil
+	return result{http.StatusOK, s.keyBundle(r.api, v, k, kv)}, nil
 }
 
 // rotate makes a new version of a key with the current version's type, size, operations and

@@ -67,5 +67,5 @@ func (s *Service) updateKey(r *kvRequest) (result, error) {
 		s.nudge()
 	}
 	r.log.Info("key updated", "vault", v.Name, "key", k.Name, "version", kv.Version, "enabled", kv.Enabled)
-	return result{http.StatusOK, s.keyBundle(v, k, kv)}, nil
+	return result{http.StatusOK, s.keyBundle(r.api, v, k, kv)}, nil
 }

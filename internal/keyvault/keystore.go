@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -79,6 +78,8 @@ type kvRequest struct {
 	keyName string
 	version string
 	scope   string // of a Managed HSM role-management operation
+	// api is the request's api-version: what the response carries.
+	api dataPlaneVersion
 }
 
 // auditKey is what the audit trail names as the object of the request: the key, or for a
@@ -238,17 +239,6 @@ func (s *Service) serveKeyStore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeKV(w, res.status, res.body)
-}
-
-func requireAPIVersion(r *http.Request) error {
-	v := r.URL.Query().Get("api-version")
-	if v == "" {
-		return badParameter("The api-version query parameter is required: add ?api-version=7.6 (supported: %s).", strings.Join(DataPlaneAPIVersions, ", "))
-	}
-	if !slices.Contains(DataPlaneAPIVersions, v) {
-		return badParameter("The specified version (%s) is not recognized. Consider using the latest supported version (7.6); supported versions are %s.", v, strings.Join(DataPlaneAPIVersions, ", "))
-	}
-	return nil
 }
 
 func remoteIP(r *http.Request) string {
@@ -417,9 +407,11 @@ func (s *Service) resolve(r *http.Request, v *Vault) (target, error) {
 // operation.
 func (s *Service) execute(r *kvRequest, t target) (result, error) {
 	name, version := t.name, t.version
-	if err := requireAPIVersion(r.Request); err != nil {
+	api, err := requireAPIVersion(r.Request)
+	if err != nil {
 		return result{}, err
 	}
+	r.api = api
 	if t.scope != "" {
 		// A Managed HSM role-management operation: authorized at its scope.
 		if err := s.authorizeHSM(r.Context(), r.vault, r.caller, t.op, t.scope); err != nil {

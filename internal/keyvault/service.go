@@ -33,10 +33,6 @@ var HSMAPIVersions = []string{"2021-10-01", "2022-07-01", "2023-02-01", "2023-07
 // APIVersions are the Microsoft.KeyVault/vaults api-versions accepted.
 var APIVersions = []string{"2022-07-01", "2023-02-01", "2023-07-01", "2024-11-01"}
 
-// DataPlaneAPIVersions are the Key Vault keys REST api-versions accepted. azkeys v1.5.0 sends
-// 2025-07-01; az sends 7.x.
-var DataPlaneAPIVersions = []string{"7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "7.6-preview.2", "2025-06-01", "2025-07-01"}
-
 // TokenVerifier checks a bearer token for one of the audiences and returns its claims and
 // principal; *auth.Issuer is one.
 type TokenVerifier interface {

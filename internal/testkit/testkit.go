@@ -40,7 +40,14 @@ const (
 	// through the system resolver (nss-myhostname), as az's Python reaches graph.localhost and
 	// {vault}.vault.localhost.
 	AZ
+	// AzurePython: Debian's azure-cli 2.45 (scripts/setup.sh), whose Python modules tests import
+	// with AzurePythonExe to run az's own code on pgflex's answers.
+	AzurePython
 )
+
+// AzurePythonExe is the interpreter Debian's az runs under (a python3 earlier on PATH may not
+// see its modules).
+const AzurePythonExe = "/usr/bin/python3"
 
 // BinDir is where Debian's PostgreSQL 15 server lives.
 const BinDir = "/usr/lib/postgresql/15/bin"
@@ -92,6 +99,13 @@ func missing(p Part) string {
 		}
 		if out, err := exec.Command("getent", "ahosts", "probe.graph.localhost").Output(); err != nil || len(out) == 0 {
 			return "*.localhost names do not resolve (scripts/setup.sh installs libnss-myhostname)"
+		}
+	case AzurePython:
+		if _, err := os.Stat("/usr/lib/python3/dist-packages/azure/cli/command_modules/rdbms/validators.py"); err != nil {
+			return "Debian's azure-cli is not installed (scripts/setup.sh)"
+		}
+		if _, err := os.Stat(AzurePythonExe); err != nil {
+			return AzurePythonExe + " is missing"
 		}
 	case Accounts:
 		for _, tool := range []string{"useradd", "userdel"} {
