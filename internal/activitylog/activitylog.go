@@ -135,7 +135,7 @@ func parseFilter(s string) (Filter, error) {
 		field, op, val := strings.ToLower(m[1]), strings.ToLower(m[2]), m[3]+m[4]
 		switch {
 		case field == "eventtimestamp":
-			t, err := time.Parse(time.RFC3339, val)
+			t, err := parseTimestamp(val)
 			if err != nil {
 				return f, arm.BadRequest("InvalidFilter", "The eventTimestamp '%s' is not an ISO 8601 time such as 2026-01-02T15:04:05Z.", val)
 			}
@@ -151,6 +151,16 @@ func parseFilter(s string) (Filter, error) {
 		}
 	}
 	return f, nil
+}
+
+// parseTimestamp reads an ISO 8601 time as Azure's activity log does: with a zone (RFC 3339),
+// or without one, taken as UTC, as az monitor activity-log list sends it
+// (2026-12-07T18:03:26.996816).
+func parseTimestamp(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	return time.ParseInLocation("2006-01-02T15:04:05.999999999", v, time.UTC)
 }
 
 func (l *Log) list(w http.ResponseWriter, r *arm.Request) {

@@ -38,6 +38,10 @@ func TestAppendListFilter(t *testing.T) {
 		{"eventTimestamp ge '2026-11-26T10:00:30Z'", 2},
 		{"eventTimestamp ge 2026-11-26T10:00:30Z and resourceGroupName eq 'RG1'", 1},
 		{"eventTimestamp ge '2026-11-26T10:00:30Z' and eventTimestamp le '2026-11-26T10:01:30Z' and eventChannels eq 'Admin, Operation'", 1},
+		// az monitor activity-log list sends no zone, and microseconds: UTC.
+		{"eventTimestamp ge '2026-11-26T10:00:30.996816' and eventTimestamp le '2026-11-26T10:01:30.5'", 1},
+		{"eventTimestamp ge 2026-11-26T10:00:30", 2},
+		{"eventTimestamp ge '2026-11-26T12:00:30+02:00'", 2},
 	}
 	for _, tc := range tests {
 		f, err := parseFilter(tc.filter)
@@ -53,7 +57,9 @@ func TestAppendListFilter(t *testing.T) {
 	if !all[0].Timestamp.After(all[1].Timestamp) || all[0].ResourceGroup != "RG1" || all[0].Provider != "Microsoft.DBforPostgreSQL" {
 		t.Errorf("newest first with derived fields: %+v", all[0])
 	}
-	if _, err := parseFilter("eventTimestamp ge 'yesterday'"); err == nil {
-		t.Error("a malformed time must be refused")
+	for _, bad := range []string{"yesterday", "2026-11-26", "2026-11-26 10:00:30"} {
+		if _, err := parseFilter("eventTimestamp ge '" + bad + "'"); err == nil {
+			t.Errorf("a malformed time %q must be refused", bad)
+		}
 	}
 }
