@@ -112,10 +112,11 @@ func (e *seedEnv) waitReady(t *testing.T, name string) map[string]any {
 }
 
 // refusedWith checks that az failed and printed want (az prints a service error as
-// "(Code) Message" and client-side errors as "ERROR: message").
+// "(Code) Message" and client-side errors as "ERROR: message"). Resource ids are compared
+// without case, as ARM compares them.
 func refusedWith(t *testing.T, r testenv.AZResult, want string) {
 	t.Helper()
-	if r.Code == 0 || !strings.Contains(r.Stderr, want) {
+	if r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), strings.ToLower(want)) {
 		t.Fatalf("want az to fail with %q:\n%s", want, r)
 	}
 }
