@@ -545,6 +545,9 @@ func passphraseCustody(t *testing.T, d *testenv.Daemon, k *kms, a, b *isoServer)
 	}
 	// The root view, for the same time: who holds a passphrase.
 	holders := map[int]uint32{}
+	// Account names are looked up when a holder is seen: another test's daemon may remove its
+	// accounts before the check below runs.
+	names := map[uint32]string{}
 	stopRoot := make(chan struct{})
 	rootDone := make(chan struct{})
 	go func() {
@@ -563,6 +566,13 @@ func passphraseCustody(t *testing.T, d *testenv.Daemon, k *kms, a, b *isoServer)
 				}
 				if st, err := procfs.Read(pid); err == nil {
 					holders[pid] = st.RUID
+					if _, ok := names[st.RUID]; !ok {
+						if u, err := user.LookupId(strconv.Itoa(int(st.RUID))); err == nil {
+							names[st.RUID] = u.Username
+						} else {
+							names[st.RUID] = ""
+						}
+					}
 				}
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -593,9 +603,8 @@ func passphraseCustody(t *testing.T, d *testenv.Daemon, k *kms, a, b *isoServer)
 		if uid == 0 {
 			continue
 		}
-		u, err := user.LookupId(strconv.Itoa(int(uid)))
-		if err != nil || !strings.HasPrefix(u.Username, "pgflex-bk-") && !strings.HasPrefix(u.Username, "pgflex-tbk-") {
-			t.Errorf("process %d (uid %d, %v) held a passphrase; only backup accounts may", pid, uid, u)
+		if name := names[uid]; !strings.HasPrefix(name, "pgflex-bk-") && !strings.HasPrefix(name, "pgflex-tbk-") {
+			t.Errorf("process %d (uid %d, account %q) held a passphrase; only backup accounts may", pid, uid, name)
 		}
 	}
 	if ours == 0 {
