@@ -187,16 +187,8 @@ func (s *Service) principals(ctx context.Context) ([]*auth.Principal, error) {
 
 // visible enforces Graph's default: an application without directory permissions reads
 // nothing of the directory but itself; the administrator reads everything.
-func visible(cl *caller, ps []*auth.Principal) error {
-	if cl.p.Admin {
-		return nil
-	}
-	for _, p := range ps {
-		if !strings.EqualFold(p.ObjectID, cl.p.ObjectID) {
-			return errDenied
-		}
-	}
-	return nil
+func visible(cl *caller, p *auth.Principal) bool {
+	return cl.p.Admin || strings.EqualFold(p.ObjectID, cl.p.ObjectID)
 }
 
 func (s *Service) listServicePrincipals(ctx context.Context, cl *caller, version, filter string) (any, error) {
@@ -213,14 +205,13 @@ func (s *Service) listServicePrincipals(ctx context.Context, cl *caller, version
 	if err != nil {
 		return nil, err
 	}
+	// What the caller may not read is left out, never refused: a refusal would tell that
+	// something matched (an oracle, one startswith at a time).
 	var hits []*auth.Principal
 	for _, p := range ps {
-		if match(p) {
+		if visible(cl, p) && match(p) {
 			hits = append(hits, p)
 		}
-	}
-	if err := visible(cl, hits); err != nil {
-		return nil, err
 	}
 	value := make([]map[string]any, 0, len(hits))
 	for _, p := range hits {
@@ -235,10 +226,7 @@ func (s *Service) getServicePrincipal(ctx context.Context, cl *caller, version s
 		return nil, err
 	}
 	for _, p := range ps {
-		if match(p) {
-			if err := visible(cl, []*auth.Principal{p}); err != nil {
-				return nil, err
-			}
+		if visible(cl, p) && match(p) {
 			out := map[string]any{"@odata.context": s.base + "/" + version + "/$metadata#servicePrincipals/$entity"}
 			for k, v := range s.ServicePrincipal(p) {
 				out[k] = v

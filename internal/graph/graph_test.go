@@ -103,7 +103,12 @@ func TestGraph(t *testing.T) {
 		{"by appId key", "GET", "/v1.0/servicePrincipals(appId='" + adminCID + "')", "Bearer " + toks["admin"], 200, "", "", []string{adminOID}, true},
 		{"beta", "GET", "/beta/servicePrincipals/" + adminOID, "Bearer " + toks["admin"], 200, "", "", []string{adminOID}, true},
 		{"another principal reads itself", "GET", spFilter(userCID), "Bearer " + toks["user"], 200, "", "", []string{userOID}, false},
-		{"another principal reads the administrator", "GET", spFilter(adminCID), "Bearer " + toks["user"], 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", nil, false},
+		// Another principal learns nothing of the directory: what matches and what does not
+		// look alike (no refusal that would tell a match, one startswith at a time).
+		{"another principal filters for the administrator", "GET", spFilter(adminCID), "Bearer " + toks["user"], 200, "", "", []string{}, false},
+		{"another principal filters for a name nobody has", "GET", spFilter("nobody-has-this"), "Bearer " + toks["user"], 200, "", "", []string{}, false},
+		{"another principal probes by prefix", "GET", "/v1.0/servicePrincipals?$filter=" + url.QueryEscape("startswith(displayName,'pgflex')"), "Bearer " + toks["user"], 200, "", "", []string{}, false},
+		{"another principal probes a managed identity", "GET", spFilter(miRID), "Bearer " + toks["user"], 200, "", "", []string{}, false},
 		{"another principal lists everything", "GET", "/v1.0/servicePrincipals", "Bearer " + toks["user"], 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", nil, false},
 		{"another principal probes an id", "GET", "/v1.0/servicePrincipals/" + adminOID, "Bearer " + toks["user"], 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", nil, false},
 		{"unknown id", "GET", "/v1.0/servicePrincipals/0f0f0f0f-0000-4000-8000-00000000000f", "Bearer " + toks["admin"], 404, "Request_ResourceNotFound", "Resource '0f0f0f0f-0000-4000-8000-00000000000f' does not exist or one of its queried reference-property objects are not present.", nil, false},
