@@ -58,6 +58,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.KeyVaultSuffix, "keyvault-dns-suffix", "vault.localhost", "DNS suffix of Key Vault hosts.")
 	f.StringVar(&cfg.ManagedHSMSuffix, "managedhsm-dns-suffix", "managedhsm.localhost", "DNS suffix of Managed HSM hosts.")
 	f.StringVar(&cfg.GraphHost, "graph-host", "graph.localhost", "Host name Microsoft Graph is served at (routed by Host header; on the HTTPS certificate).")
+	f.BoolVar(&cfg.MSIEndpoint, "msi-endpoint", false, "Serve the administrator's tokens at /msi/token to processes of the daemon's own OS account, "+
+		"for az login --identity with MSI_ENDPOINT={endpoint}/msi/token. Anyone who can run code as that account, root included, gets administrator tokens.")
 	f.StringSliceVar(&cfg.ExtraHosts, "tls-host", nil, "Extra host names or addresses for the HTTPS certificate.")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	f.StringVar(&cfg.RuntimeDir, "runtime-dir", "", "Directory for the servers' mount points and sockets (default /run/pgflex/{hash of the data dir}).")

@@ -61,9 +61,11 @@ func (m *MSIEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ok {
 			who = "uid " + strconv.FormatUint(uint64(uid), 10)
 		}
-		m.Log.Warn("managed identity endpoint refused a caller", "remote", r.RemoteAddr, "account", who)
+		// The uids go to the operator's log only: the caller is not told which account would be
+		// served, nor how it was seen.
+		m.Log.Warn("managed identity endpoint refused a caller", "remote", r.RemoteAddr, "account", who, "allowed_uid", m.AllowedUID)
 		msiError(w, http.StatusForbidden, "access_denied",
-			fmt.Sprintf("The managed identity endpoint serves only processes of the daemon's own OS account (uid %d) on this host; the caller is %s.", m.AllowedUID, who))
+			"The managed identity endpoint serves only processes of the daemon's own OS account on this host.")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -105,6 +107,15 @@ func (m *MSIEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"access_token": tok, "client_id": m.adminClientID(r.Context()), "expires_in": secs, "ext_expires_in": secs,
 		"expires_on": strconv.FormatInt(exp.Unix(), 10), "not_before": strconv.FormatInt(now.Unix(), 10),
 		"resource": resource, "token_type": "Bearer",
+	})
+}
+
+// MSIDisabled answers at MSIPath when the managed-identity endpoint is off, in the endpoint's
+// error shape, so that az login --identity reports why rather than an unexplained 404. how
+// tells the operator how to turn it on.
+func MSIDisabled(how string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		msiError(w, http.StatusNotFound, "invalid_request", "The managed identity endpoint is disabled. "+how)
 	})
 }
 

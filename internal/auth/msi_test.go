@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,10 @@ import (
 	"strings"
 	"testing"
 )
+
+// msiRefusal is the whole refusal of another account: it names no uid, neither the caller's
+// nor the one served.
+const msiRefusal = "The managed identity endpoint serves only processes of the daemon's own OS account on this host."
 
 // TestMSIEndpoint: the administrator's token goes to the allowed OS account asking as
 // az login --identity does (MSI_ENDPOINT: POST form, header Metadata: true), and to nobody else.
@@ -46,8 +51,8 @@ func TestMSIEndpoint(t *testing.T) {
 		{"GET as IMDS", "GET", peer(allowed, true), true, nil, "resource=" + url.QueryEscape(mgmtResource) + "&api-version=2018-02-01", 200, "https://management.azure.com", "", ""},
 		{"the administrator by client id", "POST", peer(allowed, true), true, form("resource", mgmtResource, "client_id", adminClient), "", 200, "https://management.azure.com", "", ""},
 		{"the administrator by object id", "POST", peer(allowed, true), true, form("resource", mgmtResource, "object_id", adminObject), "", 200, "https://management.azure.com", "", ""},
-		{"another account", "POST", peer(0, true), true, form("resource", mgmtResource), "", 403, "", "access_denied", "The managed identity endpoint serves only processes of the daemon's own OS account (uid 1000) on this host; the caller is uid 0."},
-		{"an account the kernel cannot tell", "POST", peer(0, false), true, form("resource", mgmtResource), "", 403, "", "access_denied", "The managed identity endpoint serves only processes of the daemon's own OS account (uid 1000) on this host; the caller is an unknown account."},
+		{"another account", "POST", peer(0, true), true, form("resource", mgmtResource), "", 403, "", "access_denied", msiRefusal},
+		{"an account the kernel cannot tell", "POST", peer(0, false), true, form("resource", mgmtResource), "", 403, "", "access_denied", msiRefusal},
 		{"no Metadata header", "POST", peer(allowed, true), false, form("resource", mgmtResource), "", 400, "", "invalid_request", "Required metadata header not specified"},
 		{"no resource", "POST", peer(allowed, true), true, form(), "", 400, "", "invalid_request", "Required query variable 'resource' is missing"},
 		{"unknown resource", "POST", peer(allowed, true), true, form("resource", "https://graph.microsoft.com/"), "", 400, "", "invalid_resource", "AADSTS500011: The resource principal named https://graph.microsoft.com/ was not found in the tenant named " + testTenant + "."},
@@ -70,8 +75,12 @@ func TestMSIEndpoint(t *testing.T) {
 				t.Fatalf("status %d, want %d: %v", status, c.status, body)
 			}
 			if c.err != "" {
-				if body["error"] != c.err || !strings.HasPrefix(body["error_description"].(string), c.desc) || body["access_token"] != nil {
+				desc, _ := body["error_description"].(string)
+				if body["error"] != c.err || !strings.HasPrefix(desc, c.desc) || body["access_token"] != nil {
 					t.Fatalf("refusal = %v; want %s, %q", body, c.err, c.desc)
+				}
+				if c.desc == msiRefusal && desc != msiRefusal {
+					t.Fatalf("refusal = %q, want exactly %q", desc, msiRefusal)
 				}
 				return
 			}
@@ -85,6 +94,34 @@ func TestMSIEndpoint(t *testing.T) {
 			// az reads expires_on as an epoch in a string.
 			if on, err := strconv.ParseInt(body["expires_on"].(string), 10, 64); err != nil || on != claims.Expiry {
 				t.Errorf("expires_on = %v, token exp %d", body["expires_on"], claims.Expiry)
+			}
+		})
+	}
+}
+
+// TestMSIDisabled: with the endpoint off every request, however well formed and from whichever
+// account, is answered 404 in the endpoint's error shape, with no token.
+func TestMSIDisabled(t *testing.T) {
+	h := MSIDisabled("Start it with --msi-endpoint.")
+	for _, c := range []struct {
+		method   string
+		metadata bool
+	}{
+		{"POST", true}, {"GET", true}, {"POST", false}, {"PUT", true},
+	} {
+		t.Run(fmt.Sprintf("%s metadata=%v", c.method, c.metadata), func(t *testing.T) {
+			r := httptest.NewRequest(c.method, MSIPath+"?resource="+url.QueryEscape(mgmtResource), strings.NewReader(url.Values{"resource": {mgmtResource}}.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if c.metadata {
+				r.Header.Set("Metadata", "true")
+			}
+			status, body, hdr := serve(t, h, r)
+			want := "The managed identity endpoint is disabled. Start it with --msi-endpoint."
+			if status != http.StatusNotFound || body["error"] != "invalid_request" || body["error_description"] != want || body["access_token"] != nil {
+				t.Fatalf("status %d, body %v", status, body)
+			}
+			if hdr.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control = %q", hdr.Get("Cache-Control"))
 			}
 		})
 	}

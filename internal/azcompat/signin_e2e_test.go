@@ -200,10 +200,11 @@ func TestAzureCLIServicePrincipal(t *testing.T) {
 }
 
 // TestAzureCLIManagedIdentity signs az in with --identity through the daemon's managed-identity
-// endpoint, which serves the administrator to the daemon's own OS account only.
+// endpoint (opted into with --msi-endpoint), which serves the administrator to the daemon's own
+// OS account only.
 func TestAzureCLIManagedIdentity(t *testing.T) {
 	testkit.Require(t, testkit.Root) // the refusal runs a process as another account
-	d := testenv.Start(t, testenv.Options{})
+	d := testenv.Start(t, testenv.Options{Args: []string{"--msi-endpoint"}})
 	p := d.Profile()
 	az := testenv.NewAZ(t, d, testenv.AZOptions{Login: testenv.AZIdentity})
 
@@ -249,7 +250,9 @@ except urllib.error.HTTPError as e:
 	if got := run(0); got != "200" {
 		t.Fatalf("the daemon's own account was answered %q", got)
 	}
-	if got := run(65534); !strings.HasPrefix(got, "403 ") || !strings.Contains(got, `"error":"access_denied"`) || !strings.Contains(got, "uid 65534") {
+	// The refusal names no account: neither the caller's uid nor the one served.
+	if got := run(65534); !strings.HasPrefix(got, "403 ") || !strings.Contains(got, `"error":"access_denied"`) ||
+		!strings.Contains(got, "only processes of the daemon's own OS account") || strings.Contains(got, "uid") {
 		t.Fatalf("uid 65534 was answered %q", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,10 @@ type Config struct {
 	// GraphHost is the host name Microsoft Graph is served at (routed by Host header, on the
 	// certificate), default graph.localhost.
 	GraphHost string
+	// MSIEndpoint serves the bootstrap administrator's tokens at auth.MSIPath to processes of
+	// the daemon's own OS account (az login --identity). Off by default: anything that runs as
+	// that account, root included, would get administrator tokens without a secret.
+	MSIEndpoint bool
 	// PostgresDNSSuffix is the servers' host-name suffix the cloud metadata publishes (az's
 	// postgresqlServerEndpoint), default postgres.localhost.
 	PostgresDNSSuffix string
@@ -89,6 +94,64 @@ func (c *Config) defaults() {
 	if c.RuntimeDir == "" {
 		c.RuntimeDir = filepath.Join("/run/pgflex", c.installationID())
 	}
+}
+
+// checkGraphHost refuses a Graph host name that requests could not be routed to by Host
+// header alone, or that would take requests meant for another API.
+func checkGraphHost(c Config) error {
+	host := strings.ToLower(c.GraphHost)
+	bad := func(why string) error { return fmt.Errorf("graph host %q: %s", c.GraphHost, why) }
+	const isIP = "an IP address is where the resource-manager API is reached; give a DNS name such as graph.localhost"
+	if _, err := netip.ParseAddr(host); err == nil {
+		return bad(isIP)
+	}
+	if err := checkDNSName(host); err != nil {
+		return bad(err.Error())
+	}
+	// Resolvers read 127.1 or 0x7f000001 as addresses; no top-level domain starts with a digit.
+	if last := host[strings.LastIndexByte(host, '.')+1:]; last[0] >= '0' && last[0] <= '9' {
+		return bad(isIP)
+	}
+	if host == "localhost" {
+		return bad("localhost is where the resource-manager API is reached; give a name under it such as graph.localhost")
+	}
+	if h, _, err := net.SplitHostPort(c.Addr); err == nil && strings.EqualFold(h, host) {
+		return bad("it is the listen address's host name, where the resource-manager API is reached")
+	}
+	for _, s := range []struct{ name, suffix string }{
+		{"Key Vault DNS suffix", c.KeyVaultSuffix}, {"Managed HSM DNS suffix", c.ManagedHSMSuffix},
+	} {
+		suffix := strings.ToLower(s.suffix)
+		if host == suffix || strings.HasSuffix(host, "."+suffix) {
+			return bad(fmt.Sprintf("it is or is under the %s %s, whose hosts are the key store's", s.name, s.suffix))
+		}
+	}
+	return nil
+}
+
+// checkDNSName accepts a host name of dot-separated labels of letters, digits and hyphens
+// (not at a label's ends), at most 63 characters a label and 253 in all.
+func checkDNSName(name string) error {
+	if name == "" {
+		return errors.New("a host name is required")
+	}
+	if len(name) > 253 {
+		return errors.New("a DNS name is at most 253 characters")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return errors.New("not a DNS name: each label is 1 to 63 characters")
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New("not a DNS name: a label neither starts nor ends with a hyphen")
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("not a DNS name: %q is not a letter, digit or hyphen", r)
+			}
+		}
+	}
+	return nil
 }
 
 func (c *Config) installationID() string { return InstallationID(c.DataDir) }
@@ -156,6 +219,9 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	cfg.defaults()
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data directory is required")
+	}
+	if err := checkGraphHost(cfg); err != nil {
+		return nil, err
 	}
 	d = &Daemon{cfg: cfg, log: cfg.Logger}
 	opened := d // the named result is nil on the error paths
@@ -251,8 +317,12 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 
 	mux := http.NewServeMux()
 	d.issuer.RegisterRoutes(mux)
-	mux.Handle(auth.MSIPath, &auth.MSIEndpoint{Issuer: d.issuer, AdminObjectID: d.boot.AdminObjectID,
-		AllowedUID: uint32(os.Geteuid()), Peer: auth.LoopbackPeerUID, Log: d.log})
+	if cfg.MSIEndpoint {
+		mux.Handle(auth.MSIPath, &auth.MSIEndpoint{Issuer: d.issuer, AdminObjectID: d.boot.AdminObjectID,
+			AllowedUID: uint32(os.Geteuid()), Peer: auth.LoopbackPeerUID, Log: d.log})
+	} else {
+		mux.Handle(auth.MSIPath, auth.MSIDisabled("Start pgflex serve with --msi-endpoint to serve the administrator's tokens to processes of the daemon's own OS account."))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", d.router)

@@ -301,6 +301,66 @@ func TestTokenEndpoint(t *testing.T) {
 	}
 }
 
+// TestMSIEndpointIsOptIn: the managed-identity endpoint hands out administrator tokens only
+// when serve is started with --msi-endpoint; otherwise the same request, from the daemon's own
+// OS account, is answered with an error saying how to turn it on, and no token.
+func TestMSIEndpointIsOptIn(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status int
+	}{
+		{"off by default", nil, http.StatusNotFound},
+		{"on with --msi-endpoint", []string{"--msi-endpoint"}, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := testenv.Start(t, testenv.Options{Args: tc.args})
+			c := newClient(t, d)
+			// As az login --identity asks (and from this process, the daemon's own account).
+			req, _ := http.NewRequest(http.MethodPost, c.prof.Endpoint+auth.MSIPath,
+				strings.NewReader(url.Values{"resource": {"https://management.core.windows.net/"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Metadata", "true")
+			resp, err := c.hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("status %d, no JSON: %v", resp.StatusCode, err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, body)
+			}
+			if tc.status == http.StatusOK {
+				if tok, _ := body["access_token"].(string); tok == "" {
+					t.Fatalf("no token: %v", body)
+				}
+				return
+			}
+			desc, _ := body["error_description"].(string)
+			if body["error"] != "invalid_request" || !strings.Contains(desc, "disabled") ||
+				!strings.Contains(desc, "--msi-endpoint") || body["access_token"] != nil {
+				t.Fatalf("refusal = %v", body)
+			}
+		})
+	}
+}
+
+// TestOpenRefusesABadGraphHost: a Graph host that would collide with another API stops the
+// daemon before it touches the data directory.
+func TestOpenRefusesABadGraphHost(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	_, err := daemon.Open(t.Context(), daemon.Config{DataDir: dir, Addr: "127.0.0.1:0", GraphHost: "x.vault.localhost"})
+	if err == nil || !strings.Contains(err.Error(), "graph host") {
+		t.Fatalf("Open = %v, want a graph host error", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the data directory was made: %v", err)
+	}
+}
+
 // TestDataDirAndRestart checks the first start's files and modes, that a restart reuses them,
 // and that no secret of the profile is logged.
 func TestDataDirAndRestart(t *testing.T) {

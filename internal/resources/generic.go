@@ -73,6 +73,22 @@ func (s *Service) registerGenericRoutes(rt *arm.Router) {
 		ResourceType: typ, APIVersions: GenericAPIVersions, Handler: s.listGeneric})
 }
 
+// maxEchoedFilter bounds how much of a client's $filter an error repeats: enough to recognise
+// it, not a way to have the service reflect arbitrary amounts of text.
+const maxEchoedFilter = 200
+
+// echoFilter is f for an error message: its first maxEchoedFilter characters, then "…" if cut.
+func echoFilter(f string) string {
+	n := 0
+	for i := range f {
+		if n == maxEchoedFilter {
+			return f[:i] + "…"
+		}
+		n++
+	}
+	return f
+}
+
 // listGeneric lists the resources every member provider reports, in the subscription or the
 // group, optionally of one type.
 func (s *Service) listGeneric(w http.ResponseWriter, r *arm.Request) {
@@ -91,7 +107,7 @@ func (s *Service) listGeneric(w http.ResponseWriter, r *arm.Request) {
 	if f := r.URL.Query().Get("$filter"); f != "" {
 		var ok bool
 		if match, ok = parseGenericFilter(f); !ok {
-			arm.WriteError(w, r, arm.BadRequest("InvalidFilterInQueryString", "Invalid $filter '%s' specified in the query string.", f))
+			arm.WriteError(w, r, arm.BadRequest("InvalidFilterInQueryString", "Invalid $filter '%s' specified in the query string.", echoFilter(f)))
 			return
 		}
 	}

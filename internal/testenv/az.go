@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,7 +26,8 @@ const (
 	// from standard input (-p @-), never on a command line.
 	AZServicePrincipal AZLogin = iota
 	// AZIdentity: az login --identity through the daemon's managed-identity endpoint
-	// (MSI_ENDPOINT, set for every command of this AZ).
+	// (MSI_ENDPOINT, set for every command of this AZ). The daemon must have been started
+	// with --msi-endpoint, which the endpoint is off without.
 	AZIdentity
 	// AZNoLogin: the cloud is registered and selected, nobody is signed in.
 	AZNoLogin
@@ -115,6 +117,9 @@ func NewAZ(t testing.TB, d *Daemon, opts AZOptions) *AZ {
 		"no_proxy":                            "localhost,127.0.0.1,.localhost",
 	})
 	if opts.Login == AZIdentity {
+		if !slices.Contains(d.Args, "--msi-endpoint") {
+			t.Fatal("testenv.AZIdentity needs a daemon started with --msi-endpoint (testenv.Options.Args)")
+		}
 		a.env = append(a.env, "MSI_ENDPOINT="+p.Endpoint+"/msi/token")
 	}
 	t.Cleanup(a.checkNoneLeft)
