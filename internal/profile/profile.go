@@ -34,7 +34,11 @@ type Profile struct {
 	ARMAudience         string `json:"armAudience"`
 	KeyVaultDNSSuffix   string `json:"keyVaultDnsSuffix"`
 	ManagedHSMDNSSuffix string `json:"managedHsmDnsSuffix"`
-	User                User   `json:"user"`
+	// PostgresPort is the PostgreSQL endpoint's port, where every server is reached by its
+	// fullyQualifiedDomainName (5432 unless the daemon was told otherwise; 0 in an older
+	// profile means 5432).
+	PostgresPort int  `json:"postgresPort,omitempty"`
+	User         User `json:"user"`
 }
 
 // Load reads a profile file.

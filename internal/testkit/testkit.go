@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +37,10 @@ const (
 	PSQL
 	// Accounts: useradd and userdel on PATH.
 	Accounts
+	// LocalhostNames: names under .localhost resolve to the loopback address through the C
+	// library (nss-myhostname, scripts/setup.sh), as server host names such as
+	// {server}.postgres.localhost must for psql.
+	LocalhostNames
 )
 
 // BinDir is where Debian's PostgreSQL 15 server lives.
@@ -87,6 +92,12 @@ func missing(p Part) string {
 			if _, err := exec.LookPath(tool); err != nil {
 				return tool + " is not installed"
 			}
+		}
+	case LocalhostNames:
+		// getent asks the C library, as libpq does.
+		out, err := exec.Command("getent", "ahostsv4", "pgflex-probe.postgres.localhost").Output()
+		if err != nil || !strings.HasPrefix(string(out), "127.") {
+			return "names under .localhost do not resolve to the loopback address (install libnss-myhostname: scripts/setup.sh)"
 		}
 	}
 	return ""
