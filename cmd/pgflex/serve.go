@@ -48,7 +48,8 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "pgflex serves at %s\nUse the CLI with:  pgflex login --profile %s\n", d.Endpoint(), d.ProfilePath())
+			fmt.Fprintf(os.Stderr, "pgflex serves at %s\nServers are reached at {server}.%s:%d\nUse the CLI with:  pgflex login --profile %s\n",
+				d.Endpoint(), d.PostgresDNSSuffix(), d.PostgresPort(), d.ProfilePath())
 			return d.Serve(ctx)
 		},
 	}
@@ -63,9 +64,12 @@ func newServeCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.ExtraHosts, "tls-host", nil, "Extra host names or addresses for the HTTPS certificate.")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	f.StringVar(&cfg.RuntimeDir, "runtime-dir", "", "Directory for the servers' mount points and sockets (default /run/pgflex/{hash of the data dir}).")
-	f.StringVar(&cfg.Servers.ListenAddress, "server-address", "127.0.0.1", "Address PostgreSQL servers listen on.")
-	f.IntVar(&cfg.Servers.PortMin, "server-port-min", 15432, "Lowest port given to a server.")
-	f.IntVar(&cfg.Servers.PortMax, "server-port-max", 16431, "Highest port given to a server.")
+	f.StringVar(&cfg.Servers.ListenAddress, "server-address", "127.0.0.1", "Address PostgreSQL servers listen on, and the PostgreSQL endpoint's default address.")
+	f.StringVar(&cfg.PostgresAddr, "postgres-addr", "", "Address of the PostgreSQL endpoint, where every server is reached by its host name (default {--server-address}:5432). Port 0 picks a free port.")
+	f.StringVar(&cfg.PostgresDNSSuffix, "postgres-dns-suffix", "postgres.localhost", "DNS suffix of server host names: {server}.{suffix} is a server's fullyQualifiedDomainName. Outside this host it needs a wildcard DNS record *.{suffix} for the endpoint's address.")
+	f.StringSliceVar(&cfg.PostgresDNSAliases, "postgres-dns-alias", []string{"postgres.database.azure.com"}, "Further DNS suffixes whose names reach the same servers (az's show-connection-string always writes Azure's own); the names must resolve to the endpoint's address. An empty value turns aliases off.")
+	f.IntVar(&cfg.Servers.PortMin, "server-port-min", 15432, "Lowest port given to a server's own PostgreSQL (behind the endpoint).")
+	f.IntVar(&cfg.Servers.PortMax, "server-port-max", 16431, "Highest port given to a server's own PostgreSQL (behind the endpoint).")
 	f.DurationVar(&cfg.Servers.BackupInterval, "backup-interval", 24*time.Hour, "Time between automatic full backups of each server (WAL is archived continuously).")
 	f.DurationVar(&cfg.KeyMonitor.Interval, "key-check-interval", 5*time.Second, "How often each customer-managed key is revalidated (jittered).")
 	f.DurationVar(&cfg.KeyMonitor.Grace, "key-grace-period", time.Minute, "How long a key store may be unreachable before its servers are made Inaccessible.")

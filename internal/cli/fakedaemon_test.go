@@ -50,6 +50,8 @@ type fakeDaemon struct {
 	groupOrder    []string
 	ops           map[string]int // operation id → polls left before it completes
 	pageSize      int
+	// postgresPort is the profile's PostgreSQL endpoint port (0: none named, 5432).
+	postgresPort int
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
@@ -126,7 +128,7 @@ func (f *fakeDaemon) profile() *Profile {
 		Endpoint: f.srv.URL, CACertificate: f.caPEM, TenantID: f.tenant, SubscriptionID: f.sub,
 		SubscriptionName: "pgflex", ClientID: "33333333-3333-3333-3333-333333333333", ClientSecret: f.secret,
 		TokenEndpoint: f.srv.URL + "/" + f.tenant + "/oauth2/v2.0/token", ARMAudience: "https://management.azure.com",
-		KeyVaultDNSSuffix: "vault.localhost", ManagedHSMDNSSuffix: "managedhsm.localhost",
+		KeyVaultDNSSuffix: "vault.localhost", ManagedHSMDNSSuffix: "managedhsm.localhost", PostgresPort: f.postgresPort,
 		User: ProfileUser{Name: "pgflex-admin", Type: "servicePrincipal"},
 	}
 }

@@ -64,7 +64,6 @@ type pgServer struct {
 		Version                  string `json:"version"`
 		State                    string `json:"state"`
 		FullyQualifiedDomainName string `json:"fullyQualifiedDomainName"`
-		Port                     int    `json:"port"` // pgflex extension: each server has its own port
 		Storage                  struct {
 			StorageSizeGB int    `json:"storageSizeGB"`
 			AutoGrow      string `json:"autoGrow"`
@@ -107,13 +106,16 @@ func (s *pgServer) isCMK() bool {
 	return s.Properties.DataEncryption != nil && s.Properties.DataEncryption.Type == "AzureKeyVault"
 }
 
-// host and port are where the server's PostgreSQL listens.
+// host is the server's host name, reached on the daemon's PostgreSQL endpoint (postgresPort).
 func (s *pgServer) host() string { return s.Properties.FullyQualifiedDomainName }
-func (s *pgServer) port() int {
-	if s.Properties.Port == 0 {
-		return 5432
+
+// postgresPort is the port of the PostgreSQL endpoint where every server is reached by its host
+// name: 5432, as Azure's, unless the profile names another.
+func postgresPort(c *Client) int {
+	if p := c.Profile().PostgresPort; p > 0 {
+		return p
 	}
-	return s.Properties.Port
+	return 5432
 }
 
 func decodeServer(raw []byte) (*pgServer, error) {

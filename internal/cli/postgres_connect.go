@@ -14,16 +14,23 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
+
+	"github.com/pgflex/pgflex/internal/localnet"
 )
 
 // Connecting to a server: show-connection-string prints the strings az prints, with the
-// server's own host and port; connect runs psql; execute runs a query or a file and prints its
-// rows as az does. Every connection verifies the server's certificate against the profile's CA
-// (sslmode=verify-full); passwords never reach a command line.
+// server's host name (its fullyQualifiedDomainName) and the daemon's PostgreSQL endpoint port;
+// connect runs psql; execute runs a query or a file and prints its rows as az does. Every
+// connection verifies the server's certificate against the profile's CA (sslmode=verify-full);
+// passwords never reach a command line.
 
-// postgresURI is the URI form az prints as psql_cmd and connectionString.
+// postgresURI is the URI form az prints as psql_cmd and connectionString: the port is left out
+// where it is PostgreSQL's own 5432, as az leaves it out.
 func postgresURI(host, port, user, password, database string) string {
-	return fmt.Sprintf("postgresql://%s:%s@%s:%s/%s?sslmode=require", escapeUserinfo(user), escapeUserinfo(password), host, port, database)
+	if port != "5432" {
+		host += ":" + port
+	}
+	return fmt.Sprintf("postgresql://%s:%s@%s/%s?sslmode=require", escapeUserinfo(user), escapeUserinfo(password), host, database)
 }
 
 // escapeUserinfo percent-encodes what would end the user or password part of a URI; other
@@ -67,7 +74,8 @@ func newPostgresShowConnectionStringCommand(a *App) *cobra.Command {
 		Use:   "show-connection-string",
 		Short: "Show the connection strings for a PostgreSQL flexible-server database.",
 		Long: "Show the connection strings for a PostgreSQL flexible-server database. With --server-name the server's " +
-			"host and port are filled in (pgflex gives each server its own port); what is not given stays a placeholder.",
+			"host name (its fullyQualifiedDomainName) and port (5432 unless the daemon's PostgreSQL endpoint listens elsewhere) " +
+			"are filled in; what is not given stays a placeholder.",
 		Example: "  pgflex postgres flexible-server show-connection-string -s mydemoserver -d mydb -u myadmin -p 'Secret123!'",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -77,7 +85,11 @@ func newPostgresShowConnectionStringCommand(a *App) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				host, port = srv.host(), strconv.Itoa(srv.port())
+				c, err := a.ARMClient(cmd.Context())
+				if err != nil {
+					return err
+				}
+				host, port = srv.host(), strconv.Itoa(postgresPort(c))
 			}
 			if pgBouncer {
 				a.log.warningf(pgLog, "pgflex servers have no PgBouncer; the strings name the server itself.")
@@ -191,8 +203,14 @@ func (a *App) runPsql(ctx context.Context, srv *pgServer, o *pgConnArgs) error {
 		return err
 	}
 	defer os.Remove(caFile)
-	args := []string{psqlConninfo("host", srv.host(), "port", strconv.Itoa(srv.port()), "dbname", o.database,
-		"user", o.user, "sslmode", "verify-full", "sslrootcert", caFile)}
+	conninfo := []string{"host", srv.host(), "port", strconv.Itoa(postgresPort(c)), "dbname", o.database,
+		"user", o.user, "sslmode", "verify-full", "sslrootcert", caFile}
+	if localnet.IsLocalhost(srv.host()) {
+		// As pgflex's other clients do, *.localhost is the loopback address whatever the
+		// resolver says; host still names the server (TLS server name, verification).
+		conninfo = append(conninfo, "hostaddr", "127.0.0.1")
+	}
+	args := []string{psqlConninfo(conninfo...)}
 	if o.query != "" {
 		args = append(args, "-c", o.query)
 		if o.interactive {
@@ -295,7 +313,8 @@ func (a *App) executeQuery(ctx context.Context, srv *pgServer, o *pgConnArgs) er
 		return userError(err, "Unable to connect to flexible server")
 	}
 	// Every field the environment may have set is overwritten: the target is the server.
-	cfg.Host, cfg.Port = srv.host(), uint16(srv.port())
+	cfg.Host, cfg.Port = srv.host(), uint16(postgresPort(c))
+	cfg.LookupFunc = localnet.LookupHost
 	cfg.User, cfg.Password, cfg.Database = o.user, o.password, o.database
 	cfg.TLSConfig = &tls.Config{RootCAs: pool, ServerName: srv.host(), MinVersion: tls.VersionTLS12}
 	cfg.Fallbacks = nil

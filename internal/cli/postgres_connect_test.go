@@ -62,7 +62,9 @@ func TestPostgresConnectRunsPsql(t *testing.T) {
 		t.Fatalf("exit %d %s", code, errOut)
 	}
 	r := readRecord(t, record)
-	wantArg := "host='127.0.0.1' port='15433' dbname='postgres' user='pgadmin' sslmode='verify-full' sslrootcert='" + r["CA"] + "'"
+	// The server's host name on the endpoint's port (5432); a .localhost name is dialed at the
+	// loopback address whatever the resolver says.
+	wantArg := "host='srv1.postgres.localhost' port='5432' dbname='postgres' user='pgadmin' sslmode='verify-full' sslrootcert='" + r["CA"] + "' hostaddr='127.0.0.1'"
 	if r["ARG1"] != wantArg || r["REST"] != "-c select 1" {
 		t.Errorf("psql ran with %q %q\nwant %q", r["ARG1"], r["REST"], wantArg)
 	}

@@ -285,8 +285,9 @@ func (a *App) createPostgresServer(ctx context.Context, o *pgCreateArgs) error {
 	a.log.warningf(pgLog, "Try using 'pgflex postgres flexible-server connect' command to test out connection.")
 	out["id"], out["location"], out["version"] = srv.ID, srv.Location, srv.Properties.Version
 	out["skuname"], out["username"] = srv.SKU.Name, srv.Properties.AdministratorLogin
-	out["host"], out["port"], out["databaseName"] = srv.host(), srv.port(), database
-	out["connectionString"] = postgresURI(srv.host(), strconv.Itoa(srv.port()), srv.Properties.AdministratorLogin, o.adminPassword, database)
+	port := postgresPort(c)
+	out["host"], out["port"], out["databaseName"] = srv.host(), port, database
+	out["connectionString"] = postgresURI(srv.host(), strconv.Itoa(port), srv.Properties.AdministratorLogin, o.adminPassword, database)
 	return a.Print(out)
 }
 

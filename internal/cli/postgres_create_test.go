@@ -68,10 +68,11 @@ func TestPostgresCreateDefaults(t *testing.T) {
 	}
 	// az's create output: the password (printed once), the connection details.
 	res := decodeObject(t, out)
-	wantOut := map[string]any{"host": "127.0.0.1", "port": float64(15433), "username": "pgadmin", "password": password,
+	// As az prints it: the host name, and no port in the URI (5432).
+	wantOut := map[string]any{"host": "srv1.postgres.localhost", "port": float64(5432), "username": "pgadmin", "password": password,
 		"skuname": "Standard_D2s_v3", "location": "eastus", "version": "16", "databaseName": "postgres",
 		"id":               "/subscriptions/" + f.sub + "/resourceGroups/rg1/providers/Microsoft.DBforPostgreSQL/flexibleServers/srv1",
-		"connectionString": "postgresql://pgadmin:" + password + "@127.0.0.1:15433/postgres?sslmode=require"}
+		"connectionString": "postgresql://pgadmin:" + password + "@srv1.postgres.localhost/postgres?sslmode=require"}
 	if canonical(t, res) != canonical(t, wantOut) {
 		t.Errorf("output\n got  %s\n want %s", canonical(t, res), canonical(t, wantOut))
 	}
@@ -104,7 +105,7 @@ func TestPostgresCreateGeneratesGroupNameAndDatabase(t *testing.T) {
 	res := decodeObject(t, out)
 	name, _ := res["id"].(string)
 	if !strings.Contains(name, "/flexibleServers/server") || res["location"] != "canadacentral" || res["databaseName"] != "appdb" ||
-		res["password"] != "Passw0rd!x" || !strings.HasSuffix(res["connectionString"].(string), "@127.0.0.1:15433/appdb?sslmode=require") {
+		res["password"] != "Passw0rd!x" || !strings.HasSuffix(res["connectionString"].(string), ".postgres.localhost/appdb?sslmode=require") {
 		t.Errorf("output %s", out)
 	}
 	g := groupWrites(f)
@@ -294,7 +295,7 @@ func TestPostgresShowListDelete(t *testing.T) {
 	if _, ok := res["dataEncryption"].(map[string]any)["primaryKeyUri"]; !ok {
 		t.Errorf("dataEncryption keys are not az's: %v", res["dataEncryption"])
 	}
-	if out, _, _ := runCLI(t, o, "postgres", "flexible-server", "show", "-g", "rg", "-n", "srv1", "--query", "fullyQualifiedDomainName", "-o", "tsv"); out != "127.0.0.1\n" {
+	if out, _, _ := runCLI(t, o, "postgres", "flexible-server", "show", "-g", "rg", "-n", "srv1", "--query", "fullyQualifiedDomainName", "-o", "tsv"); out != "srv1.postgres.localhost\n" {
 		t.Errorf("--query fullyQualifiedDomainName = %q", out)
 	}
 	if _, errOut, code := runCLI(t, o, "postgres", "flexible-server", "show", "-g", "rg", "-n", "nope"); code != 3 || !strings.Contains(errOut, "(ResourceNotFound)") {
@@ -454,31 +455,48 @@ func TestPostgresIdentityCommands(t *testing.T) {
 func TestPostgresShowConnectionString(t *testing.T) {
 	f, x := newFakeFlex(t)
 	x.addServer("rg", "srv1", nil)
+	h := "srv1.postgres.localhost"
+	for _, tc := range []struct {
+		name          string
+		profilePort   int    // the daemon's PostgreSQL endpoint port, as the profile names it
+		port, uriHost string // what the strings carry
+	}{
+		// Azure's shape: port 5432, left out of the URI as az leaves it out.
+		{"endpoint on 5432", 0, "5432", h},
+		{"endpoint on another port", 15433, "15433", h + ":15433"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.postgresPort = tc.profilePort
+			o := withProfile(t, f)
+			out, errOut, code := runCLI(t, o, "postgres", "flexible-server", "show-connection-string", "-s", "srv1", "-u", "pgadmin", "-p", "p@ss:w/rd", "-d", "app")
+			if code != 0 {
+				t.Fatalf("exit %d %s", code, errOut)
+			}
+			p := tc.port
+			want := map[string]any{"connectionStrings": map[string]any{
+				"psql_cmd":    "postgresql://pgadmin:p%40ss%3Aw%2Frd@" + tc.uriHost + "/app?sslmode=require",
+				"ado.net":     "Server=" + h + ";Database=app;Port=" + p + ";User Id=pgadmin;Password=p@ss:w/rd;Ssl Mode=Require;",
+				"jdbc":        "jdbc:postgresql://" + h + ":" + p + "/app?user=pgadmin&password=p@ss:w/rd&sslmode=require",
+				"node.js":     `var conn= new Client({host:'` + h + `', user:'pgadmin', password:'p@ss:w/rd', database:'app', port:` + p + `, ssl:{ca:fs.readFileSync("{ca-cert filename}")}});`,
+				"php":         `pg_connect("host=` + h + ` port=` + p + ` dbname=app user=pgadmin password=p@ss:w/rd sslmode=require");`,
+				"python":      "cnx = psycopg2.connect(user='pgadmin', password='p@ss:w/rd', host='" + h + "', port=" + p + ", database='app', sslmode='require')",
+				"ruby":        `connection = PG::Connection.new(user => "pgadmin", password => "p@ss:w/rd", database => "app", host => "` + h + `", port => '` + p + `', sslmode => 'require')`,
+				"C++ (libpq)": "host=" + h + " port=" + p + " dbname=app user=pgadmin password=p@ss:w/rd sslmode=require",
+			}}
+			if got := decodeObject(t, out); canonical(t, got) != canonical(t, want) {
+				t.Errorf("got  %s\nwant %s", canonical(t, got), canonical(t, want))
+			}
+			// The URI form parses back to what was given.
+			u, err := url.Parse(want["connectionStrings"].(map[string]any)["psql_cmd"].(string))
+			if pw, _ := u.User.Password(); err != nil || pw != "p@ss:w/rd" || u.Hostname() != h {
+				t.Errorf("psql_cmd does not parse back: %v %v", u, err)
+			}
+		})
+	}
+	f.postgresPort = 0
 	o := withProfile(t, f)
-	out, errOut, code := runCLI(t, o, "postgres", "flexible-server", "show-connection-string", "-s", "srv1", "-u", "pgadmin", "-p", "p@ss:w/rd", "-d", "app")
-	if code != 0 {
-		t.Fatalf("exit %d %s", code, errOut)
-	}
-	want := map[string]any{"connectionStrings": map[string]any{
-		"psql_cmd":    "postgresql://pgadmin:p%40ss%3Aw%2Frd@127.0.0.1:15433/app?sslmode=require",
-		"ado.net":     "Server=127.0.0.1;Database=app;Port=15433;User Id=pgadmin;Password=p@ss:w/rd;Ssl Mode=Require;",
-		"jdbc":        "jdbc:postgresql://127.0.0.1:15433/app?user=pgadmin&password=p@ss:w/rd&sslmode=require",
-		"node.js":     `var conn= new Client({host:'127.0.0.1', user:'pgadmin', password:'p@ss:w/rd', database:'app', port:15433, ssl:{ca:fs.readFileSync("{ca-cert filename}")}});`,
-		"php":         `pg_connect("host=127.0.0.1 port=15433 dbname=app user=pgadmin password=p@ss:w/rd sslmode=require");`,
-		"python":      "cnx = psycopg2.connect(user='pgadmin', password='p@ss:w/rd', host='127.0.0.1', port=15433, database='app', sslmode='require')",
-		"ruby":        `connection = PG::Connection.new(user => "pgadmin", password => "p@ss:w/rd", database => "app", host => "127.0.0.1", port => '15433', sslmode => 'require')`,
-		"C++ (libpq)": "host=127.0.0.1 port=15433 dbname=app user=pgadmin password=p@ss:w/rd sslmode=require",
-	}}
-	if got := decodeObject(t, out); canonical(t, got) != canonical(t, want) {
-		t.Errorf("got  %s\nwant %s", canonical(t, got), canonical(t, want))
-	}
-	// The URI form parses back to what was given.
-	u, err := url.Parse(want["connectionStrings"].(map[string]any)["psql_cmd"].(string))
-	if pw, _ := u.User.Password(); err != nil || pw != "p@ss:w/rd" || u.Port() != "15433" {
-		t.Errorf("psql_cmd does not parse back: %v %v", u, err)
-	}
 	// Without a server: az's placeholders, and no call at all.
-	out, _, code = runCLI(t, o, "postgres", "flexible-server", "show-connection-string", "--query", "connectionStrings.jdbc", "-o", "tsv")
+	out, _, code := runCLI(t, o, "postgres", "flexible-server", "show-connection-string", "--query", "connectionStrings.jdbc", "-o", "tsv")
 	if code != 0 || out != "jdbc:postgresql://{host}:{port}/{database}?user={login}&password={password}&sslmode=require\n" {
 		t.Errorf("placeholders: %q", out)
 	}

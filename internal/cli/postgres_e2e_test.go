@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ type pgCLI struct {
 // every end-to-end test must run: see testkit.Require).
 func requireServers(t *testing.T) {
 	t.Helper()
-	testkit.Require(t, append(testkit.DataPlane, testkit.PSQL)...)
+	testkit.Require(t, append(testkit.DataPlane, testkit.PSQL, testkit.LocalhostNames)...)
 }
 
 func newPgCLI(t *testing.T) *pgCLI {
@@ -101,10 +102,18 @@ func TestPostgresServerFlowsThroughCLI(t *testing.T) {
 	}
 	password, _ := created["password"].(string)
 	port, _ := created["port"].(float64)
-	if len(password) != 22 || created["username"] != "pgadmin" || created["host"] != "127.0.0.1" || port == 0 ||
-		created["skuname"] != "Standard_B1ms" || created["databaseName"] != "postgres" ||
-		!strings.HasPrefix(created["connectionString"].(string), "postgresql://pgadmin:"+password+"@127.0.0.1:") {
+	// The server's host name, on the daemon's PostgreSQL endpoint (a free port in tests: it
+	// appears in the URI since it is not 5432).
+	endpoint := fmt.Sprintf("pgcli-one.postgres.localhost:%d", c.d.PostgresPort())
+	if len(password) != 22 || created["username"] != "pgadmin" || created["host"] != "pgcli-one.postgres.localhost" ||
+		int(port) != c.d.PostgresPort() || created["skuname"] != "Standard_B1ms" || created["databaseName"] != "postgres" ||
+		created["connectionString"] != "postgresql://pgadmin:"+password+"@"+endpoint+"/postgres?sslmode=require" {
 		t.Fatalf("create output: %s", r.Stdout)
+	}
+	// The connection string create printed works as printed (psql resolves the name itself).
+	if out, err := exec.Command("psql", created["connectionString"].(string), "-X", "-A", "-t", "-c", "select current_user").CombinedOutput(); err != nil ||
+		strings.TrimSpace(string(out)) != "pgadmin" {
+		t.Fatalf("psql %s: %v %s", created["connectionString"], err, out)
 	}
 	if !strings.Contains(r.Stderr, "Make a note of your password.") || strings.Contains(r.Stderr, password) {
 		t.Errorf("create stderr: %s", r.Stderr)

@@ -110,7 +110,7 @@ func (x *fakeFlex) addServer(group, name string, mutate func(s map[string]any)) 
 		"sku":      map[string]any{"name": "Standard_D2s_v3", "tier": "GeneralPurpose"},
 		"identity": map[string]any{"type": "None"},
 		"properties": map[string]any{
-			"administratorLogin": "pgadmin", "version": "16", "state": "Ready", "fullyQualifiedDomainName": "127.0.0.1", "port": 15433,
+			"administratorLogin": "pgadmin", "version": "16", "state": "Ready", "fullyQualifiedDomainName": name + ".postgres.localhost",
 			"storage":           map[string]any{"storageSizeGB": 128, "autoGrow": "Disabled", "tier": "P10"},
 			"backup":            map[string]any{"backupRetentionDays": 7, "geoRedundantBackup": "Disabled", "earliestRestoreDate": "2026-01-01T00:00:00Z"},
 			"network":           map[string]any{"publicNetworkAccess": "Enabled"},

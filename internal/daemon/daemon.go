@@ -30,10 +30,12 @@ import (
 	"github.com/pgflex/pgflex/internal/arm"
 	"github.com/pgflex/pgflex/internal/auth"
 	"github.com/pgflex/pgflex/internal/cloudmeta"
+	"github.com/pgflex/pgflex/internal/dataplane"
 	"github.com/pgflex/pgflex/internal/flexserver"
 	"github.com/pgflex/pgflex/internal/graph"
 	"github.com/pgflex/pgflex/internal/identity"
 	"github.com/pgflex/pgflex/internal/keyvault"
+	"github.com/pgflex/pgflex/internal/pgrouter"
 	"github.com/pgflex/pgflex/internal/profile"
 	"github.com/pgflex/pgflex/internal/rbac"
 	"github.com/pgflex/pgflex/internal/resources"
@@ -55,11 +57,8 @@ type Config struct {
 	// the daemon's own OS account (az login --identity). Off by default: anything that runs as
 	// that account, root included, would get administrator tokens without a secret.
 	MSIEndpoint bool
-	// PostgresDNSSuffix is the servers' host-name suffix the cloud metadata publishes (az's
-	// postgresqlServerEndpoint), default postgres.localhost.
-	PostgresDNSSuffix string
-	ExtraHosts        []string
-	Logger            *slog.Logger
+	ExtraHosts  []string
+	Logger      *slog.Logger
 
 	// RuntimeDir holds the servers' mount points and sockets (default /run/pgflex/{id}).
 	RuntimeDir string
@@ -70,6 +69,16 @@ type Config struct {
 	// KeyStoreOutageFile is for tests only: while the file exists the key store answers 503,
 	// as an unreachable key store would.
 	KeyStoreOutageFile string
+	// PostgresDNSSuffix makes the servers' host names, {server}.{suffix} (default
+	// postgres.localhost); the cloud metadata publishes it (az's postgresqlServerEndpoint).
+	PostgresDNSSuffix string
+	// PostgresDNSAliases are further suffixes whose names reach the same servers: by default
+	// Azure's own, postgres.database.azure.com, which az's show-connection-string writes
+	// whatever the cloud (the name must still resolve to the endpoint).
+	PostgresDNSAliases []string
+	// PostgresAddr is the PostgreSQL endpoint's address (host:port): every server is reached
+	// there by its host name. Default {Servers.ListenAddress}:5432; port 0 picks a free one.
+	PostgresAddr string
 }
 
 func (c *Config) defaults() {
@@ -85,14 +94,30 @@ func (c *Config) defaults() {
 	if c.GraphHost == "" {
 		c.GraphHost = "graph.localhost"
 	}
-	if c.PostgresDNSSuffix == "" {
-		c.PostgresDNSSuffix = "postgres.localhost"
-	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if c.RuntimeDir == "" {
 		c.RuntimeDir = filepath.Join("/run/pgflex", c.installationID())
+	}
+	if c.PostgresDNSSuffix == "" {
+		c.PostgresDNSSuffix = flexserver.DefaultDNSSuffix
+	}
+	c.PostgresDNSSuffix = strings.ToLower(strings.TrimSuffix(c.PostgresDNSSuffix, "."))
+	c.Servers.DNSSuffix = c.PostgresDNSSuffix
+	aliases := c.PostgresDNSAliases[:0:0]
+	for _, a := range c.PostgresDNSAliases {
+		if a = strings.ToLower(strings.TrimSuffix(a, ".")); a != "" && a != c.PostgresDNSSuffix {
+			aliases = append(aliases, a)
+		}
+	}
+	c.PostgresDNSAliases = aliases
+	if c.PostgresAddr == "" {
+		host := c.Servers.ListenAddress
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		c.PostgresAddr = net.JoinHostPort(host, "5432")
 	}
 }
 
@@ -197,7 +222,11 @@ type Daemon struct {
 	rbac       *rbac.Service
 	activity   *activitylog.Log
 	servers    *flexserver.Service
+	dataPlane  *dataplane.Manager
 	metrics    *prometheus.Registry
+	// pgln and pgRouter are the PostgreSQL endpoint (postgres_endpoint.go).
+	pgln     net.Listener
+	pgRouter *pgrouter.Router
 	// keyVault is Microsoft.KeyVault and the key store behind keyStore.
 	keyVault *keyvault.Service
 	// graph is Microsoft Graph, served at cfg.GraphHost.
@@ -269,6 +298,9 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	d.endpoint = "https://" + d.ln.Addr().String()
+	if err := d.listenPostgres(); err != nil {
+		return nil, err
+	}
 	d.cloud = d.cloudMetadata()
 	aud := auth.Audiences{ARM: ARMAudience, KeyVault: "https://" + cfg.KeyVaultSuffix, ManagedHSM: "https://" + cfg.ManagedHSMSuffix,
 		Graph: strings.TrimRight(d.cloud.MicrosoftGraph, "/")}
@@ -313,6 +345,9 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	// Microsoft Graph, for the signed-in principal (az keyvault create, pgflex ad signed-in-user).
 	d.graph = graph.New(d.issuer, d.st, d.cloud.MicrosoftGraph, d.log)
+	if err := d.openPostgresEndpoint(); err != nil {
+		return nil, err
+	}
 	// (end of providers)
 
 	mux := http.NewServeMux()
@@ -460,6 +495,7 @@ func (d *Daemon) writeProfile(ctx context.Context) error {
 		KeyVaultDNSSuffix:   d.cfg.KeyVaultSuffix,
 		ManagedHSMDNSSuffix: d.cfg.ManagedHSMSuffix,
 		GraphEndpoint:       d.cloud.MicrosoftGraph,
+		PostgresPort:        d.postgresPort(),
 		User:                profile.User{Name: d.boot.AdminClientID, Type: "servicePrincipal"},
 	}
 	if old, err := profile.Load(path); err == nil && old.ClientID == want.ClientID && old.ClientSecret != "" {
@@ -533,6 +569,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		d.servers.RunBackupScheduler(d.base, min(time.Minute, max(d.cfg.Servers.BackupInterval/4, time.Second)))
 	})
 	d.log.Info("pgflex is serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "profile", d.ProfilePath())
+	d.loops.Go(func() {
+		if err := d.pgRouter.Serve(d.pgln); err != nil {
+			d.log.Error("PostgreSQL endpoint", "addr", d.pgln.Addr().String(), "err", err)
+		}
+	})
+	d.log.Info("PostgreSQL endpoint", "addr", d.pgln.Addr().String(), "host_names", "{server}."+d.cfg.PostgresDNSSuffix)
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.ServeTLS(d.ln, "", "") }()
 	select {
@@ -545,6 +587,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := d.srv.Shutdown(shutCtx)
+	// Connections through the PostgreSQL endpoint end with it; the servers keep running.
+	d.pgRouter.Close()
 	d.cancel()
 	d.ops.Shutdown(shutCtx)
 	// The loops stop at their next check of base; a data-plane call they are in is cancelled.
@@ -568,6 +612,11 @@ func (d *Daemon) closeAll() {
 	}
 	if d.ln != nil {
 		d.ln.Close()
+	}
+	if d.pgRouter != nil {
+		d.pgRouter.Close()
+	} else if d.pgln != nil {
+		d.pgln.Close()
 	}
 	if d.st != nil {
 		d.st.Close()

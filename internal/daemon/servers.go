@@ -31,10 +31,11 @@ func (d *Daemon) openServers(ctx context.Context) error {
 	}
 	dp, err := dataplane.New(ctx, dataplane.Config{Root: filepath.Join(dataDir, "servers"),
 		BackupRoot: filepath.Join(dataDir, "regions"), RuntimeDir: d.cfg.RuntimeDir, CA: d.ca,
-		InstallationID: d.cfg.installationID(), Hide: []string{dataDir}, Logger: d.log})
+		InstallationID: d.cfg.installationID(), Hide: []string{dataDir}, DNSSuffix: d.cfg.PostgresDNSSuffix, DNSAliases: d.cfg.PostgresDNSAliases, Logger: d.log})
 	if err != nil {
 		return err
 	}
+	d.dataPlane = dp
 	keyHTTP, err := localnet.HTTPClient(d.ca.CertPEM())
 	if err != nil {
 		return err

@@ -27,6 +27,8 @@ package dataplane
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,8 +49,10 @@ import (
 	"github.com/pgflex/pgflex/internal/backup"
 	"github.com/pgflex/pgflex/internal/dataenc"
 	"github.com/pgflex/pgflex/internal/flexserver"
+	"github.com/pgflex/pgflex/internal/fsutil"
 	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/procfs"
 	"github.com/pgflex/pgflex/internal/sandbox"
 	"github.com/pgflex/pgflex/internal/tlsca"
 	"github.com/pgflex/pgflex/internal/volume"
@@ -67,7 +71,13 @@ type Config struct {
 	Hide []string
 	// AccountRange is where account ids are taken from; zero means osuser.DefaultRange.
 	AccountRange osuser.Range
-	Logger       *slog.Logger
+	// DNSSuffix makes each server's host name, {name}.{DNSSuffix}, which its certificate
+	// covers (clients verify it with sslmode=verify-full); default flexserver.DefaultDNSSuffix.
+	DNSSuffix string
+	// DNSAliases are further suffixes the certificate covers ({name}.{alias}): names the
+	// PostgreSQL endpoint routes as well (see daemon.Config.PostgresDNSAliases).
+	DNSAliases []string
+	Logger     *slog.Logger
 }
 
 // Manager implements flexserver.DataPlane.
@@ -86,6 +96,9 @@ var _ flexserver.DataPlane = (*Manager)(nil)
 func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.DNSSuffix == "" {
+		cfg.DNSSuffix = flexserver.DefaultDNSSuffix
 	}
 	if !installationRE.MatchString(cfg.InstallationID) {
 		return nil, fmt.Errorf("data plane: installation id %q must be 1-32 letters or digits", cfg.InstallationID)
@@ -290,12 +303,7 @@ func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
 // archiving included, into its data directory.
 func (m *Manager) configure(ctx context.Context, inst flexserver.Instance, db osuser.User) error {
 	dataDir := m.dataDir(inst)
-	leaf, err := m.cfg.CA.Issue(inst.Name, []string{inst.ListenAddress, "localhost", inst.Name + ".postgres.localhost"})
-	if err != nil {
-		return err
-	}
-	defer clear(leaf.KeyPEM)
-	if err := postgres.InstallServerCertificate(ctx, dataDir, db, leaf.CertPEM, leaf.KeyPEM); err != nil {
+	if err := m.installCertificate(ctx, inst, db); err != nil {
 		return err
 	}
 	settings := m.settings(inst)
@@ -303,6 +311,54 @@ func (m *Manager) configure(ctx context.Context, inst flexserver.Instance, db os
 		return err
 	}
 	return postgres.WriteConfig(ctx, dataDir, db, settings)
+}
+
+// certificateHosts are the names a server's certificate covers: its host name (reached through
+// the PostgreSQL endpoint), and its own address.
+func (m *Manager) certificateHosts(inst flexserver.Instance) []string {
+	name := strings.ToLower(inst.Name)
+	hosts := []string{name + "." + m.cfg.DNSSuffix, inst.ListenAddress, "localhost"}
+	for _, a := range m.cfg.DNSAliases {
+		hosts = append(hosts, name+"."+a)
+	}
+	return hosts
+}
+
+// installCertificate issues the server a certificate from pgflex's CA for its host names.
+func (m *Manager) installCertificate(ctx context.Context, inst flexserver.Instance, db osuser.User) error {
+	leaf, err := m.cfg.CA.Issue(inst.Name, m.certificateHosts(inst))
+	if err != nil {
+		return err
+	}
+	defer clear(leaf.KeyPEM)
+	return postgres.InstallServerCertificate(ctx, m.dataDir(inst), db, leaf.CertPEM, leaf.KeyPEM)
+}
+
+// refreshCertificate reissues the server's certificate when it no longer covers the server's
+// host names (the daemon's DNS suffix changed) or nears its end; it reports whether it did.
+func (m *Manager) refreshCertificate(ctx context.Context, inst flexserver.Instance, db osuser.User) (bool, error) {
+	// The data directory is the server's account's: no link it plants is followed, and
+	// nothing but a small regular file is read.
+	certPEM, err := fsutil.ReadFileBeneath(m.dataDir(inst), "server.crt", 64<<10)
+	if err == nil {
+		if block, _ := pem.Decode(certPEM); block != nil {
+			if cert, err := x509.ParseCertificate(block.Bytes); err == nil && time.Until(cert.NotAfter) > 30*24*time.Hour {
+				current := true
+				for _, h := range m.certificateHosts(inst) {
+					if cert.VerifyHostname(h) != nil {
+						current = false
+					}
+				}
+				if current {
+					return false, nil
+				}
+			}
+		}
+	}
+	if err := m.installCertificate(ctx, inst, db); err != nil {
+		return false, fmt.Errorf("reissue the server's certificate: %w", err)
+	}
+	return true, nil
 }
 
 // Create builds a new server: accounts, header, volume, initdb, certificate, configuration,
@@ -387,7 +443,37 @@ func (m *Manager) Start(ctx context.Context, inst flexserver.Instance, dek []byt
 	if err := m.prepareTmp(inst, pi.User); err != nil {
 		return err
 	}
-	return pi.Start(ctx)
+	renewed, err := m.refreshCertificate(ctx, inst, pi.User)
+	if err != nil {
+		return err
+	}
+	if err := pi.Start(ctx); err != nil {
+		return err
+	}
+	if renewed && adopted {
+		// A PostgreSQL that was already running reads the new certificate on a reload.
+		if err := pi.Reload(ctx); err != nil {
+			m.log.Warn("reload PostgreSQL for its new certificate", "server", inst.Name, "err", err)
+		}
+	}
+	return nil
+}
+
+// ServerOfProcess returns the UID of the server whose PostgreSQL runs process pid (its
+// backends run under the server's own account): where a cancel request for that process goes.
+func (m *Manager) ServerOfProcess(pid int) (string, error) {
+	st, err := procfs.Read(pid)
+	if err != nil {
+		return "", err
+	}
+	kind, uid, err := m.serverOfAccount(st.RUID)
+	if err != nil {
+		return "", err
+	}
+	if kind != kindDB {
+		return "", fmt.Errorf("process %d is not one of a server's PostgreSQL", pid)
+	}
+	return uid, nil
 }
 
 // stopAll stops PostgreSQL, then ends every process left to the server's accounts: nothing of
@@ -434,10 +520,14 @@ func (m *Manager) Stop(ctx context.Context, inst flexserver.Instance) error {
 	return vol.Unmount(ctx)
 }
 
-// Restart restarts PostgreSQL with a fast shutdown.
+// Restart restarts PostgreSQL with a fast shutdown (with a new certificate, if its host names
+// changed).
 func (m *Manager) Restart(ctx context.Context, inst flexserver.Instance) error {
 	pi, err := m.running(inst)
 	if err != nil {
+		return err
+	}
+	if _, err := m.refreshCertificate(ctx, inst, pi.User); err != nil {
 		return err
 	}
 	return pi.Restart(ctx, postgres.StopFast)

@@ -112,9 +112,9 @@ func daemonLogHits(t testing.TB, d *testenv.Daemon, needles testkit.Needles, kno
 
 // serverMount finds a running server's volume by its port (each mount's postgresql.conf says
 // which server it is): its uid and its plaintext mount.
-func serverMount(t testing.TB, runDir string, srv map[string]any) (uid, mount string) {
+func serverMount(t testing.TB, d *testenv.Daemon, runDir string, srv map[string]any) (uid, mount string) {
 	t.Helper()
-	port := int(props(srv)["port"].(float64))
+	port := ownPort(t, d, srv)
 	confs, err := filepath.Glob(filepath.Join(runDir, "mnt", "*", "pgdata", "postgresql.conf"))
 	if err != nil {
 		t.Fatal(err)

@@ -62,7 +62,7 @@ func (s *isoServer) postmaster(t testing.TB) int {
 // postgresql.conf say which is which).
 func findServer(t testing.TB, d *testenv.Daemon, runDir, name string, srv map[string]any, marker string) *isoServer {
 	t.Helper()
-	s := &isoServer{name: name, srv: srv, port: int(props(srv)["port"].(float64)), marker: marker}
+	s := &isoServer{name: name, srv: srv, port: ownPort(t, d, srv), marker: marker}
 	confs, _ := filepath.Glob(filepath.Join(runDir, "mnt", "*", "pgdata", "postgresql.conf"))
 	for _, c := range confs {
 		b, err := os.ReadFile(c)
@@ -249,7 +249,7 @@ func sqlEscapes(t *testing.T, d *testenv.Daemon, a, b *isoServer) {
 	for _, role := range []string{"pgflex_superuser", "pgflex_backup"} {
 		t.Run("log in over TCP as "+role, func(t *testing.T) {
 			p := props(a.srv)
-			cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=require connect_timeout=5", p["fullyQualifiedDomainName"], a.port, role))
+			cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=require connect_timeout=5", p["fullyQualifiedDomainName"], d.PostgresPort(), role))
 			if err != nil {
 				t.Fatal(err)
 			}

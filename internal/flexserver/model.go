@@ -116,6 +116,10 @@ type Server struct {
 	Created   time.Time `json:"created"`
 	// StateReason says why the server is in its state (e.g. why it is Inaccessible).
 	StateReason string `json:"stateReason,omitempty"`
+
+	// fqdn is the server's host name, {name}.{DNS suffix}, set when the server is shown: not
+	// stored, since the suffix is the daemon's setting.
+	fqdn string
 }
 
 // Desired states.
@@ -153,8 +157,7 @@ func (s *Server) view(v apiShape) map[string]any {
 		"version":                  s.Version,
 		"minorVersion":             "",
 		"state":                    s.State,
-		"fullyQualifiedDomainName": s.ListenAddress,
-		"port":                     s.Port,
+		"fullyQualifiedDomainName": s.fqdn,
 		"storage": map[string]any{"storageSizeGB": s.StorageSizeGB, "autoGrow": s.AutoGrow, "tier": storageTier(s.StorageSizeGB),
 			"iops": storageIOPS(s.StorageSizeGB), "type": "Premium_LRS"},
 		"authConfig":     map[string]any{"activeDirectoryAuth": "Disabled", "passwordAuth": "Enabled"},

@@ -3,6 +3,7 @@ package flexserver_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgflex/pgflex/internal/testenv"
 	"github.com/pgflex/pgflex/internal/testkit"
@@ -86,10 +89,10 @@ type committer struct {
 	err      error
 }
 
-func startCommitter(t testing.TB, d *testenv.Daemon, srv map[string]any, from int64) *committer {
+func startCommitter(t testing.TB, open func() (*pgx.Conn, error), from int64) *committer {
 	t.Helper()
 	c := &committer{from: from, acked: from - 1, stop: make(chan struct{}), done: make(chan struct{})}
-	conn, err := connect(t, d, srv, "postgres")
+	conn, err := open()
 	if err != nil {
 		t.Fatalf("committer: %v", err)
 	}
@@ -119,6 +122,23 @@ func startCommitter(t testing.TB, d *testenv.Daemon, srv map[string]any, from in
 		}
 	}()
 	return c
+}
+
+// connectOwnPort connects as the administrator to a server's own port, behind the endpoint
+// (its certificate covers 127.0.0.1).
+func connectOwnPort(t testing.TB, d *testenv.Daemon, port int) (*pgx.Conn, error) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d user=pgadmin dbname=postgres sslmode=verify-full connect_timeout=5", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Password = adminPassword
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(d.Profile().CACertificate))
+	cfg.TLSConfig.RootCAs = pool
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 // state is the highest acknowledged value, the value in flight (0: none) and why it stopped.
@@ -231,7 +251,7 @@ func TestCrashDuringLoad(t *testing.T) {
 	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", runDir}})
 	createGroup(t, d, "rg", "eastus")
 	srv := createServer(t, d, "rg", "crashy", nil)
-	uid, mount := serverMount(t, runDir, srv)
+	uid, mount := serverMount(t, d, runDir, srv)
 	cipher := filepath.Join(d.DataDir, "servers", uid, "cipher")
 	conn, err := connect(t, d, srv, "postgres")
 	if err != nil {
@@ -242,7 +262,11 @@ func TestCrashDuringLoad(t *testing.T) {
 	}
 	conn.Close(ctx)
 
-	port := strconv.Itoa(int(props(srv)["port"].(float64)))
+	// The load and the committer of the first crash connect to the server's own port: the
+	// server outlives its daemon, but the PostgreSQL endpoint lives in the daemon, and every
+	// connection through it ends with the daemon (see below).
+	own := ownPort(t, d, srv)
+	port := strconv.Itoa(own)
 	pgbench := func(args ...string) *exec.Cmd {
 		cmd := exec.Command("/usr/lib/postgresql/15/bin/pgbench", append([]string{"-h", "127.0.0.1", "-p", port, "-U", "pgadmin"}, args...)...)
 		cmd.Env = append(os.Environ(), "PGPASSWORD="+adminPassword, "PGSSLMODE=require")
@@ -273,13 +297,22 @@ func TestCrashDuringLoad(t *testing.T) {
 	var present int64
 	if !t.Run("daemon and postmaster killed", func(t *testing.T) {
 		underLoad := load(t)
-		c := startCommitter(t, d, srv, 1)
+		c := startCommitter(t, func() (*pgx.Conn, error) { return connectOwnPort(t, d, own) }, 1)
+		viaEndpoint, err := connect(t, d, srv, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer viaEndpoint.Close(context.Background())
 		c.waitAcked(t, "commits before the crash", 100)
 		underLoad()
 		d.Kill()
 		// The server outlives its daemon: it goes on committing.
 		c.waitAcked(t, "commits with the daemon dead", 20)
 		underLoad()
+		// A session through the endpoint ended with the daemon.
+		if err := viaEndpoint.Ping(context.Background()); err == nil {
+			t.Error("a session through the PostgreSQL endpoint outlived the daemon")
+		}
 		if mounts := testkit.MountsUnder(t, filepath.Join(runDir, "mnt")); len(mounts) != 1 || mounts[0] != mount {
 			t.Fatalf("mounts %v, want the server's %s", mounts, mount)
 		}
@@ -294,7 +327,7 @@ func TestCrashDuringLoad(t *testing.T) {
 
 	t.Run("gocryptfs killed", func(t *testing.T) {
 		underLoad := load(t)
-		c := startCommitter(t, d, srv, present+1)
+		c := startCommitter(t, func() (*pgx.Conn, error) { return connect(t, d, srv, "postgres") }, present+1)
 		c.waitAcked(t, "commits before the crash", 100)
 		underLoad()
 		fuse := testkit.FUSEServers(cipher)

@@ -32,7 +32,8 @@ const adminPassword = "Str0ng!Passw0rd"
 // every end-to-end test must run: see testkit.Require).
 func requireDataPlane(t testing.TB) {
 	t.Helper()
-	testkit.Require(t, testkit.DataPlane...)
+	// Servers are reached by their host names, {server}.postgres.localhost.
+	testkit.Require(t, append(testkit.DataPlane, testkit.LocalhostNames)...)
 }
 
 func createGroup(t testing.TB, d *testenv.Daemon, name, location string) {
@@ -60,12 +61,14 @@ func serverRaw(t testing.TB, d *testenv.Daemon, group, name string) map[string]a
 
 func props(m map[string]any) map[string]any { return m["properties"].(map[string]any) }
 
-// connect opens a TLS connection (certificate verified against pgflex's CA) as the administrator.
+// connect opens a TLS connection (certificate verified against pgflex's CA) as the
+// administrator, as a client of the service does: to the server's fullyQualifiedDomainName on
+// the daemon's PostgreSQL endpoint.
 func connect(t testing.TB, d *testenv.Daemon, srv map[string]any, db string) (*pgx.Conn, error) {
 	t.Helper()
 	p := props(srv)
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=verify-full connect_timeout=5",
-		p["fullyQualifiedDomainName"], int(p["port"].(float64)), p["administratorLogin"], db))
+		p["fullyQualifiedDomainName"], d.PostgresPort(), p["administratorLogin"], db))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +79,36 @@ func connect(t testing.TB, d *testenv.Daemon, srv map[string]any, db string) (*p
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// ownPort is the port the server's own PostgreSQL listens on behind the endpoint (not
+// published: the server says it).
+func ownPort(t testing.TB, d *testenv.Daemon, srv map[string]any) int {
+	t.Helper()
+	conn, err := connect(t, d, srv, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var port int
+	if err := conn.QueryRow(context.Background(), "SELECT current_setting('port')::int").Scan(&port); err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// burstableServer is the smallest server (Burstable B1ms, 32 GB, PostgreSQL 15) in eastus, with
+// pgadmin as its administrator, as the SDK creates it.
+func burstableServer() armpostgresqlflexibleservers.Server {
+	return armpostgresqlflexibleservers.Server{
+		Location: to.Ptr("eastus"),
+		SKU:      &armpostgresqlflexibleservers.SKU{Name: to.Ptr("Standard_B1ms"), Tier: to.Ptr(armpostgresqlflexibleservers.SKUTierBurstable)},
+		Properties: &armpostgresqlflexibleservers.ServerProperties{
+			AdministratorLogin: to.Ptr("pgadmin"), AdministratorLoginPassword: to.Ptr(adminPassword),
+			Version: to.Ptr(armpostgresqlflexibleservers.PostgresMajorVersion("15")),
+			Storage: &armpostgresqlflexibleservers.Storage{StorageSizeGB: to.Ptr[int32](32)},
+		},
+	}
 }
 
 // grepTree lists the files under root that contain any needle, leaving out the paths in skip
@@ -128,15 +161,7 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poller, err := servers.BeginCreateOrUpdate(ctx, "rg1", "pg-one", armpostgresqlflexibleservers.Server{
-		Location: to.Ptr("eastus"),
-		SKU:      &armpostgresqlflexibleservers.SKU{Name: to.Ptr("Standard_B1ms"), Tier: to.Ptr(armpostgresqlflexibleservers.SKUTierBurstable)},
-		Properties: &armpostgresqlflexibleservers.ServerProperties{
-			AdministratorLogin: to.Ptr("pgadmin"), AdministratorLoginPassword: to.Ptr(adminPassword),
-			Version: to.Ptr(armpostgresqlflexibleservers.PostgresMajorVersion("15")),
-			Storage: &armpostgresqlflexibleservers.Storage{StorageSizeGB: to.Ptr[int32](32)},
-		},
-	}, nil)
+	poller, err := servers.BeginCreateOrUpdate(ctx, "rg1", "pg-one", burstableServer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +181,7 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 	// Write a marker the way a user would: into a table (and so into WAL), the server log (a
 	// failed cast quotes it), and a temporary file that a sort spills while a cursor keeps it open.
 	raw := serverRaw(t, d, "rg1", "pg-one")
-	_, mnt := serverMount(t, runDir, raw)
+	_, mnt := serverMount(t, d, runDir, raw)
 	pgdata := filepath.Join(mnt, "pgdata")
 	conn, err := connect(t, d, raw, "postgres")
 	if err != nil {

@@ -25,6 +25,10 @@ type Config struct {
 	ListenAddress string // address servers listen on; default 127.0.0.1
 	PortMin       int    // range of ports given to servers; default 15432–16431
 	PortMax       int
+	// DNSSuffix makes each server's host name, {server}.{DNSSuffix} (its
+	// fullyQualifiedDomainName), under which the PostgreSQL endpoint reaches it; default
+	// DefaultDNSSuffix.
+	DNSSuffix string
 	// BackupInterval is the time between automatic full backups; default 24 h. WAL is archived
 	// continuously in between.
 	BackupInterval time.Duration
@@ -80,6 +84,9 @@ func New(cfg Config, d Deps) *Service {
 	}
 	if cfg.PortMin == 0 {
 		cfg.PortMin, cfg.PortMax = 15432, 16431
+	}
+	if cfg.DNSSuffix == "" {
+		cfg.DNSSuffix = DefaultDNSSuffix
 	}
 	if cfg.BackupInterval <= 0 {
 		cfg.BackupInterval = 24 * time.Hour
@@ -285,6 +292,7 @@ func (s *Service) list(w http.ResponseWriter, r *arm.Request, prefix string) {
 	}
 	views := make([]map[string]any, 0, len(servers))
 	for i := range servers {
+		servers[i].fqdn = s.HostName(servers[i].Name)
 		views = append(views, servers[i].view(shapeOf(r.APIVersion)))
 	}
 	page, err := arm.Paginate(r, views)
@@ -301,5 +309,6 @@ func (s *Service) getServer(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
+	srv.fqdn = s.HostName(srv.Name)
 	arm.WriteJSON(w, http.StatusOK, srv.view(shapeOf(r.APIVersion)))
 }

@@ -31,6 +31,15 @@ func DialContext(d *net.Dialer) func(ctx context.Context, network, addr string) 
 	}
 }
 
+// LookupHost resolves host as DialContext dials it: *.localhost to 127.0.0.1, anything else
+// through the resolver (a pgx LookupFunc).
+func LookupHost(ctx context.Context, host string) ([]string, error) {
+	if IsLocalhost(host) {
+		return []string{"127.0.0.1"}, nil
+	}
+	return net.DefaultResolver.LookupHost(ctx, host)
+}
+
 // HTTPClient trusts only the CA certificates in caPEM.
 func HTTPClient(caPEM []byte) (*http.Client, error) {
 	pool := x509.NewCertPool()

@@ -481,6 +481,22 @@ func (i *Instance) Stop(ctx context.Context, mode StopMode) error {
 	return i.waitOrphansGone(ctx)
 }
 
+// Reload makes the running server read its configuration files and TLS certificate again
+// (SIGHUP to its postmaster, as pg_ctl reload sends).
+func (i *Instance) Reload(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	id, err := i.Postmaster()
+	if err != nil {
+		return err
+	}
+	if !id.Is() {
+		return fmt.Errorf("postgres %s: its postmaster %d is gone", i.DataDir, id.PID)
+	}
+	return syscall.Kill(id.PID, syscall.SIGHUP)
+}
+
 // Restart stops the server in mode and starts it again.
 func (i *Instance) Restart(ctx context.Context, mode StopMode) error {
 	if err := i.Stop(ctx, mode); err != nil {

@@ -36,7 +36,11 @@ type Profile struct {
 	ManagedHSMDNSSuffix string `json:"managedHsmDnsSuffix"`
 	// GraphEndpoint is Microsoft Graph's base URL and token resource (https://graph.localhost:8443/).
 	GraphEndpoint string `json:"graphEndpoint,omitempty"`
-	User          User   `json:"user"`
+	// PostgresPort is the PostgreSQL endpoint's port, where every server is reached by its
+	// fullyQualifiedDomainName (5432 unless the daemon was told otherwise; 0 in an older
+	// profile means 5432).
+	PostgresPort int  `json:"postgresPort,omitempty"`
+	User         User `json:"user"`
 }
 
 // Load reads a profile file.

@@ -84,8 +84,11 @@ type Daemon struct {
 	// and claim holds portBase itself open meanwhile (see claimPortRange).
 	portBase int
 	claim    net.Listener
-	done     chan struct{}
-	logs     *lockedBuffer
+	// pgAddr is the PostgreSQL endpoint's address: a free loopback port, never 5432 (other
+	// test daemons and other engineers' servers run on this machine).
+	pgAddr string
+	done   chan struct{}
+	logs   *lockedBuffer
 	// readyTimeout bounds start-up.
 	readyTimeout time.Duration
 }
@@ -134,6 +137,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 		RemoveAccounts(t, d.DataDir)
 	})
 	d.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	d.pgAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	d.portBase, d.claim = claimPortRange(t)
 	d.start()
 	return d
@@ -157,7 +161,8 @@ func claimPortRange(t testing.TB) (int, net.Listener) {
 
 func (d *Daemon) start() {
 	d.t.Helper()
-	args := append([]string{"serve", "--data-dir", d.DataDir, "--addr", d.Addr,
+	// d.Args come last: a test's own --postgres-addr wins.
+	args := append([]string{"serve", "--data-dir", d.DataDir, "--addr", d.Addr, "--postgres-addr", d.pgAddr,
 		"--server-port-min", strconv.Itoa(d.portBase + 1), "--server-port-max", strconv.Itoa(d.portBase + 199)}, d.Args...)
 	d.cmd = exec.Command(d.Bin, args...)
 	d.cmd.Stdout = d.logs
@@ -205,6 +210,13 @@ func (d *Daemon) Profile() *profile.Profile {
 		d.t.Fatal(err)
 	}
 	return p
+}
+
+// PostgresPort is the port of the daemon's PostgreSQL endpoint, where every server is reached
+// by its fullyQualifiedDomainName.
+func (d *Daemon) PostgresPort() int {
+	d.t.Helper()
+	return d.Profile().PostgresPort
 }
 
 // ProfilePath is the daemon's profile file.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -43,6 +44,10 @@ const (
 	// AzurePython: Debian's azure-cli 2.45 (scripts/setup.sh), whose Python modules tests import
 	// with AzurePythonExe to run az's own code on pgflex's answers.
 	AzurePython
+	// LocalhostNames: names under .localhost resolve to the loopback address through the C
+	// library (nss-myhostname, scripts/setup.sh), as server host names such as
+	// {server}.postgres.localhost must for psql.
+	LocalhostNames
 )
 
 // AzurePythonExe is the interpreter Debian's az runs under (a python3 earlier on PATH may not
@@ -112,6 +117,12 @@ func missing(p Part) string {
 			if _, err := exec.LookPath(tool); err != nil {
 				return tool + " is not installed"
 			}
+		}
+	case LocalhostNames:
+		// getent asks the C library, as libpq does.
+		out, err := exec.Command("getent", "ahostsv4", "pgflex-probe.postgres.localhost").Output()
+		if err != nil || !strings.HasPrefix(string(out), "127.") {
+			return "names under .localhost do not resolve to the loopback address (install libnss-myhostname: scripts/setup.sh)"
 		}
 	}
 	return ""
