@@ -102,9 +102,7 @@ func missing(p Part) string {
 		if _, err := exec.LookPath("az"); err != nil {
 			return "az is not installed (scripts/setup.sh installs Debian's azure-cli)"
 		}
-		if out, err := exec.Command("getent", "ahosts", "probe.graph.localhost").Output(); err != nil || len(out) == 0 {
-			return "*.localhost names do not resolve (scripts/setup.sh installs libnss-myhostname)"
-		}
+		return missing(LocalhostNames)
 	case AzurePython:
 		if _, err := os.Stat("/usr/lib/python3/dist-packages/azure/cli/command_modules/rdbms/validators.py"); err != nil {
 			return "Debian's azure-cli is not installed (scripts/setup.sh)"
