@@ -3,6 +3,9 @@ package azcompat_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -36,8 +39,10 @@ type seedEnv struct {
 }
 
 func newSeedEnv(t *testing.T) *seedEnv {
-	testkit.Require(t, testkit.DataPlane...)
-	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", testenv.RuntimeDir(t)}})
+	testkit.Require(t, append(testkit.DataPlane, testkit.PSQL, testkit.LocalhostNames)...)
+	// The endpoint on PostgreSQL's own port, as Azure's servers are reached: the connection
+	// strings az prints name no port. (Only this test binds 5432; the others take free ports.)
+	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", testenv.RuntimeDir(t), "--postgres-addr", "127.0.0.1:5432"}})
 	e := &seedEnv{d: d, az: testenv.NewAZ(t, d, testenv.AZOptions{}), sub: d.Profile().SubscriptionID, ids: map[string][2]string{}}
 	e.port = d.Profile().Endpoint[strings.LastIndexByte(d.Profile().Endpoint, ':')+1:]
 	e.az.Must(t, "group", "create", "-n", "rg", "-l", "eastus")
@@ -111,6 +116,32 @@ func (e *seedEnv) waitReady(t *testing.T, name string) map[string]any {
 	return srv
 }
 
+// psql runs psql with conninfo as given and returns the trimmed output of query; hosts are
+// names that resolve to 127.0.0.1 for it alone (an /etc/hosts bind-mounted in a mount namespace
+// of its own, never the machine's).
+func psql(t *testing.T, hosts []string, conninfo, query string) string {
+	t.Helper()
+	args := []string{"psql", conninfo, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query}
+	if len(hosts) > 0 {
+		etc, err := os.ReadFile("/etc/hosts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "hosts")
+		if err := os.WriteFile(file, fmt.Appendf(etc, "\n127.0.0.1 %s\n", strings.Join(hosts, " ")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, file}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=15")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // refusedWith checks that az failed and printed want (az prints a service error as
 // "(Code) Message" and client-side errors as "ERROR: message"). Resource ids are compared
 // without case, as ARM compares them.
@@ -180,6 +211,27 @@ func TestSeedWithAzureCLI(t *testing.T) {
 		enc := encryption(e.show(t, "seed-smk"))
 		if str(enc, "type") != "SystemManaged" || enc["primaryKeyUri"] != nil {
 			t.Fatalf("dataEncryption = %v, want the service-managed key", enc)
+		}
+
+		// psql with exactly the connection string az printed: {name}.postgres.localhost, port
+		// 5432 (names under .localhost are this machine's, through nss-myhostname).
+		cs := str(out, "connectionString")
+		if want := "postgresql://seedadmin:Tq8#Lorem-Ipsum!@seed-smk.postgres.localhost/postgres?sslmode=require"; cs != want || str(out, "host") != "seed-smk.postgres.localhost" {
+			t.Fatalf("create printed connectionString %q, host %q; want %q", cs, str(out, "host"), want)
+		}
+		if got := psql(t, nil, cs, "CREATE TABLE seed_marker AS SELECT 'seed-smk'::text AS v; SELECT current_user || ' ' || v FROM seed_marker"); got != "seedadmin seed-smk" {
+			t.Fatalf("psql with create's connection string: %q", got)
+		}
+		// az's show-connection-string writes Azure's own suffix whatever the cloud; pgflex routes
+		// it as an alias. The name resolves through an /etc/hosts line (in a mount namespace of
+		// psql's own), as a user would add one or a DNS record.
+		strs := az.Must(t, "postgres", "flexible-server", "show-connection-string", "-s", "seed-smk", "-u", "seedadmin", "-p", "Tq8#Lorem-Ipsum!").Object(t)
+		psqlCmd := str(strs, "connectionStrings", "psql_cmd")
+		if want := "postgresql://seedadmin:Tq8#Lorem-Ipsum!@seed-smk.postgres.database.azure.com/postgres?sslmode=require"; psqlCmd != want {
+			t.Fatalf("show-connection-string psql_cmd %q, want %q", psqlCmd, want)
+		}
+		if got := psql(t, []string{"seed-smk.postgres.database.azure.com"}, psqlCmd, "SELECT v FROM seed_marker"); got != "seed-smk" {
+			t.Fatalf("psql with show-connection-string's psql_cmd: %q", got)
 		}
 	})
 
