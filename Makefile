@@ -5,6 +5,8 @@ GO       ?= go
 BIN      := $(CURDIR)/bin/pgflex
 DATA_DIR ?= $(CURDIR)/.pgflex-data
 ADDR     ?= 127.0.0.1:8443
+# SERVE_FLAGS: more flags for pgflex serve, e.g. make run SERVE_FLAGS=--msi-endpoint
+SERVE_FLAGS ?=
 
 .PHONY: setup build run test check bench clean
 
@@ -17,7 +19,7 @@ build:
 run: setup build
 	@echo "pgflex: data in $(DATA_DIR); in another shell:"
 	@echo "  export PATH=$(CURDIR)/bin:\$$PATH; pgflex login --profile $(DATA_DIR)/profile.json"
-	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)
+	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR) $(SERVE_FLAGS)
 
 check:
 	@unformatted=$$(gofmt -l cmd internal bench 2>/dev/null); \
