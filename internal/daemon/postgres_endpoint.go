@@ -71,10 +71,9 @@ func (d *Daemon) openPostgresEndpoint() error {
 // client the endpoint refuses (see pgrouter), so that a client verifying the host name
 // (sslmode=verify-full) reads the refusal rather than a certificate error.
 func (d *Daemon) postgresHosts() []string {
+	// Not the aliases: Azure's own domain gets no certificate from pgflex's CA (a client of an
+	// alias name uses sslmode=require, as az's strings say).
 	hosts := []string{"*." + d.cfg.PostgresDNSSuffix, "localhost", "127.0.0.1", "::1"}
-	for _, a := range d.cfg.PostgresDNSAliases {
-		hosts = append(hosts, "*."+a)
-	}
 	if a, ok := d.pgln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() && !a.IP.IsLoopback() {
 		hosts = append(hosts, a.IP.String())
 	}
@@ -96,6 +95,7 @@ func routerMetrics(r *pgrouter.Router) []prometheus.Collector {
 		counter("routed_total", "Connections forwarded to a server.", func(s pgrouter.Stats) uint64 { return s.Routed }),
 		counter("refused_total", "Connections answered with an error.", func(s pgrouter.Stats) uint64 { return s.Refused }),
 		counter("cancel_requests_total", "Cancel requests forwarded to a server.", func(s pgrouter.Stats) uint64 { return s.Cancels }),
+		counter("shed_total", "Connections refused at once: their client address had too many connections being set up.", func(s pgrouter.Stats) uint64 { return s.Shed }),
 		gauge("pending", "Connections before their splice.", func(s pgrouter.Stats) int64 { return s.Pending }),
 		gauge("spliced", "Connections being forwarded.", func(s pgrouter.Stats) int64 { return s.Spliced }),
 	}
@@ -116,7 +116,7 @@ func (e endpointDirectory) Lookup(ctx context.Context, name string) (pgrouter.Ta
 	if err != nil {
 		return pgrouter.Target{}, err
 	}
-	return target(ep)
+	return e.target(ep)
 }
 
 func (e endpointDirectory) LookupProcess(ctx context.Context, pid uint32) (pgrouter.Target, error) {
@@ -128,16 +128,21 @@ func (e endpointDirectory) LookupProcess(ctx context.Context, pid uint32) (pgrou
 	if err != nil {
 		return pgrouter.Target{}, err
 	}
-	return target(ep)
+	return e.target(ep)
 }
 
 // target is where a server is reached, or why it is not: only a server that runs (or is busy
-// with an operation that keeps it running) is connected.
-func target(ep flexserver.Endpoint) (pgrouter.Target, error) {
+// with an operation that keeps it running) is connected, and only at a port its own account
+// holds.
+func (e endpointDirectory) target(ep flexserver.Endpoint) (pgrouter.Target, error) {
 	if ref := stateRefusal(ep.Name, ep.State); ref != nil {
 		return pgrouter.Target{}, ref
 	}
-	return pgrouter.Target{Name: ep.Name, Addr: ep.Addr}, nil
+	owner, err := e.dp.ServerAccountUID(ep.UID)
+	if err != nil {
+		return pgrouter.Target{}, err
+	}
+	return pgrouter.Target{Name: ep.Name, Addr: ep.Addr, Owner: owner}, nil
 }
 
 // stateRefusal says why a server in state is not connected, or nil when it is. Servers in

@@ -43,9 +43,4 @@ func TestStateRefusal(t *testing.T) {
 			t.Errorf("%s: the hint names a key: %q", tt.state, ref.Hint)
 		}
 	}
-	// The target of a connected server is its own address, nothing else.
-	tg, err := target(flexserver.Endpoint{Name: "s1", State: flexserver.StateReady, Addr: "127.0.0.1:15433"})
-	if err != nil || tg != (pgrouter.Target{Name: "s1", Addr: "127.0.0.1:15433"}) {
-		t.Errorf("target = %+v, %v", tg, err)
-	}
 }

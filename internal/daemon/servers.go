@@ -31,7 +31,7 @@ func (d *Daemon) openServers(ctx context.Context) error {
 	}
 	dp, err := dataplane.New(ctx, dataplane.Config{Root: filepath.Join(dataDir, "servers"),
 		BackupRoot: filepath.Join(dataDir, "regions"), RuntimeDir: d.cfg.RuntimeDir, CA: d.ca,
-		InstallationID: d.cfg.installationID(), Hide: []string{dataDir}, DNSSuffix: d.cfg.PostgresDNSSuffix, DNSAliases: d.cfg.PostgresDNSAliases, Logger: d.log})
+		InstallationID: d.cfg.installationID(), Hide: []string{dataDir}, DNSSuffix: d.cfg.PostgresDNSSuffix, Logger: d.log})
 	if err != nil {
 		return err
 	}

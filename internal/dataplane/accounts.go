@@ -64,6 +64,16 @@ func (m *Manager) backupAccount(serverUID string) (osuser.User, error) {
 	return u, nil
 }
 
+// ServerAccountUID is the uid of the account that runs a server's PostgreSQL: the owner of the
+// server's port, which the PostgreSQL endpoint checks before it hands the port a client.
+func (m *Manager) ServerAccountUID(serverUID string) (uint32, error) {
+	u, err := osuser.Lookup(m.accountName(kindDB, serverUID))
+	if err != nil {
+		return 0, fmt.Errorf("the account of server %s: %w", serverUID, err)
+	}
+	return u.UID, nil
+}
+
 // removeAccount ends every process of a server's account and removes it. Its files must be
 // gone already (a later account may get the same uid).
 func (m *Manager) removeAccount(ctx context.Context, kind, serverUID string) error {

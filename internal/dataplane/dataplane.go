@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -74,10 +75,7 @@ type Config struct {
 	// DNSSuffix makes each server's host name, {name}.{DNSSuffix}, which its certificate
 	// covers (clients verify it with sslmode=verify-full); default flexserver.DefaultDNSSuffix.
 	DNSSuffix string
-	// DNSAliases are further suffixes the certificate covers ({name}.{alias}): names the
-	// PostgreSQL endpoint routes as well (see daemon.Config.PostgresDNSAliases).
-	DNSAliases []string
-	Logger     *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Manager implements flexserver.DataPlane.
@@ -313,15 +311,12 @@ func (m *Manager) configure(ctx context.Context, inst flexserver.Instance, db os
 	return postgres.WriteConfig(ctx, dataDir, db, settings)
 }
 
-// certificateHosts are the names a server's certificate covers: its host name (reached through
-// the PostgreSQL endpoint), and its own address.
+// certificateHosts are the names a server's certificate covers: its host name only, reached
+// through the PostgreSQL endpoint. Not its address nor localhost, which every server shares
+// (a certificate for them would prove nothing about which server answered), and not the
+// endpoint's aliases (Azure's own domain: pgflex's CA issues nothing under it).
 func (m *Manager) certificateHosts(inst flexserver.Instance) []string {
-	name := strings.ToLower(inst.Name)
-	hosts := []string{name + "." + m.cfg.DNSSuffix, inst.ListenAddress, "localhost"}
-	for _, a := range m.cfg.DNSAliases {
-		hosts = append(hosts, name+"."+a)
-	}
-	return hosts
+	return []string{strings.ToLower(inst.Name) + "." + m.cfg.DNSSuffix}
 }
 
 // installCertificate issues the server a certificate from pgflex's CA for its host names.
@@ -342,16 +337,11 @@ func (m *Manager) refreshCertificate(ctx context.Context, inst flexserver.Instan
 	certPEM, err := fsutil.ReadFileBeneath(m.dataDir(inst), "server.crt", 64<<10)
 	if err == nil {
 		if block, _ := pem.Decode(certPEM); block != nil {
-			if cert, err := x509.ParseCertificate(block.Bytes); err == nil && time.Until(cert.NotAfter) > 30*24*time.Hour {
-				current := true
-				for _, h := range m.certificateHosts(inst) {
-					if cert.VerifyHostname(h) != nil {
-						current = false
-					}
-				}
-				if current {
-					return false, nil
-				}
+			// Current: not near its end, and for exactly the server's names (a certificate
+			// of an earlier release also covered the shared loopback names).
+			if cert, err := x509.ParseCertificate(block.Bytes); err == nil && time.Until(cert.NotAfter) > 30*24*time.Hour &&
+				slices.Equal(cert.DNSNames, m.certificateHosts(inst)) && len(cert.IPAddresses) == 0 {
+				return false, nil
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,8 +108,14 @@ func TestServersReachedByHostName(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The TLS session is the server's own: its certificate, not the endpoint's.
-		if cn := conn.PgConn().Conn().(*tls.Conn).ConnectionState().PeerCertificates[0].Subject.CommonName; cn != name {
-			t.Errorf("TLS peer %q, want the server %s", cn, name)
+		peer := conn.PgConn().Conn().(*tls.Conn).ConnectionState().PeerCertificates[0]
+		if peer.Subject.CommonName != name {
+			t.Errorf("TLS peer %q, want the server %s", peer.Subject.CommonName, name)
+		}
+		// For its host name only: not for the loopback names every server shares, nor for
+		// Azure's domain.
+		if want := []string{name + "." + endpointSuffix}; !slices.Equal(peer.DNSNames, want) || len(peer.IPAddresses) != 0 {
+			t.Errorf("the server's certificate covers %v %v, want %v only", peer.DNSNames, peer.IPAddresses, want)
 		}
 		conn.Close(ctx)
 	}
@@ -128,9 +135,9 @@ func TestServersReachedByHostName(t *testing.T) {
 			// As az prints it (with the test endpoint's port, which is not 5432).
 			fmt.Sprintf("postgresql://pgadmin:%s@%s:%d/postgres?sslmode=require", adminPassword, host, port),
 			fmt.Sprintf("host=%s port=%d user=pgadmin dbname=postgres sslmode=verify-full sslrootcert=%s", host, port, caFile),
-			// Azure's own suffix, which az's show-connection-string writes, is an alias by
-			// default; the server's certificate covers it (hostaddr stands in for DNS).
-			fmt.Sprintf("host=%s.postgres.database.azure.com hostaddr=127.0.0.1 port=%d user=pgadmin dbname=postgres sslmode=verify-full sslrootcert=%s", name, port, caFile),
+			// Azure's own suffix, which az's show-connection-string writes (with
+			// sslmode=require), is an alias by default (hostaddr stands in for DNS).
+			fmt.Sprintf("host=%s.postgres.database.azure.com hostaddr=127.0.0.1 port=%d user=pgadmin dbname=postgres sslmode=require", name, port),
 		} {
 			out, err := psql(conninfo, "-c", "SELECT v FROM whoami")
 			if err != nil || strings.TrimSpace(out) != "server-"+name {
@@ -252,7 +259,7 @@ func endpointMetrics(t testing.TB, d *testenv.Daemon) map[string]float64 {
 		v, _ := strconv.ParseFloat(m[2], 64)
 		out[m[1]] = v
 	}
-	if len(out) != 6 {
+	if len(out) != 7 {
 		t.Fatalf("endpoint metrics %v in:\n%s", out, r.Raw)
 	}
 	return out

@@ -124,9 +124,9 @@ func startCommitter(t testing.TB, open func() (*pgx.Conn, error), from int64) *c
 	return c
 }
 
-// connectOwnPort connects as the administrator to a server's own port, behind the endpoint
-// (its certificate covers 127.0.0.1).
-func connectOwnPort(t testing.TB, d *testenv.Daemon, port int) (*pgx.Conn, error) {
+// connectOwnPort connects as the administrator to a server's own port, behind the endpoint,
+// verifying the server's certificate for its host name (the only name it covers).
+func connectOwnPort(t testing.TB, d *testenv.Daemon, port int, hostName string) (*pgx.Conn, error) {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d user=pgadmin dbname=postgres sslmode=verify-full connect_timeout=5", port))
 	if err != nil {
@@ -136,6 +136,7 @@ func connectOwnPort(t testing.TB, d *testenv.Daemon, port int) (*pgx.Conn, error
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM([]byte(d.Profile().CACertificate))
 	cfg.TLSConfig.RootCAs = pool
+	cfg.TLSConfig.ServerName = hostName
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return pgx.ConnectConfig(ctx, cfg)
@@ -297,7 +298,9 @@ func TestCrashDuringLoad(t *testing.T) {
 	var present int64
 	if !t.Run("daemon and postmaster killed", func(t *testing.T) {
 		underLoad := load(t)
-		c := startCommitter(t, func() (*pgx.Conn, error) { return connectOwnPort(t, d, own) }, 1)
+		c := startCommitter(t, func() (*pgx.Conn, error) {
+			return connectOwnPort(t, d, own, props(srv)["fullyQualifiedDomainName"].(string))
+		}, 1)
 		viaEndpoint, err := connect(t, d, srv, "postgres")
 		if err != nil {
 			t.Fatal(err)

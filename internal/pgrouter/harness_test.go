@@ -226,7 +226,7 @@ func (d *directory) Lookup(_ context.Context, name string) (Target, error) {
 	if !ok {
 		return Target{}, NotFound(name)
 	}
-	return Target{Name: name, Addr: s.addr}, nil
+	return Target{Name: name, Addr: s.addr, Owner: s.user.UID}, nil
 }
 
 // LookupProcess finds the server by the OS account that runs the process, as the daemon does.
@@ -237,7 +237,7 @@ func (d *directory) LookupProcess(_ context.Context, pid uint32) (Target, error)
 	}
 	for _, s := range d.f.servers {
 		if st.RUID == s.user.UID {
-			return Target{Name: s.name, Addr: s.addr}, nil
+			return Target{Name: s.name, Addr: s.addr, Owner: s.user.UID}, nil
 		}
 	}
 	return Target{}, errors.New("no server runs that process")

@@ -23,10 +23,19 @@ type recorder struct {
 }
 
 func (r *recorder) Read(p []byte) (int, error) {
+	if r.buf.Len() > maxHello {
+		return 0, errHelloTooLong
+	}
 	n, err := r.Conn.Read(p)
 	r.buf.Write(p[:n])
 	return n, err
 }
+
+// maxHello bounds what the router keeps of a ClientHello: crypto/tls accepts a hello of up to
+// 64 KiB, which record headers (5 bytes for as little as 1 byte of hello each) could swell.
+const maxHello = 80 << 10
+
+var errHelloTooLong = errors.New("pgrouter: client hello longer than 80 KiB")
 
 func (r *recorder) Write([]byte) (int, error) { return 0, errNoWrite }
 

@@ -19,11 +19,12 @@ func (r *Refusal) Error() string { return r.Message }
 // pools treat as "retry later"; 28000 is what pg_hba.conf answers; 08004 is "the server rejected
 // the establishment of the connection"; 08P01 is a protocol violation.
 const (
-	CodeRejected        = "08004"
-	CodeCannotConnect   = "57P03"
-	CodeNotAuthorized   = "28000"
-	CodeProtocol        = "08P01"
-	CodeConnectionFault = "08006"
+	CodeRejected           = "08004"
+	CodeCannotConnect      = "57P03"
+	CodeNotAuthorized      = "28000"
+	CodeProtocol           = "08P01"
+	CodeConnectionFault    = "08006"
+	CodeTooManyConnections = "53300"
 )
 
 // NotFound refuses a name that no server has.

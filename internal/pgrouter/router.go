@@ -30,16 +30,23 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgflex/pgflex/internal/procfs"
 )
 
 // Target is a server the router forwards to.
 type Target struct {
 	Name string // the server's name: the first label of its host name
 	Addr string // host:port of the server's own PostgreSQL
+	// Owner is the OS account (uid) that runs the server's PostgreSQL: the router hands a
+	// client only to a port whose socket that account owns, never to another process that
+	// took the port (a server's port is freed while it restarts or after it is deleted).
+	Owner uint32
 }
 
 // Directory finds servers. Its errors that are *Refusal reach the client as they are.
@@ -67,9 +74,16 @@ type Config struct {
 	// HandshakeTimeout bounds everything before the splice: the client's messages and
 	// ClientHello, the lookup, connecting the server. Default 10 s.
 	HandshakeTimeout time.Duration
+	// FirstMessageTimeout bounds the wait for each of the client's first two messages (its
+	// SSLRequest, then its ClientHello), which a client sends at once. Default 3 s.
+	FirstMessageTimeout time.Duration
 	// MaxPending is how many connections may be before the splice at once; beyond it the
-	// router stops accepting (the kernel's backlog queues the rest). Default 256.
+	// router stops accepting (the kernel's backlog queues the rest). Default 1024.
 	MaxPending int
+	// MaxPendingPerClient is how many of those may come from one client address (one /64 for
+	// IPv6): a client beyond it is refused at once, so that no client holds the endpoint
+	// from the others. Default 32.
+	MaxPendingPerClient int
 	// Dial connects servers (default: a net.Dialer).
 	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger *slog.Logger
@@ -81,6 +95,7 @@ type Stats struct {
 	Routed   uint64 // connections forwarded to a server
 	Refused  uint64 // connections answered with an error
 	Cancels  uint64 // cancel requests forwarded
+	Shed     uint64 // connections refused at once: their client had too many pending
 	Pending  int64  // connections before the splice now
 	Spliced  int64  // connections being forwarded now
 }
@@ -98,9 +113,11 @@ type Router struct {
 	lns    map[net.Listener]struct{}
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
+	// perClient counts the pending connections of each client address (clientKey).
+	perClient map[netip.Addr]int
 
-	accepted, routed, refused, cancels atomic.Uint64
-	pendingN, splicedN                 atomic.Int64
+	accepted, routed, refused, cancels, shed atomic.Uint64
+	pendingN, splicedN                       atomic.Int64
 }
 
 // New makes a router; Serve runs it.
@@ -115,6 +132,7 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("pgrouter: a certificate for refusals is required")
 	}
 	cfg.Suffix = strings.ToLower(cfg.Suffix)
+	cfg.Aliases = slices.Clone(cfg.Aliases)
 	for i, a := range cfg.Aliases {
 		if a == "" || strings.HasPrefix(a, ".") || strings.HasSuffix(a, ".") {
 			return nil, fmt.Errorf("pgrouter: DNS suffix alias %q: a domain name such as postgres.database.azure.com is required", a)
@@ -124,8 +142,14 @@ func New(cfg Config) (*Router, error) {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
+	if cfg.FirstMessageTimeout <= 0 {
+		cfg.FirstMessageTimeout = 3 * time.Second
+	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = 256
+		cfg.MaxPending = 1024
+	}
+	if cfg.MaxPendingPerClient <= 0 {
+		cfg.MaxPendingPerClient = 32
 	}
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{}).DialContext
@@ -135,13 +159,13 @@ func New(cfg Config) (*Router, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Router{cfg: cfg, log: cfg.Logger, pending: make(chan struct{}, cfg.MaxPending), ctx: ctx, cancel: cancel,
-		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}, nil
+		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, perClient: map[netip.Addr]int{}}, nil
 }
 
 // Stats returns the counters.
 func (r *Router) Stats() Stats {
 	return Stats{Accepted: r.accepted.Load(), Routed: r.routed.Load(), Refused: r.refused.Load(), Cancels: r.cancels.Load(),
-		Pending: r.pendingN.Load(), Spliced: r.splicedN.Load()}
+		Shed: r.shed.Load(), Pending: r.pendingN.Load(), Spliced: r.splicedN.Load()}
 }
 
 // track registers a listener or connection for Close (and counts its goroutine), or reports
@@ -213,8 +237,51 @@ func (r *Router) Serve(ln net.Listener) error {
 			return nil
 		}
 		r.accepted.Add(1)
+		key := clientKey(c)
+		if !r.holdClient(key) {
+			// Answered in PostgreSQL's words without reading anything: libpq prints an
+			// error sent in place of the answer to its SSLRequest.
+			r.shed.Add(1)
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write(errorResponse(&Refusal{Code: CodeTooManyConnections,
+				Message: "too many connections are being set up from your address", Hint: "Retry in a moment."}))
+			r.untrack(c)
+			r.wg.Done()
+			<-r.pending
+			continue
+		}
 		r.pendingN.Add(1)
-		go r.handle(c)
+		go r.handle(c, key)
+	}
+}
+
+// clientKey is what MaxPendingPerClient counts by: the client's address, or its /64 for IPv6
+// (one host's share of addresses).
+func clientKey(c net.Conn) netip.Addr {
+	a := clientAddr(c).Addr().Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// holdClient counts one more pending connection of key, unless it has its share already.
+func (r *Router) holdClient(key netip.Addr) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.perClient[key] >= r.cfg.MaxPendingPerClient {
+		return false
+	}
+	r.perClient[key]++
+	return true
+}
+
+func (r *Router) releaseClient(key netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.perClient[key]--; r.perClient[key] <= 0 {
+		delete(r.perClient, key)
 	}
 }
 
@@ -242,7 +309,7 @@ func (r *Router) Close() error {
 }
 
 // handle serves one client connection.
-func (r *Router) handle(c net.Conn) {
+func (r *Router) handle(c net.Conn, key netip.Addr) {
 	defer r.wg.Done()
 	defer r.untrack(c)
 	spliced := false
@@ -250,6 +317,7 @@ func (r *Router) handle(c net.Conn) {
 		if !spliced {
 			<-r.pending
 			r.pendingN.Add(-1)
+			r.releaseClient(key)
 		}
 	}
 	defer release()
@@ -277,6 +345,7 @@ func (r *Router) handle(c net.Conn) {
 func (r *Router) negotiate(ctx context.Context, c net.Conn) net.Conn {
 	client := clientAddr(c)
 	for gssTried := false; ; {
+		r.firstMessageDeadline(ctx, c)
 		msg, err := readStartup(c)
 		if err != nil {
 			if errors.Is(err, errProtocol) {
@@ -296,6 +365,7 @@ func (r *Router) negotiate(ctx context.Context, c net.Conn) net.Conn {
 			if _, err := c.Write([]byte{'S'}); err != nil {
 				return nil
 			}
+			r.firstMessageDeadline(ctx, c)
 			return r.routeTLS(ctx, c, client)
 		case msg.code == codeCancel:
 			r.forwardCancel(ctx, client, msg)
@@ -309,6 +379,17 @@ func (r *Router) negotiate(ctx context.Context, c net.Conn) net.Conn {
 			return nil
 		}
 	}
+}
+
+// firstMessageDeadline gives the client FirstMessageTimeout (within the handshake's deadline)
+// for its next message: a client sends its SSLRequest and ClientHello at once, and one that
+// idles must not hold a pending slot for the whole handshake timeout.
+func (r *Router) firstMessageDeadline(ctx context.Context, c net.Conn) {
+	d := time.Now().Add(r.cfg.FirstMessageTimeout)
+	if hd, ok := ctx.Deadline(); ok && hd.Before(d) {
+		d = hd
+	}
+	c.SetReadDeadline(d)
 }
 
 // plaintextRefusal is pg_hba.conf's refusal of a connection without TLS, as Azure answers it.
@@ -339,6 +420,10 @@ func (r *Router) routeTLS(ctx context.Context, c net.Conn, client netip.AddrPort
 		// Not TLS after an SSLRequest: nothing the client could read.
 		r.log.Debug("postgres endpoint: no client hello", "client", client, "err", err)
 		return nil
+	}
+	// The rest (lookup, connecting the server, a refusal) has the handshake's deadline.
+	if d, ok := ctx.Deadline(); ok {
+		c.SetReadDeadline(d)
 	}
 	name, ref := r.serverName(sni)
 	var t Target
@@ -442,11 +527,49 @@ func (r *Router) connect(ctx context.Context, t Target, hello []byte) (net.Conn,
 	if answer[0] != 'S' {
 		return nil, fmt.Errorf("the server answered %q to an SSLRequest", answer[0])
 	}
+	// Nothing of the client's reaches a port the server's own account does not hold.
+	if err := r.checkOwner(ctx, b, t); err != nil {
+		return nil, err
+	}
 	if _, err := b.Write(hello); err != nil {
 		return nil, err
 	}
 	ok = true
 	return b, nil
+}
+
+// checkOwner makes sure the server's end of b belongs to t.Owner, the account that runs the
+// server's PostgreSQL, as the kernel records it (an accepted socket is its listener's
+// account's). On loopback the server's end may become established a moment after the
+// router's: it is looked for until the handshake's deadline.
+func (r *Router) checkOwner(ctx context.Context, b net.Conn, t Target) error {
+	serverEnd, routerEnd := netipAddr(b.RemoteAddr()), netipAddr(b.LocalAddr())
+	for {
+		owner, err := procfs.SocketOwner(serverEnd, routerEnd)
+		if err == nil {
+			if owner != t.Owner {
+				r.log.Warn("postgres endpoint: a server's port is held by another account", "server", t.Name, "addr", t.Addr, "uid", owner, "want_uid", t.Owner)
+				return fmt.Errorf("the port of server %s is held by uid %d, not by the server's account", t.Name, owner)
+			}
+			return nil
+		}
+		if !errors.Is(err, procfs.ErrNoSocket) {
+			return fmt.Errorf("the owner of server %s's port: %w", t.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the owner of server %s's port: %w", t.Name, err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// netipAddr is a TCP address as netip's.
+func netipAddr(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort()
+	}
+	return netip.AddrPort{}
 }
 
 // refuseTLS completes the TLS handshake the client started, with the router's own certificate,
@@ -496,6 +619,10 @@ func (r *Router) forwardCancel(ctx context.Context, client netip.AddrPort, msg s
 	if d, has := ctx.Deadline(); has {
 		b.SetDeadline(d)
 	}
+	if err := r.checkOwner(ctx, b, t); err != nil {
+		r.log.Warn("postgres endpoint: cancel request", "server", t.Name, "err", err)
+		return
+	}
 	raw := make([]byte, 4, cancelLength)
 	binary.BigEndian.PutUint32(raw, cancelLength)
 	if _, err := b.Write(append(raw, msg.body...)); err != nil {
@@ -539,9 +666,4 @@ func pipe(dst, src net.Conn) {
 }
 
 // clientAddr is the client's address (zero for a connection that is not TCP).
-func clientAddr(c net.Conn) netip.AddrPort {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return a.AddrPort()
-	}
-	return netip.AddrPort{}
-}
+func clientAddr(c net.Conn) netip.AddrPort { return netipAddr(c.RemoteAddr()) }

@@ -611,6 +611,53 @@ func TestPendingBounds(t *testing.T) {
 		}
 		_ = b
 	})
+	t.Run("per client", func(t *testing.T) {
+		// Two silent connections from 127.0.0.1 hold its share; a third from it is refused at
+		// once, in PostgreSQL's words, while a client at another address is served.
+		rn := startRouter(t, f, Config{MaxPendingPerClient: 2, HandshakeTimeout: 5 * time.Minute, FirstMessageTimeout: 5 * time.Minute})
+		rawConn(t, rn.addr)
+		rawConn(t, rn.addr)
+		testkit.Eventually(t, 10*time.Second, "two pending", func() error {
+			if s := rn.r.Stats(); s.Pending != 2 {
+				return fmt.Errorf("stats %+v", s)
+			}
+			return nil
+		})
+		third := rawConn(t, rn.addr)
+		third.SetReadDeadline(time.Now().Add(30 * time.Second))
+		got, err := io.ReadAll(third)
+		if err != nil || len(got) == 0 || got[0] != 'E' || !bytes.Contains(got, []byte("53300")) ||
+			!bytes.Contains(got, []byte("too many connections are being set up from your address")) {
+			t.Fatalf("third connection from one address: %q %v, want a 53300 error", got, err)
+		}
+		cfg := f.pgxConfig(t, host("alpha"), rn.port, "require")
+		cfg.DialFunc = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatalf("a client at another address: %v", err)
+		}
+		conn.Close(ctx)
+		if s := rn.r.Stats(); s.Shed != 1 || s.Routed != 1 {
+			t.Errorf("stats %+v, want one shed, one routed", s)
+		}
+	})
+	t.Run("first message", func(t *testing.T) {
+		// A client idle before its SSLRequest, or between it and its ClientHello, is dropped
+		// at FirstMessageTimeout, long before the handshake timeout.
+		rn := startRouter(t, f, Config{HandshakeTimeout: 5 * time.Minute, FirstMessageTimeout: 300 * time.Millisecond})
+		silent := rawConn(t, rn.addr)
+		half := rawConn(t, rn.addr)
+		half.Write(message(codeSSL))
+		readByte(t, half)
+		for name, c := range map[string]net.Conn{"silent": silent, "no hello after S": half} {
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if b, err := io.ReadAll(c); len(b) != 0 || err != nil {
+				t.Errorf("%s: %q %v, want the router to close it", name, b, err)
+			}
+		}
+	})
 	t.Run("timeout", func(t *testing.T) {
 		rn := startRouter(t, f, Config{HandshakeTimeout: 300 * time.Millisecond})
 		silent := rawConn(t, rn.addr)
@@ -630,4 +677,55 @@ func TestPendingBounds(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestPortOwner: the router hands a client only to a port the server's own account holds. A
+// process of another account that took the server's port (while the server restarts, or after
+// it was deleted) gets the router's SSLRequest and nothing of the client's; the client is
+// told the server does not accept connections.
+func TestPortOwner(t *testing.T) {
+	f := requireServers(t)
+	testkit.Require(t, testkit.LocalhostNames)
+	impostor, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer impostor.Close()
+	received := make(chan int, 1)
+	go func() {
+		c, err := impostor.Accept()
+		if err != nil {
+			received <- -1
+			return
+		}
+		defer c.Close()
+		req := make([]byte, 8)
+		if _, err := io.ReadFull(c, req); err != nil || !bytes.Equal(req, sslRequest) {
+			received <- -1
+			return
+		}
+		c.Write([]byte{'S'})
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		rest, _ := io.ReadAll(c)
+		received <- len(rest)
+	}()
+	dir := newDirectory(f)
+	// The name leads to the impostor's port, and the server's account is alpha's: this
+	// process (root) holds the port.
+	dir.extra["taken"] = Target{Name: "taken", Addr: impostor.Addr().String(), Owner: f.servers["alpha"].user.UID}
+	rn := startRouter(t, f, Config{Directory: dir})
+	_, err = f.connect(t, host("taken"), rn.port, "require")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != CodeCannotConnect || pe.Message != `server "taken" is not accepting connections` {
+		t.Fatalf("connect through a port another account holds: %v, want 57P03", err)
+	}
+	if n := <-received; n != 0 {
+		t.Fatalf("the impostor received %d bytes after its 'S' (want none: no ClientHello)", n)
+	}
+	// The control: the same check lets the real server's own port through.
+	conn, err := f.connect(t, host("alpha"), rn.port, "require")
+	if err != nil {
+		t.Fatalf("connect alpha: %v", err)
+	}
+	conn.Close(context.Background())
 }
