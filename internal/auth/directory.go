@@ -45,10 +45,14 @@ func (p *Principal) checkSecret(s string) bool {
 // NewSecret returns a random client secret. Only its hash is stored.
 func NewSecret() (plain string, hash []byte) {
 	b := make([]byte, 30)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	// Never a leading "-": command lines (az login -p, and az's own "@-" expansion) would read
+	// the secret as an option.
+	for plain == "" || plain[0] == '-' {
+		if _, err := rand.Read(b); err != nil {
+			panic(fmt.Sprintf("crypto/rand failed: %v", err))
+		}
+		plain = base64.RawURLEncoding.EncodeToString(b)
 	}
-	plain = base64.RawURLEncoding.EncodeToString(b)
 	return plain, hashSecret(plain)
 }
 

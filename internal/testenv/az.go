@@ -23,7 +23,7 @@ type AZLogin int
 
 const (
 	// AZServicePrincipal: az login --service-principal as the administrator, the secret read
-	// from standard input (-p @-), never on a command line.
+	// from standard input (--password=@-), never on a command line.
 	AZServicePrincipal AZLogin = iota
 	// AZIdentity: az login --identity through the daemon's managed-identity endpoint
 	// (MSI_ENDPOINT, set for every command of this AZ). The daemon must have been started
@@ -136,7 +136,10 @@ func NewAZ(t testing.TB, d *Daemon, opts AZOptions) *AZ {
 	a.Must(t, "cloud", "set", "-n", "pgflex")
 	switch opts.Login {
 	case AZServicePrincipal:
-		a.MustStdin(t, p.ClientSecret, "login", "--service-principal", "-u", p.ClientID, "-p", "@-", "--tenant", p.TenantID)
+		a.MustStdin(t, p.ClientSecret, "login", "--service-principal", "-u", p.ClientID,
+			// "--password=@-", not "-p @-": az puts the secret in place of "@-" before parsing, and
+			// a secret that starts with "-" would then read as an option.
+			"--password=@-", "--tenant", p.TenantID)
 	case AZIdentity:
 		a.Must(t, "login", "--identity")
 	}
