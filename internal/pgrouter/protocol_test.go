@@ -218,3 +218,27 @@ func TestPeekClientHello(t *testing.T) {
 		})
 	}
 }
+
+// TestNoHBAEntry: the firewall's refusal names the startup message's user and database (the
+// user's name when no database is given, as PostgreSQL reports it), and an IPv4 client seen
+// through an IPv6 socket by its IPv4 address.
+func TestNoHBAEntry(t *testing.T) {
+	ref := NoHBAEntry(netip.MustParseAddr("::ffff:10.1.2.3"))
+	if ref.Code != CodeNotAuthorized {
+		t.Errorf("code %s, want %s", ref.Code, CodeNotAuthorized)
+	}
+	for _, tt := range []struct {
+		params map[string]string
+		want   string
+	}{
+		{map[string]string{"user": "ann", "database": "sales"}, `no pg_hba.conf entry for host "10.1.2.3", user "ann", database "sales", SSL encryption`},
+		{map[string]string{"user": "ann"}, `no pg_hba.conf entry for host "10.1.2.3", user "ann", database "ann", SSL encryption`},
+	} {
+		if got := ref.message(tt.params); got != tt.want {
+			t.Errorf("message(%v) = %q, want %q", tt.params, got, tt.want)
+		}
+	}
+	if plain := (&Refusal{Message: "m"}).message(map[string]string{"user": "x"}); plain != "m" {
+		t.Errorf("a refusal without Startup says %q, want its Message", plain)
+	}
+}

@@ -584,8 +584,15 @@ func (r *Router) refuseTLS(c net.Conn, hello []byte, ref *Refusal) {
 		// cover stops here, with a certificate error.
 		return
 	}
-	if _, err := readStartup(tc); err != nil {
+	msg, err := readStartup(tc)
+	if err != nil {
 		return
+	}
+	if ref.Startup != nil {
+		p, _ := msg.params()
+		shown := *ref
+		shown.Message = ref.message(p)
+		ref = &shown
 	}
 	tc.Write(errorResponse(ref))
 	tc.Close()

@@ -113,8 +113,14 @@ func TestRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir.extra["delta"] = Target{Name: "delta", Addr: "127.0.0.1:" + strconv.Itoa(closed)}
+	// echo is refused as a firewall refuses: the message names the startup message's user and
+	// database, read after TLS.
+	dir.extra["echo"] = Target{Name: "echo", Addr: "127.0.0.1:" + strconv.Itoa(closed)}
 	admitted := map[string]bool{"alpha": true, "bravo": false, "delta": true}
 	rn := startRouter(t, f, Config{Directory: dir, Admit: func(_ context.Context, client netip.AddrPort, tg Target) error {
+		if tg.Name == "echo" {
+			return NoHBAEntry(client.Addr())
+		}
 		if !client.Addr().IsLoopback() || !admitted[tg.Name] {
 			return &Refusal{Code: CodeNotAuthorized, Message: fmt.Sprintf("client %s may not reach %s", client.Addr(), tg.Name)}
 		}
@@ -130,6 +136,10 @@ func TestRefusals(t *testing.T) {
 		{"stopped server", host("charlie"), "require", CodeCannotConnect, `FATAL:  server "charlie" is stopped`},
 		{"server not listening", host("delta"), "require", CodeCannotConnect, `FATAL:  server "delta" is not accepting connections`},
 		{"refused by the admission hook", host("bravo"), "require", CodeNotAuthorized, `FATAL:  client 127.0.0.1 may not reach bravo`},
+		{"refused by a firewall rule", host("echo"), "require", CodeNotAuthorized,
+			`FATAL:  no pg_hba.conf entry for host "127.0.0.1", user "pgadmin", database "postgres", SSL encryption`},
+		{"refused by a firewall rule, verify-full", host("echo"), "verify-full", CodeNotAuthorized,
+			`FATAL:  no pg_hba.conf entry for host "127.0.0.1", user "pgadmin", database "postgres", SSL encryption`},
 		{"no server name (an IP address)", "127.0.0.1", "require", CodeRejected, "FATAL:  no server name: connect to the server by its host name, {server}." + testSuffix},
 		{"a name outside the suffix", "localhost", "require", CodeRejected, `FATAL:  "localhost" is not the host name of a server`},
 		{"no TLS", host("alpha"), "disable", CodeNotAuthorized,
