@@ -64,7 +64,7 @@ func newServeCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.ExtraHosts, "tls-host", nil, "Extra host names or addresses for the HTTPS certificate.")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	f.StringVar(&cfg.RuntimeDir, "runtime-dir", "", "Directory for the servers' mount points and sockets (default /run/pgflex/{hash of the data dir}).")
-	f.StringVar(&cfg.Servers.ListenAddress, "server-address", "127.0.0.1", "Address PostgreSQL servers listen on, and the PostgreSQL endpoint's default address.")
+	f.StringVar(&cfg.Servers.ListenAddress, "server-address", "127.0.0.1", "The host's address for PostgreSQL clients: the PostgreSQL endpoint's default address (servers themselves listen on 127.0.0.1 only, behind the endpoint and its firewall rules).")
 	f.StringVar(&cfg.PostgresAddr, "postgres-addr", "", "Address of the PostgreSQL endpoint, where every server is reached by its host name (default {--server-address}:5432). Port 0 picks a free port.")
 	f.StringVar(&cfg.PostgresDNSSuffix, "postgres-dns-suffix", "postgres.localhost", "DNS suffix of server host names: {server}.{suffix} is a server's fullyQualifiedDomainName. Outside this host it needs a wildcard DNS record *.{suffix} for the endpoint's address.")
 	f.StringSliceVar(&cfg.PostgresDNSAliases, "postgres-dns-alias", []string{"postgres.database.azure.com"}, "Further DNS suffixes whose names reach the same servers (az's show-connection-string always writes Azure's own); the names must resolve to the endpoint's address. An empty value turns aliases off.")

@@ -119,6 +119,9 @@ func (c *Config) defaults() {
 		}
 		c.PostgresAddr = net.JoinHostPort(host, "5432")
 	}
+	// Servers listen on the loopback address only: the endpoint, which enforces firewall
+	// rules, is the one way in (--server-address only sets the endpoint's default address).
+	c.Servers.ListenAddress = "127.0.0.1"
 }
 
 // checkGraphHost refuses a Graph host name that requests could not be routed to by Host

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,8 +57,9 @@ func (d *Daemon) openPostgresEndpoint() error {
 		Aliases:     d.cfg.PostgresDNSAliases,
 		Directory:   endpointDirectory{servers: d.servers, dp: d.dataPlane},
 		Certificate: cert,
-		// Admit is where firewall rules (issue 13) decide which clients reach which server:
-		// it sees the client's address and the server found, before the server is connected.
+		// Firewall rules decide which clients reach which server: before the server is
+		// connected, and for cancel requests too.
+		Admit:  firewall{servers: d.servers}.admit,
 		Logger: d.log,
 	})
 	if err != nil {
@@ -162,4 +164,25 @@ func stateRefusal(name, state string) *pgrouter.Refusal {
 		return pgrouter.Unavailable(name, "is inaccessible", "Its data encryption key cannot be used; the server's owner sees why in its state.")
 	}
 	return pgrouter.Unavailable(name, "is not accepting connections (state "+strings.ToLower(state)+")", "")
+}
+
+// firewall enforces each server's firewall rules and public network access at the endpoint,
+// from the provider's in-memory copy (flexserver.Service.Admission), which a rule change updates
+// before its request is answered. Loopback clients get no exception: a client on the daemon's
+// host needs a rule for 127.0.0.1 as any other does for its address.
+type firewall struct {
+	servers *flexserver.Service
+}
+
+func (f firewall) admit(ctx context.Context, client netip.AddrPort, t pgrouter.Target) error {
+	a, err := f.servers.Admission(ctx, t.Name)
+	if err != nil {
+		return fmt.Errorf("firewall of server %q: %w", t.Name, err)
+	}
+	if a.Admits(client.Addr()) {
+		return nil
+	}
+	// Azure answers a client outside the rules as pg_hba.conf does, also when public network
+	// access is disabled.
+	return pgrouter.NoHBAEntry(client.Addr())
 }

@@ -225,8 +225,9 @@ func (m *Manager) settings(inst flexserver.Instance) postgres.Settings {
 	if addr, err := netip.ParseAddr(inst.ListenAddress); err == nil {
 		s.ListenAddresses = []netip.Addr{addr}
 		if !addr.IsLoopback() {
-			// Reachable from the network (the daemon's --server-address): any client may try,
-			// over TLS with SCRAM only (pg_hba.conf); pgflex has no firewall rules yet.
+			// Not used by the daemon, which binds servers to the loopback address behind the
+			// endpoint and its firewall rules; kept for a configuration that listens elsewhere:
+			// any client may try, over TLS with SCRAM only (pg_hba.conf).
 			s.ClientCIDRs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 		}
 	}

@@ -113,7 +113,7 @@ type DataPlane interface {
 // instance derives the data-plane description of a server.
 func (s *Server) instance() Instance {
 	_, info, _ := lookupSKU(s.SKU.Name)
-	inst := Instance{UID: s.UID, Name: s.Name, Version: s.Version, ListenAddress: s.ListenAddress, Port: s.Port,
+	inst := Instance{UID: s.UID, Name: s.Name, Version: s.Version, ListenAddress: s.listenAddress(), Port: s.Port,
 		AdminLogin: s.AdministratorLogin, VCores: info.VCores, MemoryMB: info.VCores * info.MemoryPerVCoreM,
 		Location: s.Location, RetentionDays: s.BackupRetentionDays}
 	if s.GeoRedundantBackup == "Enabled" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -36,7 +37,17 @@ type Endpoint struct {
 var ErrNoServer = errors.New("no such server")
 
 func (s *Server) endpoint() Endpoint {
-	return Endpoint{Name: s.Name, UID: s.UID, State: s.State, Addr: net.JoinHostPort(s.ListenAddress, strconv.Itoa(s.Port))}
+	return Endpoint{Name: s.Name, UID: s.UID, State: s.State, Addr: net.JoinHostPort(s.listenAddress(), strconv.Itoa(s.Port))}
+}
+
+// listenAddress is where the server's PostgreSQL listens: the loopback address, also for a
+// record written when servers listened on --server-address (the endpoint, which enforces
+// firewall rules, must be the only way in).
+func (s *Server) listenAddress() string {
+	if a, err := netip.ParseAddr(s.ListenAddress); err == nil && a.IsLoopback() {
+		return s.ListenAddress
+	}
+	return "127.0.0.1"
 }
 
 // EndpointByName finds a server by its (globally unique) name.

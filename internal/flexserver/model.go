@@ -85,11 +85,13 @@ type Server struct {
 	BackupRetentionDays int               `json:"backupRetentionDays"`
 	GeoRedundantBackup  string            `json:"geoRedundantBackup"`
 	PublicNetworkAccess string            `json:"publicNetworkAccess"`
-	HAMode              string            `json:"haMode"`
-	AvailabilityZone    string            `json:"availabilityZone,omitempty"`
-	ListenAddress       string            `json:"listenAddress"`
-	Port                int               `json:"port"`
-	State               string            `json:"state"`
+	// FirewallRules admit clients at the PostgreSQL endpoint (firewall.go).
+	FirewallRules    []FirewallRule `json:"firewallRules,omitempty"`
+	HAMode           string         `json:"haMode"`
+	AvailabilityZone string         `json:"availabilityZone,omitempty"`
+	ListenAddress    string         `json:"listenAddress"`
+	Port             int            `json:"port"`
+	State            string         `json:"state"`
 	// Desired is what the reconciler keeps the data plane at: Running or Stopped.
 	Desired    string                 `json:"desired"`
 	Encryption Encryption             `json:"encryption"`

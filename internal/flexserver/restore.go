@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -263,7 +264,9 @@ func (s *Service) restoredServer(id arm.ResourceID, body *serverBody, source *Se
 		ListenAddress: s.cfg.ListenAddress, State: StateProvisioning, Desired: DesiredRunning, Created: s.now().UTC(),
 		Location: location, SKU: source.SKU, Version: source.Version, AdministratorLogin: source.AdministratorLogin,
 		StorageSizeGB: source.StorageSizeGB, AutoGrow: source.AutoGrow, BackupRetentionDays: source.BackupRetentionDays,
-		GeoRedundantBackup: "Disabled", PublicNetworkAccess: "Enabled", HAMode: "Disabled", SourceServerID: source.ID().String()}
+		GeoRedundantBackup: "Disabled", PublicNetworkAccess: "Enabled", HAMode: "Disabled", SourceServerID: source.ID().String(),
+		// Azure's restore carries the source's firewall rules over.
+		FirewallRules: slices.Clone(source.FirewallRules)}
 	p := body.Properties
 	if body.SKU != nil {
 		if err := validateSKU(body.SKU); err != nil {

@@ -159,6 +159,7 @@ func (s *Service) newKeys(ctx context.Context, srv *Server, primary, geo dataenc
 // commitNew records a new server with its name and a port, and the operation that builds it.
 func (s *Service) commitNew(ctx context.Context, srv *Server, op *arm.Operation) error {
 	srv.Operation = op.Name
+	defer s.firewall.invalidate(srv.Name)
 	return s.st.Update(ctx, func(tx store.Tx) error {
 		if _, err := resources.CheckGroupInTx(tx, srv.SubscriptionID, srv.ResourceGroup); err != nil {
 			return err
@@ -338,6 +339,7 @@ func (s *Service) rollbackCreate(ctx context.Context, srv *Server) error {
 
 // forget deletes a server's records: the server, its name and its port.
 func (s *Service) forget(ctx context.Context, srv *Server) error {
+	defer s.firewall.invalidate(srv.Name)
 	return s.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Delete(serverKey(srv.SubscriptionID, srv.ResourceGroup, srv.Name)); err != nil {
 			return err

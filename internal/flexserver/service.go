@@ -75,6 +75,8 @@ type Service struct {
 	locks sync.Map
 	// backupLocks holds one *sync.Mutex per stanza (server UID): see backupLock.
 	backupLocks sync.Map
+	// firewall is the endpoint's copy of each server's firewall (see firewallCache).
+	firewall firewallCache
 }
 
 // New makes the provider and registers its operation resumers.
@@ -139,6 +141,10 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	h(http.MethodGet, srv+"/databases/{databaseName}", s.getDatabase)
 	h(http.MethodDelete, srv+"/databases/{databaseName}", s.deleteDatabase)
 	h(http.MethodGet, srv+"/databases", s.listDatabases)
+	h(http.MethodPut, srv+"/firewallRules/{firewallRuleName}", s.createFirewallRule)
+	h(http.MethodGet, srv+"/firewallRules/{firewallRuleName}", s.getFirewallRule)
+	h(http.MethodDelete, srv+"/firewallRules/{firewallRuleName}", s.deleteFirewallRule)
+	h(http.MethodGet, srv+"/firewallRules", s.listFirewallRules)
 	h(http.MethodGet, srv+"/backups", s.listBackups)
 	h(http.MethodGet, srv+"/backups/{backupName}", s.getBackup)
 	onDemand := versionsWhere(func(v apiShape) bool { return v.onDemandBackups })
@@ -201,6 +207,9 @@ func (s *Service) reload(ctx context.Context, id arm.ResourceID) (*Server, error
 
 // mutate reads, changes and writes a server in one transaction.
 func (s *Service) mutate(ctx context.Context, id arm.ResourceID, fn func(*Server) error) (*Server, error) {
+	// The endpoint's firewall cache drops its copy once the write is done (publicNetworkAccess
+	// and the rules live in the record).
+	defer s.firewall.invalidate(id.Name())
 	var srv Server
 	err := s.st.Update(ctx, func(tx store.Tx) error {
 		if err := store.GetJSON(tx, serverKey(id.SubscriptionID, id.ResourceGroup, id.Name()), &srv); err != nil {
