@@ -238,16 +238,26 @@ func TestValidateCaps(t *testing.T) {
 }
 
 func TestPublicNetworkAccess(t *testing.T) {
-	for in, want := range map[string]string{"": "Enabled", "Enabled": "Enabled", "all": "Enabled", "None": "Enabled",
-		"Disabled": "Disabled", "10.0.0.1": "Enabled", "10.0.0.1-10.0.0.9": "Enabled"} {
-		if got, err := publicNetworkAccess(in); err != nil || got != want {
-			t.Errorf("publicNetworkAccess(%q) = %q, %v; want %q", in, got, err, want)
+	for in, want := range map[string]publicAccess{
+		"":                  {network: "Enabled", callerAddress: true},
+		"Enabled":           {network: "Enabled"},
+		"all":               {network: "Enabled", start: "0.0.0.0", end: "255.255.255.255"},
+		"None":              {network: "Enabled"},
+		"Disabled":          {network: "Disabled"},
+		"0.0.0.0":           {network: "Enabled", start: "0.0.0.0", end: "0.0.0.0"},
+		"10.0.0.1":          {network: "Enabled", start: "10.0.0.1", end: "10.0.0.1"},
+		"10.0.0.1-10.0.0.9": {network: "Enabled", start: "10.0.0.1", end: "10.0.0.9"},
+		// Compared as numbers, not as az 2.45's strings (Azure/azure-cli#26466).
+		"10.0.0.96-10.0.0.111": {network: "Enabled", start: "10.0.0.96", end: "10.0.0.111"},
+	} {
+		if got, err := parsePublicAccess(in); err != nil || got != want {
+			t.Errorf("parsePublicAccess(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
 	for in, want := range map[string]string{"bogus": "incorrect usage: --public-access.", "10.0.0.256": "incorrect usage: --public-access.",
 		"10.0.0.9-10.0.0.1": "The end IP address is smaller than the start IP address.", "1.1.1.1-2.2.2.2-3.3.3.3": "incorrect usage"} {
-		if _, err := publicNetworkAccess(in); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("publicNetworkAccess(%q) error %v, want %q", in, err, want)
+		if _, err := parsePublicAccess(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parsePublicAccess(%q) error %v, want %q", in, err, want)
 		}
 	}
 }

@@ -115,7 +115,9 @@ func newPostgresCreateCommand(a *App) *cobra.Command {
 	addEnumFlag(cmd, &o.geo, "geo-redundant-backup", "Disabled", "Whether or not geo redundant backup is enabled.", "Enabled", "Disabled")
 	f.StringVar(&o.publicAccess, "public-access", "",
 		"Determines the public access. Acceptable values are 'Disabled', 'Enabled', 'All', 'None', '{startIP}' and '{startIP}-{destinationIP}'. "+
-			"pgflex servers listen on the daemon's listen address and have no firewall rules: every value but Disabled leaves public network access Enabled.")
+			"Disabled: no client may connect. None or Enabled: public access without a firewall rule (add rules with firewall-rule create). "+
+			"All: a rule for every address (0.0.0.0-255.255.255.255). An address or a range: a rule for it (0.0.0.0: az's Azure services rule). "+
+			"Omitted: a rule for this machine's address as the daemon's PostgreSQL endpoint sees it.")
 	f.StringVarP(&o.databaseName, "database-name", "d", "", "The name of a database to create on the new server.")
 	AddTagsFlag(cmd, &o.tags)
 	addBYOKFlags(cmd, &o.byok)
@@ -158,7 +160,7 @@ func (a *App) createPostgresServer(ctx context.Context, o *pgCreateArgs) error {
 	if o.retentionGiven && (o.retention < 7 || o.retention > 35) {
 		return &UserError{Msg: "incorrect usage: --backup-retention. Range is 7 to 35 days."}
 	}
-	network, err := publicNetworkAccess(o.publicAccess)
+	access, err := parsePublicAccess(o.publicAccess)
 	if err != nil {
 		return err
 	}
@@ -247,7 +249,7 @@ func (a *App) createPostgresServer(ctx context.Context, o *pgCreateArgs) error {
 	}
 	ref := serverRef{sub: sub, group: o.group, name: o.name}
 	a.log.warningf(pgLog, "Creating PostgreSQL Server '%s' in group '%s'...", o.name, o.group)
-	resp, err := c.ARM(ctx, http.MethodPut, ref.path(), APIVersionPostgres, createServerBody(o, network))
+	resp, err := c.ARM(ctx, http.MethodPut, ref.path(), APIVersionPostgres, createServerBody(o, access.network))
 	if err != nil {
 		return undoGroup(err)
 	}
@@ -272,6 +274,22 @@ func (a *App) createPostgresServer(ctx context.Context, o *pgCreateArgs) error {
 	srv, err := decodeServer(final.Body)
 	if err != nil {
 		return err
+	}
+	// az adds the rule once the server exists, before the database.
+	if access.callerAddress {
+		ip, err := callerAddress(ctx, srv.host(), postgresPort(c))
+		if err != nil {
+			return fmt.Errorf("no firewall rule was created for this machine (give --public-access an address or a range): %w", err)
+		}
+		a.log.warningf(pgLog, "Detected current client IP : %s", ip)
+		access.start, access.end = ip, ip
+	}
+	if access.start != "" {
+		_, name, err := a.putFirewallRule(ctx, c, ref, "", access.start, access.end, false)
+		if err != nil {
+			return err
+		}
+		out["firewallName"] = name
 	}
 	database := pgDefaultDatabase
 	if o.databaseName != "" {
@@ -341,42 +359,6 @@ func (a *App) checkServerName(ctx context.Context, sub, location, name string) e
 		return &UserError{Msg: r.Message}
 	}
 	return nil
-}
-
-// publicNetworkAccess checks --public-access as az's public_access_validator does and maps it
-// onto the one setting pgflex has: every value but Disabled keeps the server public.
-func publicNetworkAccess(v string) (string, error) {
-	bad := &UserError{Msg: "incorrect usage: --public-access. Acceptable values are 'Disabled', 'Enabled', 'All', 'None','<startIP>' and " +
-		"'<startIP>-<destinationIP>' where startIP and destinationIP ranges from 0.0.0.0 to 255.255.255.255"}
-	switch strings.ToLower(v) {
-	case "", "enabled", "all", "none":
-		return "Enabled", nil
-	case "disabled":
-		return "Disabled", nil
-	}
-	parts := strings.Split(v, "-")
-	if len(parts) > 2 {
-		return "", bad
-	}
-	var ips [][4]int
-	for _, p := range parts {
-		ip, ok := parseIPv4(p)
-		if !ok {
-			return "", bad
-		}
-		ips = append(ips, ip)
-	}
-	if len(ips) == 2 {
-		for i := range 4 {
-			if ips[0][i] < ips[1][i] {
-				break
-			}
-			if ips[0][i] > ips[1][i] {
-				return "", &UserError{Msg: "The end IP address is smaller than the start IP address."}
-			}
-		}
-	}
-	return "Enabled", nil
 }
 
 func parseIPv4(s string) ([4]int, bool) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -66,8 +67,18 @@ func TestPostgresCreateDefaults(t *testing.T) {
 	if got := canonical(t, put.Body); got != want {
 		t.Errorf("PUT body\n got  %s\n want %s", got, want)
 	}
-	// az's create output: the password (printed once), the connection details.
+	// az's create output: the password (printed once), the connection details, the firewall
+	// rule made for this machine's address as the endpoint (on 127.0.0.1) sees it, named as az
+	// names it.
 	res := decodeObject(t, out)
+	rule, _ := res["firewallName"].(string)
+	rules := x.ruleWrites()
+	if !regexp.MustCompile(`^FirewallIPAddress_\d{4}-\d{1,2}-\d{1,2}_\d{1,2}-\d{1,2}-\d{1,2}$`).MatchString(rule) || len(rules) != 1 ||
+		!strings.HasSuffix(rules[0].Path, "/flexibleServers/srv1/firewallRules/"+rule) ||
+		canonical(t, rules[0].Body) != `{"properties":{"endIpAddress":"127.0.0.1","startIpAddress":"127.0.0.1"}}` {
+		t.Errorf("firewall rule %q, writes %+v", rule, rules)
+	}
+	delete(res, "firewallName")
 	// As az prints it: the host name, and no port in the URI (5432).
 	wantOut := map[string]any{"host": "srv1.postgres.localhost", "port": float64(5432), "username": "pgadmin", "password": password,
 		"skuname": "Standard_D2s_v3", "location": "eastus", "version": "16", "databaseName": "postgres",
@@ -80,6 +91,8 @@ func TestPostgresCreateDefaults(t *testing.T) {
 		"WARNING: Checking the existence of the resource group 'rg1'...\n",
 		"WARNING: Resource group 'rg1' exists ? : True \n",
 		"WARNING: Creating PostgreSQL Server 'srv1' in group 'rg1'...\n",
+		"WARNING: Detected current client IP : 127.0.0.1\n",
+		"WARNING: Configuring server firewall rule to accept connections from '127.0.0.1'...\n",
 		`WARNING: Make a note of your password. If you forget, you would have to reset your password with "pgflex postgres flexible-server update -n srv1 -g rg1 -p <new-password>".` + "\n",
 		"WARNING: Try using 'pgflex postgres flexible-server connect' command to test out connection.\n",
 	} {
@@ -116,7 +129,7 @@ func TestPostgresCreateGeneratesGroupNameAndDatabase(t *testing.T) {
 	for _, c := range x.writes() {
 		if strings.HasSuffix(c.Path, "/databases/appdb") {
 			dbBody = canonical(t, c.Body)
-		} else if c.Method == "PUT" {
+		} else if c.Method == "PUT" && !strings.Contains(c.Path, "/firewallRules/") {
 			sku = canonical(t, c.Body["sku"])
 		}
 	}

@@ -20,7 +20,9 @@ type fakeFlex struct {
 	// servers by lower-case name, in ARM's wire shape
 	servers   map[string]map[string]any
 	databases map[string][]string // by lower-case server name
-	calls     []fakeCall
+	// rules are firewall rules by lower-case server name, then rule name, in ARM's shape
+	rules map[string]map[string]map[string]any
+	calls []fakeCall
 	// noGeo are locations whose capabilities say geoBackupSupported Disabled.
 	noGeo map[string]bool
 }
@@ -34,7 +36,7 @@ const fakeFlexPrefix = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Micro
 
 func newFakeFlex(t *testing.T) (*fakeDaemon, *fakeFlex) {
 	f := newFakeDaemon(t)
-	x := &fakeFlex{f: f, servers: map[string]map[string]any{}, databases: map[string][]string{}, noGeo: map[string]bool{"israelcentral": true}}
+	x := &fakeFlex{f: f, servers: map[string]map[string]any{}, databases: map[string][]string{}, rules: map[string]map[string]map[string]any{}, noGeo: map[string]bool{"israelcentral": true}}
 	m := f.mux
 	srv := fakeFlexPrefix + "/{name}"
 	m.HandleFunc("PUT "+srv, x.put)
@@ -54,6 +56,10 @@ func newFakeFlex(t *testing.T) (*fakeDaemon, *fakeFlex) {
 	m.HandleFunc("GET "+srv+"/databases/{db}", x.getDatabase)
 	m.HandleFunc("DELETE "+srv+"/databases/{db}", x.deleteDatabase)
 	m.HandleFunc("GET "+srv+"/databases", x.listDatabases)
+	m.HandleFunc("PUT "+srv+"/firewallRules/{rule}", x.putRule)
+	m.HandleFunc("GET "+srv+"/firewallRules/{rule}", x.getRule)
+	m.HandleFunc("DELETE "+srv+"/firewallRules/{rule}", x.deleteRule)
+	m.HandleFunc("GET "+srv+"/firewallRules", x.listRules)
 	return f, x
 }
 
@@ -81,13 +87,31 @@ func (x *fakeFlex) writes() []fakeCall {
 	return out
 }
 
+// lastWrite is the last write other than a firewall rule's (create adds one after the server:
+// ruleWrites has them).
 func (x *fakeFlex) lastWrite(t *testing.T) fakeCall {
 	t.Helper()
-	w := x.writes()
+	var w []fakeCall
+	for _, c := range x.writes() {
+		if !strings.Contains(c.Path, "/firewallRules/") {
+			w = append(w, c)
+		}
+	}
 	if len(w) == 0 {
 		t.Fatal("no write request was sent")
 	}
 	return w[len(w)-1]
+}
+
+// ruleWrites are the recorded writes of firewall rules.
+func (x *fakeFlex) ruleWrites() []fakeCall {
+	var out []fakeCall
+	for _, c := range x.writes() {
+		if strings.Contains(c.Path, "/firewallRules/") {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (x *fakeFlex) accepted(w http.ResponseWriter, r *http.Request) {
@@ -366,5 +390,50 @@ func (x *fakeFlex) listDatabases(w http.ResponseWriter, r *http.Request) {
 	for _, d := range dbs {
 		out = append(out, x.databaseBody(r, d))
 	}
+	replyJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (x *fakeFlex) putRule(w http.ResponseWriter, r *http.Request) {
+	body := x.record(r)
+	x.mu.Lock()
+	k := strings.ToLower(r.PathValue("name"))
+	if x.rules[k] == nil {
+		x.rules[k] = map[string]map[string]any{}
+	}
+	x.rules[k][r.PathValue("rule")] = map[string]any{"id": "/subscriptions/" + r.PathValue("sub") + "/resourceGroups/" + r.PathValue("rg") +
+		"/providers/Microsoft.DBforPostgreSQL/flexibleServers/" + r.PathValue("name") + "/firewallRules/" + r.PathValue("rule"),
+		"name": r.PathValue("rule"), "type": "Microsoft.DBforPostgreSQL/flexibleServers/firewallRules", "properties": body["properties"]}
+	x.mu.Unlock()
+	x.accepted(w, r)
+}
+
+func (x *fakeFlex) getRule(w http.ResponseWriter, r *http.Request) {
+	x.record(r)
+	x.mu.Lock()
+	rule, ok := x.rules[strings.ToLower(r.PathValue("name"))][r.PathValue("rule")]
+	x.mu.Unlock()
+	if !ok {
+		replyJSON(w, http.StatusNotFound, armErr("ResourceNotFound", "The firewall rule was not found."))
+		return
+	}
+	replyJSON(w, http.StatusOK, rule)
+}
+
+func (x *fakeFlex) deleteRule(w http.ResponseWriter, r *http.Request) {
+	x.record(r)
+	x.mu.Lock()
+	delete(x.rules[strings.ToLower(r.PathValue("name"))], r.PathValue("rule"))
+	x.mu.Unlock()
+	x.accepted(w, r)
+}
+
+func (x *fakeFlex) listRules(w http.ResponseWriter, r *http.Request) {
+	x.record(r)
+	x.mu.Lock()
+	out := []any{}
+	for _, rule := range x.rules[strings.ToLower(r.PathValue("name"))] {
+		out = append(out, rule)
+	}
+	x.mu.Unlock()
 	replyJSON(w, http.StatusOK, map[string]any{"value": out})
 }

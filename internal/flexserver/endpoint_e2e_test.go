@@ -63,6 +63,9 @@ func TestServersReachedByHostName(t *testing.T) {
 			t.Fatalf("create: %v\n%s", err, d.Logs())
 		}
 	}
+	for _, name := range names {
+		allowLoopback(t, d, serverPath(d, "rg1", name))
+	}
 	port := d.PostgresPort()
 	if port == 0 || port == 5432 {
 		t.Fatalf("the test daemon's endpoint port is %d: the profile must name the free port it was given", port)

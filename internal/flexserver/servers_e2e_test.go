@@ -66,6 +66,8 @@ func props(m map[string]any) map[string]any { return m["properties"].(map[string
 // the daemon's PostgreSQL endpoint.
 func connect(t testing.TB, d *testenv.Daemon, srv map[string]any, db string) (*pgx.Conn, error) {
 	t.Helper()
+	// Servers have no firewall rules at first, as on Azure: this client's address needs one.
+	allowLoopback(t, d, srv["id"].(string))
 	p := props(srv)
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=verify-full connect_timeout=5",
 		p["fullyQualifiedDomainName"], d.PostgresPort(), p["administratorLogin"], db))
@@ -79,6 +81,27 @@ func connect(t testing.TB, d *testenv.Daemon, srv map[string]any, db string) (*p
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// loopbackRule is the firewall rule the tests' helpers give servers: clients on the daemon's host
+// connect from 127.0.0.1, and loopback clients need a rule as any other.
+const loopbackRule = "test-loopback"
+
+// allowLoopback sets loopbackRule on the server with resource id id, and waits for its
+// operation. A server being deleted refuses (409): a test of that connects to be refused.
+func allowLoopback(t testing.TB, d *testenv.Daemon, id string) {
+	t.Helper()
+	r := d.ARM(t, http.MethodPut, id+"/firewallRules/"+loopbackRule+"?api-version=2025-08-01",
+		map[string]any{"properties": map[string]any{"startIpAddress": "127.0.0.1", "endIpAddress": "127.0.0.1"}})
+	switch r.Status {
+	case http.StatusOK, http.StatusCreated:
+		if op := d.WaitOperation(t, r.Header.Get("Azure-AsyncOperation"), time.Minute); op["status"] != "Succeeded" {
+			t.Fatalf("firewall rule on %s: %v", id, op)
+		}
+	case http.StatusConflict, http.StatusNotFound:
+	default:
+		t.Fatalf("firewall rule on %s: %d %s", id, r.Status, r.Raw)
+	}
 }
 
 // ownPort is the port the server's own PostgreSQL listens on behind the endpoint (not
