@@ -117,9 +117,9 @@ func (s *Service) getFirewallRule(w http.ResponseWriter, r *arm.Request) {
 }
 
 // createFirewallRule is PUT (create or replace). The rule is stored, and in force at the
-// endpoint, before the answer; the answer is still Azure's long-running one (201 or 200 with
-// Azure-AsyncOperation), whose operation has already succeeded, so that clients poll as they do
-// on Azure.
+// endpoint, before the answer; the answer is still Azure's long-running one (202 with
+// Azure-AsyncOperation, the one status every SDK accepts: v5's swagger allows 200 and 202 only),
+// whose operation has already succeeded, so that clients poll as they do on Azure.
 func (s *Service) createFirewallRule(w http.ResponseWriter, r *arm.Request) {
 	id := serverIDFrom(r)
 	srv, err := s.load(r.Context(), id)
@@ -155,12 +155,10 @@ func (s *Service) createFirewallRule(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, arm.Conflict("InvalidServerState", "The server '%s' is being deleted; its firewall rules cannot change.", srv.Name))
 		return
 	}
-	status := http.StatusCreated
 	srv, err = s.mutate(r.Context(), id, func(cur *Server) error {
 		if i := cur.firewallRuleIndex(name); i >= 0 {
 			fr.Name = cur.FirewallRules[i].Name // the name keeps the case it was created with
 			cur.FirewallRules[i] = fr
-			status = http.StatusOK
 			return nil
 		}
 		cur.FirewallRules = append(cur.FirewallRules, fr)
@@ -171,7 +169,7 @@ func (s *Service) createFirewallRule(w http.ResponseWriter, r *arm.Request) {
 		return
 	}
 	s.log.Info("firewall rule set", "server", srv.Name, "rule", fr.Name, "start", fr.Start, "end", fr.End)
-	s.doneOperation(w, r, srv, "flexserver/putFirewallRule", status, firewallRuleView(srv, fr))
+	s.doneOperation(w, r, srv, "flexserver/putFirewallRule", http.StatusAccepted, nil)
 }
 
 func (s *Service) deleteFirewallRule(w http.ResponseWriter, r *arm.Request) {
