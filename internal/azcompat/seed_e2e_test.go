@@ -219,6 +219,13 @@ func TestSeedWithAzureCLI(t *testing.T) {
 		if want := "postgresql://seedadmin:Tq8#Lorem-Ipsum!@seed-smk.postgres.localhost/postgres?sslmode=require"; cs != want || str(out, "host") != "seed-smk.postgres.localhost" {
 			t.Fatalf("create printed connectionString %q, host %q; want %q", cs, str(out, "host"), want)
 		}
+		// --public-access None: public access without a rule, so nobody gets in until one
+		// admits the client's address (this machine's loopback address here).
+		rule := az.Must(t, "postgres", "flexible-server", "firewall-rule", "create", "-g", "rg", "-n", "seed-smk", "-r", "allow-local",
+			"--start-ip-address", "127.0.0.1", "--end-ip-address", "127.0.0.1").Object(t)
+		if str(rule, "name") != "allow-local" || str(rule, "startIpAddress") != "127.0.0.1" || str(rule, "endIpAddress") != "127.0.0.1" {
+			t.Fatalf("firewall-rule create printed %v", rule)
+		}
 		if got := psql(t, nil, cs, "CREATE TABLE seed_marker AS SELECT 'seed-smk'::text AS v; SELECT current_user || ' ' || v FROM seed_marker"); got != "seedadmin seed-smk" {
 			t.Fatalf("psql with create's connection string: %q", got)
 		}
