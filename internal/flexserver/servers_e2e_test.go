@@ -94,7 +94,7 @@ func allowLoopback(t testing.TB, d *testenv.Daemon, id string) {
 	r := d.ARM(t, http.MethodPut, id+"/firewallRules/"+loopbackRule+"?api-version=2025-08-01",
 		map[string]any{"properties": map[string]any{"startIpAddress": "127.0.0.1", "endIpAddress": "127.0.0.1"}})
 	switch r.Status {
-	case http.StatusOK, http.StatusCreated:
+	case http.StatusAccepted:
 		if op := d.WaitOperation(t, r.Header.Get("Azure-AsyncOperation"), time.Minute); op["status"] != "Succeeded" {
 			t.Fatalf("firewall rule on %s: %v", id, op)
 		}
