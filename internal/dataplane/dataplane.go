@@ -300,15 +300,35 @@ func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
 // configure installs a certificate from pgflex's CA and writes the server's configuration,
 // archiving included, into its data directory.
 func (m *Manager) configure(ctx context.Context, inst flexserver.Instance, db osuser.User) error {
-	dataDir := m.dataDir(inst)
 	if err := m.installCertificate(ctx, inst, db); err != nil {
 		return err
 	}
+	return m.rewriteConfig(ctx, inst, db)
+}
+
+// SetParameters writes the server's parameters and reloads its PostgreSQL.
+func (m *Manager) SetParameters(ctx context.Context, inst flexserver.Instance) error {
+	pi, err := m.running(inst)
+	if err != nil {
+		return err
+	}
+	if err := postgres.WriteUserConfig(ctx, m.dataDir(inst), pi.User, inst.Parameters); err != nil {
+		return err
+	}
+	return pi.Reload(ctx)
+}
+
+// rewriteConfig writes the server's whole configuration again before a start or restart, so
+// that it carries the server's current parameters (and what this release of pgflex sets).
+func (m *Manager) rewriteConfig(ctx context.Context, inst flexserver.Instance, db osuser.User) error {
 	settings := m.settings(inst)
 	if err := m.archiving(inst, &settings); err != nil {
 		return err
 	}
-	return postgres.WriteConfig(ctx, dataDir, db, settings)
+	if err := postgres.WriteConfig(ctx, m.dataDir(inst), db, settings); err != nil {
+		return err
+	}
+	return postgres.WriteUserConfig(ctx, m.dataDir(inst), db, inst.Parameters)
 }
 
 // certificateHosts are the names a server's certificate covers: its host name only, reached
@@ -437,6 +457,9 @@ func (m *Manager) Start(ctx context.Context, inst flexserver.Instance, dek []byt
 	if err != nil {
 		return err
 	}
+	if err := m.rewriteConfig(ctx, inst, pi.User); err != nil {
+		return fmt.Errorf("write the server's configuration: %w", err)
+	}
 	if err := pi.Start(ctx); err != nil {
 		return err
 	}
@@ -519,6 +542,9 @@ func (m *Manager) Restart(ctx context.Context, inst flexserver.Instance) error {
 	}
 	if _, err := m.refreshCertificate(ctx, inst, pi.User); err != nil {
 		return err
+	}
+	if err := m.rewriteConfig(ctx, inst, pi.User); err != nil {
+		return fmt.Errorf("write the server's configuration: %w", err)
 	}
 	return pi.Restart(ctx, postgres.StopFast)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -264,6 +265,11 @@ func (s *Service) restoredServer(id arm.ResourceID, body *serverBody, source *Se
 		Location: location, SKU: source.SKU, Version: source.Version, AdministratorLogin: source.AdministratorLogin,
 		StorageSizeGB: source.StorageSizeGB, AutoGrow: source.AutoGrow, BackupRetentionDays: source.BackupRetentionDays,
 		GeoRedundantBackup: "Disabled", PublicNetworkAccess: "Enabled", HAMode: "Disabled", SourceServerID: source.ID().String()}
+	// The source's server parameters come with it, as on Azure; the new server starts with
+	// them, so none is pending.
+	if len(source.Parameters) > 0 {
+		srv.Parameters = maps.Clone(source.Parameters)
+	}
 	p := body.Properties
 	if body.SKU != nil {
 		if err := validateSKU(body.SKU); err != nil {
