@@ -60,7 +60,7 @@ var catalog = sync.OnceValue(func() map[string]pgSetting {
 		out[p.Name] = p
 	}
 	out[requireSecureTransport] = pgSetting{Name: requireSecureTransport, Type: "bool", Context: "sighup", Boot: "on",
-		Desc: "Whether client connections to the server are required to use some form of secure transport.",
+		Desc:     "Whether client connections to the server are required to use some form of secure transport.",
 		Category: "Connections and Authentication / SSL"}
 	return out
 })
@@ -103,7 +103,7 @@ var readOnlyParameters = map[string]string{
 	"recovery_target_name": whyBackups, "recovery_target_time": whyBackups, "recovery_target_timeline": whyBackups,
 	"recovery_target_xid": whyBackups, "recovery_min_apply_delay": whyBackups, "hot_standby": whyBackups,
 	"wal_receiver_create_temp_slot": whyBackups,
-	"logging_collector": whyLogs, "log_directory": whyLogs, "log_filename": whyLogs, "log_destination": whyLogs,
+	"logging_collector":             whyLogs, "log_directory": whyLogs, "log_filename": whyLogs, "log_destination": whyLogs,
 	"log_file_mode": whyLogs, "syslog_facility": whyLogs, "syslog_ident": whyLogs,
 	"shared_preload_libraries": whyLibraries, "session_preload_libraries": whyLibraries,
 	"local_preload_libraries": whyLibraries, "jit_provider": whyLibraries,
