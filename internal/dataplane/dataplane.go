@@ -221,7 +221,8 @@ func (m *Manager) SupportedVersions() []string {
 // settings derives PostgreSQL's configuration for a server. Memory follows the SKU, capped
 // for a shared host.
 func (m *Manager) settings(inst flexserver.Instance) postgres.Settings {
-	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst), BackupOSUser: m.accountName(kindBackup, inst.UID)}
+	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst), BackupOSUser: m.accountName(kindBackup, inst.UID),
+		AllowInsecureTransport: inst.AllowInsecureTransport}
 	if addr, err := netip.ParseAddr(inst.ListenAddress); err == nil {
 		s.ListenAddresses = []netip.Addr{addr}
 		if !addr.IsLoopback() {
@@ -306,13 +307,14 @@ func (m *Manager) configure(ctx context.Context, inst flexserver.Instance, db os
 	return m.rewriteConfig(ctx, inst, db)
 }
 
-// SetParameters writes the server's parameters and reloads its PostgreSQL.
+// SetParameters writes the server's configuration (its parameters, and pg_hba.conf for
+// require_secure_transport) and reloads its PostgreSQL.
 func (m *Manager) SetParameters(ctx context.Context, inst flexserver.Instance) error {
 	pi, err := m.running(inst)
 	if err != nil {
 		return err
 	}
-	if err := postgres.WriteUserConfig(ctx, m.dataDir(inst), pi.User, inst.Parameters); err != nil {
+	if err := m.rewriteConfig(ctx, inst, pi.User); err != nil {
 		return err
 	}
 	return pi.Reload(ctx)

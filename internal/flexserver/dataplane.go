@@ -29,6 +29,9 @@ type Instance struct {
 	// the SKU's defaults and the user's overrides (name → value), written into the server's
 	// user configuration file at every configure, start and restart.
 	Parameters map[string]string
+	// AllowInsecureTransport: require_secure_transport is off; pg_hba.conf accepts clients
+	// without TLS.
+	AllowInsecureTransport bool
 }
 
 // RestoreSource is the repository a new server is restored from: repository 1 (in the source's
@@ -122,7 +125,8 @@ func (s *Server) instance() Instance {
 	_, info, _ := lookupSKU(s.SKU.Name)
 	inst := Instance{UID: s.UID, Name: s.Name, Version: s.Version, ListenAddress: s.ListenAddress, Port: s.Port,
 		AdminLogin: s.AdministratorLogin, VCores: info.VCores, MemoryMB: info.VCores * info.MemoryPerVCoreM,
-		Location: s.Location, RetentionDays: s.BackupRetentionDays, Parameters: s.effectiveParameters()}
+		Location: s.Location, RetentionDays: s.BackupRetentionDays, Parameters: s.effectiveParameters(),
+		AllowInsecureTransport: s.allowsPlaintext()}
 	if s.GeoRedundantBackup == "Enabled" {
 		inst.GeoLocation, _ = regions.PairOf(s.Location)
 		inst.GeoPaused = s.Encryption.GeoKeyStatus == KeyInvalid

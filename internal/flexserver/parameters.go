@@ -74,7 +74,6 @@ const (
 	whyLogs       = "server logs stay on the server's encrypted volume; their place and format are managed by the service"
 	whyControl    = "the service manages it to run the server"
 	whyLibraries  = "only the libraries the service loads may be loaded (extensions are allowed through azure.extensions)"
-	whyPlaintext  = "connections without TLS are not available on pgflex yet: the PostgreSQL endpoint routes clients by the TLS server name"
 )
 
 // readOnlyParameters are the parameters no user may set, with the reason (every setting
@@ -91,8 +90,8 @@ var readOnlyParameters = map[string]string{
 	"ssl_min_protocol_version": whyEncryption, "ssl_max_protocol_version": whyEncryption, "ssl_dh_params_file": whyEncryption,
 	"ssl_ecdh_curve": whyEncryption, "ssl_prefer_server_ciphers": whyEncryption, "ssl_passphrase_command": whyEncryption,
 	"ssl_passphrase_command_supports_reload": whyEncryption, "password_encryption": whyEncryption,
-	"db_user_namespace": whyEncryption, requireSecureTransport: whyPlaintext,
-	"fsync": whyDurability, "full_page_writes": whyDurability, "wal_init_zero": whyDurability,
+	"db_user_namespace": whyEncryption,
+	"fsync":             whyDurability, "full_page_writes": whyDurability, "wal_init_zero": whyDurability,
 	"data_sync_retry": whyDurability, "wal_sync_method": whyDurability, "zero_damaged_pages": whyDurability,
 	"ignore_checksum_failure": whyDurability, "ignore_invalid_pages": whyDurability, "ignore_system_indexes": whyDurability,
 	"wal_level": whyBackups, "archive_mode": whyBackups, "archive_command": whyBackups, "archive_library": whyBackups,
@@ -182,6 +181,10 @@ func (srv *Server) memoryMB() int {
 	_, info, _ := lookupSKU(srv.SKU.Name)
 	return info.VCores * info.MemoryPerVCoreM
 }
+
+// allowsPlaintext: require_secure_transport is off. Clients without TLS send no server name,
+// so they reach the server through the endpoint as user@server (internal/pgrouter).
+func (srv *Server) allowsPlaintext() bool { return srv.Parameters[requireSecureTransport] == "off" }
 
 // effectiveParameters are what the data plane writes into the server's user configuration:
 // the SKU's defaults, then the user's overrides. Azure-level parameters are not PostgreSQL's.

@@ -3,7 +3,11 @@ package flexserver_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v5"
 
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // showSetting reads a parameter as the server's PostgreSQL has it now (SHOW).
@@ -148,7 +153,7 @@ func TestServerParametersWithAzureSDK(t *testing.T) {
 		}{
 			{"fsync", "off", http.StatusBadRequest, "ParameterIsReadOnly"},
 			{"shared_preload_libraries", "plpython3u", http.StatusBadRequest, "ParameterIsReadOnly"},
-			{"require_secure_transport", "off", http.StatusBadRequest, "ParameterIsReadOnly"},
+			{"require_secure_transport", "maybe", http.StatusBadRequest, "InvalidParameterValue"},
 			{"max_connections", "100000", http.StatusBadRequest, "InvalidParameterValue"},
 			{"max_connections", "lots", http.StatusBadRequest, "InvalidParameterValue"},
 			{"enable_seqscan", "maybe", http.StatusBadRequest, "InvalidParameterValue"},
@@ -170,6 +175,44 @@ func TestServerParametersWithAzureSDK(t *testing.T) {
 		}
 		if _, err := configs.Get(ctx, "rg", "pg-params", "no_such_parameter", nil); err == nil {
 			t.Fatal("get of an unknown parameter succeeded")
+		}
+	})
+
+	t.Run("require_secure_transport", func(t *testing.T) {
+		testkit.Require(t, testkit.PSQL)
+		psql := func(user string) (string, error) {
+			cmd := exec.Command("psql", "-X", "-A", "-t", "-c", "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+				fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres sslmode=disable connect_timeout=5", d.PostgresPort(), user))
+			cmd.Env = append(os.Environ(), "PGPASSWORD="+adminPassword)
+			out, err := cmd.CombinedOutput()
+			return strings.TrimSpace(string(out)), err
+		}
+		// On (the default): a client without TLS is refused as Azure refuses it.
+		if out, err := psql("pgadmin@pg-params"); err == nil || !strings.Contains(out, "no pg_hba.conf entry") || !strings.Contains(out, "no encryption") {
+			t.Fatalf("plaintext with require_secure_transport on: %v %s", err, out)
+		}
+		if _, err := set("require_secure_transport", "OFF"); err != nil {
+			t.Fatal(err)
+		}
+		if p := get("require_secure_transport"); *p.Value != "off" || *p.IsConfigPendingRestart {
+			t.Fatalf("after set: %+v", p)
+		}
+		if out, err := psql("pgadmin@pg-params"); err != nil || out != "f" {
+			t.Fatalf("plaintext as pgadmin@pg-params with require_secure_transport off: %v %s", err, out)
+		}
+		// Without a server in the user name the endpoint cannot tell the server.
+		if out, err := psql("pgadmin"); err == nil || !strings.Contains(out, "no pg_hba.conf entry") {
+			t.Fatalf("plaintext as pgadmin: %v %s", err, out)
+		}
+		// TLS still works.
+		if got := showSetting(t, d, "pg-params", "ssl"); got != "on" {
+			t.Fatalf("SHOW ssl = %s", got)
+		}
+		if _, err := set("require_secure_transport", "on"); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := psql("pgadmin@pg-params"); err == nil || !strings.Contains(out, "no pg_hba.conf entry") {
+			t.Fatalf("plaintext with require_secure_transport on again: %v %s", err, out)
 		}
 	})
 
