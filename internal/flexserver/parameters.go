@@ -200,12 +200,12 @@ func (srv *Server) effectiveParameters() map[string]string {
 
 var dataTypes = map[string]string{"bool": "Boolean", "integer": "Integer", "real": "Numeric", "enum": "Enumeration", "string": "String"}
 
-func allowedValues(p pgSetting) string {
+func allowedValues(srv *Server, p pgSetting) string {
 	switch p.Type {
 	case "bool":
 		return "on,off"
 	case "integer", "real":
-		lo, hi := parameterRange(p)
+		lo, hi := parameterRange(srv, p)
 		return lo + "-" + hi
 	case "enum":
 		return strings.Join(p.Enum, ",")
@@ -214,14 +214,18 @@ func allowedValues(p pgSetting) string {
 }
 
 // parameterRange is PostgreSQL's range, narrowed where a value PostgreSQL accepts would keep a
-// server of this service from running.
-func parameterRange(p pgSetting) (lo, hi string) {
+// server of this service from starting.
+func parameterRange(srv *Server, p pgSetting) (lo, hi string) {
 	lo, hi = p.Min, p.Max
 	switch p.Name {
 	case "max_connections":
 		lo, hi = "25", "5000" // Azure's range
 	case "shared_buffers":
-		hi = "1048576" // 8GB in 8kB pages: the largest compute pgflex offers has 32GB
+		// At most half the compute's memory (in 8kB pages): more could not be allocated on a
+		// host shared with other servers, and the server would not start again.
+		if mb := srv.memoryMB(); mb > 0 {
+			hi = strconv.Itoa(mb / 2 * 128)
+		}
 	}
 	return lo, hi
 }
@@ -246,7 +250,7 @@ func parameterView(srv *Server, p pgSetting) map[string]any {
 			"description":            desc,
 			"defaultValue":           def,
 			"dataType":               dataTypes[p.Type],
-			"allowedValues":          allowedValues(p),
+			"allowedValues":          allowedValues(srv, p),
 			"source":                 source,
 			"isDynamicConfig":        p.Context != "postmaster" && p.Context != "internal",
 			"isReadOnly":             why != "",
@@ -269,7 +273,7 @@ func lookupParameter(srv *Server, name string) (pgSetting, error) {
 
 // normalizeValue checks value against p's type and range and returns it as it is stored and
 // written (booleans as on/off, enumerations in their own spelling); errors are Azure's 400.
-func normalizeValue(p pgSetting, value string) (string, error) {
+func normalizeValue(srv *Server, p pgSetting, value string) (string, error) {
 	bad := func(format string, a ...any) error {
 		e := arm.InvalidParameter("properties.value", "Invalid value given for parameter %s. Specify a valid parameter value. ", p.Name)
 		e.Message += fmt.Sprintf(format, a...)
@@ -286,7 +290,7 @@ func normalizeValue(p pgSetting, value string) (string, error) {
 		}
 		return "", bad("'%s' is not a Boolean: use on or off.", value)
 	case "integer":
-		lo, hi := parameterRange(p)
+		lo, hi := parameterRange(srv, p)
 		n, err := strconv.ParseInt(v, 10, 64)
 		l, _ := strconv.ParseInt(lo, 10, 64)
 		h, _ := strconv.ParseInt(hi, 10, 64)
@@ -298,7 +302,7 @@ func normalizeValue(p pgSetting, value string) (string, error) {
 		}
 		return strconv.FormatInt(n, 10), nil
 	case "real":
-		lo, hi := parameterRange(p)
+		lo, hi := parameterRange(srv, p)
 		f, err := strconv.ParseFloat(v, 64)
 		l, _ := strconv.ParseFloat(lo, 64)
 		h, _ := strconv.ParseFloat(hi, 64)
@@ -389,7 +393,7 @@ func (s *Service) setParameter(w http.ResponseWriter, r *arm.Request) {
 	defer mu.Unlock()
 	var op *arm.Operation
 	var changed bool
-	srv, err := s.mutate(r.Context(), id, func(cur *Server) error {
+	_, err := s.mutate(r.Context(), id, func(cur *Server) error {
 		p, err := lookupParameter(cur, r.Param("configurationName"))
 		if err != nil {
 			return err
@@ -406,7 +410,7 @@ func (s *Service) setParameter(w http.ResponseWriter, r *arm.Request) {
 			if body.Properties.Value == nil {
 				return arm.InvalidParameter("properties.value", "Invalid value given for parameter %s. Specify a valid parameter value.", p.Name)
 			}
-			if value, err = normalizeValue(p, *body.Properties.Value); err != nil {
+			if value, err = normalizeValue(cur, p, *body.Properties.Value); err != nil {
 				return err
 			}
 			reset = value == cur.parameterDefault(p)
@@ -443,18 +447,34 @@ func (s *Service) setParameter(w http.ResponseWriter, r *arm.Request) {
 		arm.WriteError(w, r, err)
 		return
 	}
-	inst := srv.instance()
 	if err := s.ops.Start(r.Context(), op, func(ctx context.Context, op *arm.Operation) error {
 		if !changed {
 			return nil
 		}
-		return s.dp.SetParameters(ctx, inst)
+		return s.applyParameters(ctx, id)
 	}); err != nil {
 		arm.WriteError(w, r, err)
 		return
 	}
 	r.Log.Info("server parameter set", "server", id.Name(), "parameter", r.Param("configurationName"), "operation", op.Name)
 	arm.Accepted(w, r, op, http.StatusAccepted, nil)
+}
+
+// applyParameters writes the server's current parameters into its configuration and reloads
+// it. Changes apply one at a time per server, each reading the record afresh: an operation that
+// started earlier never writes its older values over a later change's.
+func (s *Service) applyParameters(ctx context.Context, id arm.ResourceID) error {
+	mu, _ := s.paramLocks.LoadOrStore(id.Key(), &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	srv, err := s.reload(ctx, id)
+	if err != nil {
+		return err
+	}
+	if srv == nil {
+		return notFound(id)
+	}
+	return s.dp.SetParameters(ctx, srv.instance())
 }
 
 // clearPendingRestart records that the server's PostgreSQL started with its current

@@ -23,6 +23,8 @@ func TestNormalizeValue(t *testing.T) {
 		{"max_connections", "200MB", ""},
 		{"work_mem", "65536", "65536"},
 		{"work_mem", "63", ""},
+		{"shared_buffers", "131072", "131072"}, // 1GB of the B1ms's 2GB
+		{"shared_buffers", "131073", ""},
 		{"log_min_duration_statement", "-1", "-1"},
 		{"log_min_duration_statement", "250\nfsync = off", ""},
 		{"random_page_cost", "1.1", "1.1"},
@@ -39,7 +41,7 @@ func TestNormalizeValue(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s is not in the catalog", tt.param)
 		}
-		got, err := normalizeValue(p, tt.value)
+		got, err := normalizeValue(&Server{SKU: SKU{Name: "Standard_B1ms"}}, p, tt.value)
 		if tt.want == "" {
 			ae := arm.AsError(err)
 			if ae == nil || ae.Status != http.StatusBadRequest || ae.Code != "InvalidParameterValue" ||

@@ -75,6 +75,9 @@ type Service struct {
 	locks sync.Map
 	// backupLocks holds one *sync.Mutex per stanza (server UID): see backupLock.
 	backupLocks sync.Map
+	// paramLocks holds one *sync.Mutex per server (by lower-case resource id): see
+	// applyParameters.
+	paramLocks sync.Map
 }
 
 // New makes the provider and registers its operation resumers.
