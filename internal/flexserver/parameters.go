@@ -108,6 +108,8 @@ var readOnlyParameters = map[string]string{
 	"local_preload_libraries": whyLibraries, "jit_provider": whyLibraries,
 	"restart_after_crash": whyControl, "exit_on_error": whyControl, "cluster_name": whyControl,
 	"shared_memory_type": whyControl, "dynamic_shared_memory_type": whyControl,
+	// The host's huge pages are not reserved for servers: "on" would keep the server from starting.
+	"huge_pages": whyControl, "huge_page_size": whyControl,
 	"transaction_isolation": whyControl, "transaction_read_only": whyControl, "transaction_deferrable": whyControl,
 }
 
