@@ -222,7 +222,7 @@ func (m *Manager) SupportedVersions() []string {
 // for a shared host.
 func (m *Manager) settings(inst flexserver.Instance) postgres.Settings {
 	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst), BackupOSUser: m.accountName(kindBackup, inst.UID),
-		AllowInsecureTransport: inst.AllowInsecureTransport}
+		AllowInsecureTransport: inst.AllowInsecureTransport, Extensions: inst.Extensions}
 	if addr, err := netip.ParseAddr(inst.ListenAddress); err == nil {
 		s.ListenAddresses = []netip.Addr{addr}
 		if !addr.IsLoopback() {

@@ -32,6 +32,8 @@ type Instance struct {
 	// AllowInsecureTransport: require_secure_transport is off; pg_hba.conf accepts clients
 	// without TLS.
 	AllowInsecureTransport bool
+	// Extensions is the allow-list of extensions (azure.extensions); nil means pgflex's default.
+	Extensions []string
 }
 
 // RestoreSource is the repository a new server is restored from: repository 1 (in the source's
@@ -126,7 +128,7 @@ func (s *Server) instance() Instance {
 	inst := Instance{UID: s.UID, Name: s.Name, Version: s.Version, ListenAddress: s.ListenAddress, Port: s.Port,
 		AdminLogin: s.AdministratorLogin, VCores: info.VCores, MemoryMB: info.VCores * info.MemoryPerVCoreM,
 		Location: s.Location, RetentionDays: s.BackupRetentionDays, Parameters: s.effectiveParameters(),
-		AllowInsecureTransport: s.allowsPlaintext()}
+		AllowInsecureTransport: s.allowsPlaintext(), Extensions: s.extensions()}
 	if s.GeoRedundantBackup == "Enabled" {
 		inst.GeoLocation, _ = regions.PairOf(s.Location)
 		inst.GeoPaused = s.Encryption.GeoKeyStatus == KeyInvalid

@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/pgflex/pgflex/internal/arm"
+	"github.com/pgflex/pgflex/internal/postgres"
 )
 
 // Server parameters (Microsoft.DBforPostgreSQL/flexibleServers/configurations). The catalog
@@ -46,6 +47,11 @@ type pgSetting struct {
 // requireSecureTransport is Azure's own parameter (not PostgreSQL's).
 const requireSecureTransport = "require_secure_transport"
 
+// azureExtensions is Azure's allow-list of extensions the administrator may create (pgflex_guard
+// enforces it); pgflex offers the extensions of postgres.DefaultExtensions, all allowed by
+// default. It is written into postgresql.conf (postgres.Settings.Extensions), not the user file.
+const azureExtensions = "azure.extensions"
+
 // catalog is the parameters by lower-case name (Azure lists names in lower case).
 var catalog = sync.OnceValue(func() map[string]pgSetting {
 	out := map[string]pgSetting{}
@@ -62,6 +68,9 @@ var catalog = sync.OnceValue(func() map[string]pgSetting {
 	out[requireSecureTransport] = pgSetting{Name: requireSecureTransport, Type: "bool", Context: "sighup", Boot: "on",
 		Desc:     "Whether client connections to the server are required to use some form of secure transport.",
 		Category: "Connections and Authentication / SSL"}
+	out[azureExtensions] = pgSetting{Name: azureExtensions, Type: "set", Context: "sighup",
+		Boot: strings.Join(postgres.DefaultExtensions, ","), Enum: postgres.DefaultExtensions,
+		Desc: "Specifies which extensions are allowed to be created in the server.", Category: "Customized Options"}
 	return out
 })
 
@@ -193,14 +202,28 @@ func (srv *Server) allowsPlaintext() bool { return srv.Parameters[requireSecureT
 func (srv *Server) effectiveParameters() map[string]string {
 	out := skuDefaults(srv.memoryMB())
 	for n, v := range srv.Parameters {
-		if n != requireSecureTransport {
+		if n != requireSecureTransport && n != azureExtensions {
 			out[n] = v
 		}
 	}
 	return out
 }
 
-var dataTypes = map[string]string{"bool": "Boolean", "integer": "Integer", "real": "Numeric", "enum": "Enumeration", "string": "String"}
+// extensions is the server's azure.extensions for the data plane: nil for the default (all
+// of postgres.DefaultExtensions), an empty list to allow none.
+func (srv *Server) extensions() []string {
+	v, ok := srv.Parameters[azureExtensions]
+	if !ok {
+		return nil
+	}
+	if v == "" {
+		return []string{}
+	}
+	return strings.Split(v, ",")
+}
+
+var dataTypes = map[string]string{"bool": "Boolean", "integer": "Integer", "real": "Numeric", "enum": "Enumeration",
+	"string": "String", "set": "Set"}
 
 func allowedValues(srv *Server, p pgSetting) string {
 	switch p.Type {
@@ -209,7 +232,7 @@ func allowedValues(srv *Server, p pgSetting) string {
 	case "integer", "real":
 		lo, hi := parameterRange(srv, p)
 		return lo + "-" + hi
-	case "enum":
+	case "enum", "set":
 		return strings.Join(p.Enum, ",")
 	}
 	return ""
@@ -322,6 +345,26 @@ func normalizeValue(srv *Server, p pgSetting, value string) (string, error) {
 			}
 		}
 		return "", bad("'%s' is not one of %s.", value, strings.Join(p.Enum, ", "))
+	case "set":
+		// A comma-separated subset of the allowed values, in the catalog's order; empty allows none.
+		chosen := map[string]bool{}
+		for _, item := range strings.Split(v, ",") {
+			item = strings.ToLower(strings.TrimSpace(item))
+			if item == "" {
+				continue
+			}
+			if !slices.Contains(p.Enum, item) {
+				return "", bad("'%s' is not one of %s.", item, strings.Join(p.Enum, ", "))
+			}
+			chosen[item] = true
+		}
+		var out []string
+		for _, e := range p.Enum {
+			if chosen[e] {
+				out = append(out, e)
+			}
+		}
+		return strings.Join(out, ","), nil
 	}
 	if len(value) > 1024 || strings.IndexFunc(value, unicode.IsControl) >= 0 {
 		return "", bad("The value must be one line of at most 1024 characters.")

@@ -124,6 +124,43 @@ func TestServerParametersWithAzureSDK(t *testing.T) {
 		})
 	})
 
+	t.Run("azure.extensions allow-list", func(t *testing.T) {
+		c, err := set("azure.extensions", "CITEXT")
+		if err != nil || *c.Properties.Value != "citext" || *c.Properties.DataType != armpostgresqlflexibleservers.ConfigurationDataTypeSet {
+			t.Fatalf("set azure.extensions: %+v %v", c.Properties, err)
+		}
+		// The reload is a signal: the postmaster reads the file a moment later.
+		testEventually(t, func() error {
+			if got := showSetting(t, d, "pg-params", "azure.extensions"); got != "citext" {
+				return errors.New("SHOW azure.extensions = " + got)
+			}
+			return nil
+		})
+		// Extensions are created in a database the administrator owns.
+		r := d.ARM(t, http.MethodPut, serverPath(d, "rg", "pg-params")+"/databases/appdb?api-version=2025-08-01",
+			map[string]any{"properties": map[string]any{"charset": "UTF8"}})
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("create database: %d %s", r.Status, r.Raw)
+		}
+		if op := d.WaitOperation(t, r.Header.Get("Azure-AsyncOperation"), time.Minute); op["status"] != "Succeeded" {
+			t.Fatalf("create database: %v", op)
+		}
+		conn, err := connect(t, d, serverRaw(t, d, "rg", "pg-params"), "appdb")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "CREATE EXTENSION citext"); err != nil {
+			t.Fatalf("an allowed extension: %v", err)
+		}
+		if _, err := conn.Exec(ctx, "CREATE EXTENSION pg_trgm"); err == nil || !strings.Contains(err.Error(), "pg_trgm") {
+			t.Fatalf("an extension left out of azure.extensions: %v", err)
+		}
+		if _, err := set("azure.extensions", "plpython3u"); err == nil {
+			t.Fatal("an extension pgflex does not offer was accepted")
+		}
+	})
+
 	t.Run("static parameter pending until restart", func(t *testing.T) {
 		if _, err := set("max_connections", "80"); err != nil {
 			t.Fatal(err)

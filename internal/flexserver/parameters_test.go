@@ -35,6 +35,8 @@ func TestNormalizeValue(t *testing.T) {
 		{"search_path", `"$user", public`, `"$user", public`},
 		{"search_path", "a\x00b", ""},
 		{"application_name", strings.Repeat("x", 1025), ""},
+		{"azure.extensions", " Citext, pg_trgm,citext ", "citext,pg_trgm"},
+		{"azure.extensions", "plpython3u", ""},
 	}
 	for _, tt := range tests {
 		p, ok := catalog()[tt.param]
@@ -79,12 +81,31 @@ func TestReadOnlyParameters(t *testing.T) {
 		}
 	}
 	for name, p := range catalog() {
-		if readOnlyReason(p) != "" || name == requireSecureTransport {
+		if readOnlyReason(p) != "" || name == requireSecureTransport || name == azureExtensions {
 			continue
 		}
 		if _, err := postgres.RenderUserConfig(map[string]string{name: p.Boot}); err != nil {
 			t.Errorf("%s is settable through the API but the data plane refuses it: %v", name, err)
 		}
+	}
+}
+
+func TestAzureExtensions(t *testing.T) {
+	p := catalog()[azureExtensions]
+	srv := &Server{}
+	if v, err := normalizeValue(srv, p, " "); err != nil || v != "" {
+		t.Fatalf("empty list: %q %v", v, err)
+	}
+	if srv.extensions() != nil {
+		t.Fatal("no override: not the default")
+	}
+	srv.Parameters = map[string]string{azureExtensions: ""}
+	if got := srv.extensions(); got == nil || len(got) != 0 {
+		t.Fatalf("empty override: %v, want an empty list", got)
+	}
+	srv.Parameters[azureExtensions] = "citext,pg_trgm"
+	if got := srv.extensions(); strings.Join(got, " ") != "citext pg_trgm" || srv.effectiveParameters()[azureExtensions] != "" {
+		t.Fatalf("override: %v %v", got, srv.effectiveParameters())
 	}
 }
 
