@@ -32,7 +32,7 @@ func newPostgresCommand(a *App) *cobra.Command {
 		newPostgresPowerCommand(a, "stop", "Stop a flexible server."),
 		newPostgresPowerCommand(a, "restart", "Restart a flexible server."),
 		newPostgresShowConnectionStringCommand(a), newPostgresConnectCommand(a), newPostgresExecuteCommand(a),
-		newPostgresIdentityCommand(a), newPostgresDBCommand(a), newPostgresFirewallCommand(a),
+		newPostgresIdentityCommand(a), newPostgresDBCommand(a), newPostgresFirewallCommand(a), newPostgresParameterCommand(a),
 		newPostgresBackupCommand(a), newPostgresRestoreCommand(a), newPostgresGeoRestoreCommand(a),
 		newPostgresReviveDroppedCommand(a),
 	)

@@ -144,7 +144,7 @@ func (e endpointDirectory) target(ep flexserver.Endpoint) (pgrouter.Target, erro
 	if err != nil {
 		return pgrouter.Target{}, err
 	}
-	return pgrouter.Target{Name: ep.Name, Addr: ep.Addr, Owner: owner}, nil
+	return pgrouter.Target{Name: ep.Name, Addr: ep.Addr, Owner: owner, AllowPlaintext: ep.AllowPlaintext}, nil
 }
 
 // stateRefusal says why a server in state is not connected, or nil when it is. Servers in

@@ -221,7 +221,8 @@ func (m *Manager) SupportedVersions() []string {
 // settings derives PostgreSQL's configuration for a server. Memory follows the SKU, capped
 // for a shared host.
 func (m *Manager) settings(inst flexserver.Instance) postgres.Settings {
-	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst), BackupOSUser: m.accountName(kindBackup, inst.UID)}
+	s := postgres.Settings{Port: inst.Port, SocketDir: m.socketDir(inst), BackupOSUser: m.accountName(kindBackup, inst.UID),
+		AllowInsecureTransport: inst.AllowInsecureTransport, Extensions: inst.Extensions}
 	if addr, err := netip.ParseAddr(inst.ListenAddress); err == nil {
 		s.ListenAddresses = []netip.Addr{addr}
 		if !addr.IsLoopback() {
@@ -301,15 +302,36 @@ func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
 // configure installs a certificate from pgflex's CA and writes the server's configuration,
 // archiving included, into its data directory.
 func (m *Manager) configure(ctx context.Context, inst flexserver.Instance, db osuser.User) error {
-	dataDir := m.dataDir(inst)
 	if err := m.installCertificate(ctx, inst, db); err != nil {
 		return err
 	}
+	return m.rewriteConfig(ctx, inst, db)
+}
+
+// SetParameters writes the server's configuration (its parameters, and pg_hba.conf for
+// require_secure_transport) and reloads its PostgreSQL.
+func (m *Manager) SetParameters(ctx context.Context, inst flexserver.Instance) error {
+	pi, err := m.running(inst)
+	if err != nil {
+		return err
+	}
+	if err := m.rewriteConfig(ctx, inst, pi.User); err != nil {
+		return err
+	}
+	return pi.Reload(ctx)
+}
+
+// rewriteConfig writes the server's whole configuration again before a start or restart, so
+// that it carries the server's current parameters (and what this release of pgflex sets).
+func (m *Manager) rewriteConfig(ctx context.Context, inst flexserver.Instance, db osuser.User) error {
 	settings := m.settings(inst)
 	if err := m.archiving(inst, &settings); err != nil {
 		return err
 	}
-	return postgres.WriteConfig(ctx, dataDir, db, settings)
+	if err := postgres.WriteConfig(ctx, m.dataDir(inst), db, settings); err != nil {
+		return err
+	}
+	return postgres.WriteUserConfig(ctx, m.dataDir(inst), db, inst.Parameters)
 }
 
 // certificateHosts are the names a server's certificate covers: its host name only, reached
@@ -438,6 +460,9 @@ func (m *Manager) Start(ctx context.Context, inst flexserver.Instance, dek []byt
 	if err != nil {
 		return err
 	}
+	if err := m.rewriteConfig(ctx, inst, pi.User); err != nil {
+		return fmt.Errorf("write the server's configuration: %w", err)
+	}
 	if err := pi.Start(ctx); err != nil {
 		return err
 	}
@@ -520,6 +545,9 @@ func (m *Manager) Restart(ctx context.Context, inst flexserver.Instance) error {
 	}
 	if _, err := m.refreshCertificate(ctx, inst, pi.User); err != nil {
 		return err
+	}
+	if err := m.rewriteConfig(ctx, inst, pi.User); err != nil {
+		return fmt.Errorf("write the server's configuration: %w", err)
 	}
 	return pi.Restart(ctx, postgres.StopFast)
 }

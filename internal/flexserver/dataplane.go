@@ -25,6 +25,15 @@ type Instance struct {
 	GeoLocation   string
 	GeoPaused     bool
 	RetentionDays int
+	// Parameters are the server's PostgreSQL parameters that differ from pgflex's configuration:
+	// the SKU's defaults and the user's overrides (name → value), written into the server's
+	// user configuration file at every configure, start and restart.
+	Parameters map[string]string
+	// AllowInsecureTransport: require_secure_transport is off; pg_hba.conf accepts clients
+	// without TLS.
+	AllowInsecureTransport bool
+	// Extensions is the allow-list of extensions (azure.extensions); nil means pgflex's default.
+	Extensions []string
 }
 
 // RestoreSource is the repository a new server is restored from: repository 1 (in the source's
@@ -108,6 +117,9 @@ type DataPlane interface {
 	CreateDatabase(ctx context.Context, inst Instance, db Database) error
 	DropDatabase(ctx context.Context, inst Instance, name string) error
 	ListDatabases(ctx context.Context, inst Instance) ([]Database, error)
+	// SetParameters writes inst.Parameters into the server's configuration and reloads it:
+	// dynamic parameters apply at once, static ones at the next start or restart.
+	SetParameters(ctx context.Context, inst Instance) error
 }
 
 // instance derives the data-plane description of a server.
@@ -115,7 +127,8 @@ func (s *Server) instance() Instance {
 	_, info, _ := lookupSKU(s.SKU.Name)
 	inst := Instance{UID: s.UID, Name: s.Name, Version: s.Version, ListenAddress: s.listenAddress(), Port: s.Port,
 		AdminLogin: s.AdministratorLogin, VCores: info.VCores, MemoryMB: info.VCores * info.MemoryPerVCoreM,
-		Location: s.Location, RetentionDays: s.BackupRetentionDays}
+		Location: s.Location, RetentionDays: s.BackupRetentionDays, Parameters: s.effectiveParameters(),
+		AllowInsecureTransport: s.allowsPlaintext(), Extensions: s.extensions()}
 	if s.GeoRedundantBackup == "Enabled" {
 		inst.GeoLocation, _ = regions.PairOf(s.Location)
 		inst.GeoPaused = s.Encryption.GeoKeyStatus == KeyInvalid

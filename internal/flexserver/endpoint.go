@@ -31,13 +31,17 @@ type Endpoint struct {
 	// Addr is where the server's own PostgreSQL listens (host:port): a port this service gave
 	// the server, and nothing else.
 	Addr string
+	// AllowPlaintext: the server's require_secure_transport is off, so the endpoint may
+	// forward clients without TLS (named user@server).
+	AllowPlaintext bool
 }
 
 // ErrNoServer: no server has the name or UID asked for.
 var ErrNoServer = errors.New("no such server")
 
 func (s *Server) endpoint() Endpoint {
-	return Endpoint{Name: s.Name, UID: s.UID, State: s.State, Addr: net.JoinHostPort(s.listenAddress(), strconv.Itoa(s.Port))}
+	return Endpoint{Name: s.Name, UID: s.UID, State: s.State, Addr: net.JoinHostPort(s.listenAddress(), strconv.Itoa(s.Port)),
+		AllowPlaintext: s.allowsPlaintext()}
 }
 
 // listenAddress is where the server's PostgreSQL listens: the loopback address, also for a

@@ -113,6 +113,11 @@ type Server struct {
 	GeoBackupDue bool `json:"geoBackupDue,omitempty"`
 	// SourceServerID is the server this one was restored from.
 	SourceServerID string `json:"sourceServerId,omitempty"`
+	// Parameters are the user's overrides of server parameters (lower-case name → value as
+	// written into the configuration); PendingRestart names the static ones among them changed
+	// since PostgreSQL last started.
+	Parameters     map[string]string `json:"parameters,omitempty"`
+	PendingRestart []string          `json:"pendingRestart,omitempty"`
 	// Operation is the running long-running operation, if any: one at a time per server.
 	Operation string    `json:"operation,omitempty"`
 	Created   time.Time `json:"created"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -267,6 +268,11 @@ func (s *Service) restoredServer(id arm.ResourceID, body *serverBody, source *Se
 		GeoRedundantBackup: "Disabled", PublicNetworkAccess: "Enabled", HAMode: "Disabled", SourceServerID: source.ID().String(),
 		// Azure's restore carries the source's firewall rules over.
 		FirewallRules: slices.Clone(source.FirewallRules)}
+	// The source's server parameters come with it, as on Azure; the new server starts with
+	// them, so none is pending.
+	if len(source.Parameters) > 0 {
+		srv.Parameters = maps.Clone(source.Parameters)
+	}
 	p := body.Properties
 	if body.SKU != nil {
 		if err := validateSKU(body.SKU); err != nil {

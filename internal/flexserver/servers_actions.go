@@ -123,6 +123,7 @@ func (s *Service) runStart(ctx context.Context, op *arm.Operation) error {
 		}
 		return err
 	}
+	s.clearPendingRestart(ctx, id)
 	return s.finish(ctx, id, StateReady)
 }
 
@@ -186,5 +187,6 @@ func (s *Service) runRestart(ctx context.Context, op *arm.Operation) error {
 		}
 		return err
 	}
+	s.clearPendingRestart(ctx, id)
 	return s.finish(ctx, id, StateReady)
 }

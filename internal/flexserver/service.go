@@ -77,6 +77,9 @@ type Service struct {
 	backupLocks sync.Map
 	// firewall is the endpoint's copy of each server's firewall (see firewallCache).
 	firewall firewallCache
+	// paramLocks holds one *sync.Mutex per server (by lower-case resource id): see
+	// applyParameters.
+	paramLocks sync.Map
 }
 
 // New makes the provider and registers its operation resumers.
@@ -145,6 +148,10 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	h(http.MethodGet, srv+"/firewallRules/{firewallRuleName}", s.getFirewallRule)
 	h(http.MethodDelete, srv+"/firewallRules/{firewallRuleName}", s.deleteFirewallRule)
 	h(http.MethodGet, srv+"/firewallRules", s.listFirewallRules)
+	h(http.MethodGet, srv+"/configurations", s.listParameters)
+	h(http.MethodGet, srv+"/configurations/{configurationName}", s.getParameter)
+	h(http.MethodPut, srv+"/configurations/{configurationName}", s.setParameter)
+	h(http.MethodPatch, srv+"/configurations/{configurationName}", s.setParameter)
 	h(http.MethodGet, srv+"/backups", s.listBackups)
 	h(http.MethodGet, srv+"/backups/{backupName}", s.getBackup)
 	onDemand := versionsWhere(func(v apiShape) bool { return v.onDemandBackups })

@@ -47,6 +47,9 @@ type Target struct {
 	// client only to a port whose socket that account owns, never to another process that
 	// took the port (a server's port is freed while it restarts or after it is deleted).
 	Owner uint32
+	// AllowPlaintext: the server accepts connections without TLS (require_secure_transport
+	// off), named by a startup user "user@server" (plaintext.go).
+	AllowPlaintext bool
 }
 
 // Directory finds servers. Its errors that are *Refusal reach the client as they are.
@@ -371,8 +374,7 @@ func (r *Router) negotiate(ctx context.Context, c net.Conn) net.Conn {
 			r.forwardCancel(ctx, client, msg)
 			return nil
 		case msg.code>>16 == 3:
-			r.refuse(c, plaintextRefusal(client, msg))
-			return nil
+			return r.routePlaintext(ctx, c, client, msg) // plaintext.go
 		default:
 			r.refuse(c, &Refusal{Code: CodeProtocol, Message: fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0 to 3.0",
 				msg.code>>16, msg.code&0xffff)})

@@ -427,6 +427,9 @@ func (s Settings) parameters() []confLine {
 		// stats_temp_directory).
 		confLine{"timezone", quoteConf("UTC")},
 		confLine{"log_timezone", quoteConf("UTC")},
+		// Last, so that the server's parameters (Azure's user overrides) win; see
+		// WriteUserConfig.
+		confLine{"include_if_exists", quoteConf(UserConfigFile)},
 	)
 	return p
 }
