@@ -104,8 +104,13 @@ func TestServerBadInputAndRules(t *testing.T) {
 	if props(srv)["state"] != "Ready" || srv["location"] != "eastus" || props(srv)["administratorLogin"] != "pgadmin" {
 		t.Fatalf("good server changed: %v", srv)
 	}
+	// The same size is accepted (an update with nothing to do); it is an operation like any
+	// other, and the server takes the next one (the database below) only after it: waited for,
+	// or a loaded machine answers 409 to the next request.
 	if r := d.ARM(t, http.MethodPatch, serverPath(d, "rg", "good")+v, map[string]any{"properties": map[string]any{"storage": map[string]any{"storageSizeGB": 32}}}); r.Status != 202 {
 		t.Fatalf("same size: %d", r.Status)
+	} else if op := d.WaitOperation(t, r.Header.Get("Azure-AsyncOperation"), time.Minute); op["status"] != "Succeeded" {
+		t.Fatalf("same size: %v", op)
 	}
 
 	// Databases live in the server's PostgreSQL.
