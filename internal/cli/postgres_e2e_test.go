@@ -180,6 +180,30 @@ func TestPostgresServerFlowsThroughCLI(t *testing.T) {
 	if len(rows) != 1 || rows[0]["two"] != float64(2) {
 		t.Fatalf("execute with the new password: %v", rows)
 	}
+
+	// Firewall rules: create made one for this machine's address towards the endpoint
+	// (127.0.0.1); without a rule for it, the endpoint refuses as Azure does.
+	rule, _ := created["firewallName"].(string)
+	var rules []map[string]any
+	c.json(&rules, pg("firewall-rule", "list", "-g", "rg1", "-n", "pgcli-one")...)
+	if len(rules) != 1 || rules[0]["name"] != rule || rules[0]["startIpAddress"] != "127.0.0.1" || rules[0]["endIpAddress"] != "127.0.0.1" {
+		t.Fatalf("rules after create (firewallName %q): %v", rule, rules)
+	}
+	refused := `no pg_hba.conf entry for host "127.0.0.1", user "pgadmin", database "postgres", SSL encryption`
+	c.ok(pg("firewall-rule", "delete", "-g", "rg1", "-n", "pgcli-one", "-r", rule, "--yes")...)
+	c.fails(1, refused, pg("execute", "-n", "pgcli-one", "-p", newPassword, "-q", "select 1")...)
+	c.ok(pg("firewall-rule", "create", "-g", "rg1", "-n", "pgcli-one", "-r", "local", "--start-ip-address", "127.0.0.2")...)
+	c.fails(1, refused, pg("execute", "-n", "pgcli-one", "-p", newPassword, "-q", "select 1")...)
+	c.ok(pg("firewall-rule", "update", "-g", "rg1", "-n", "pgcli-one", "-r", "local", "--start-ip-address", "127.0.0.1")...)
+	var ruleShown map[string]any
+	c.json(&ruleShown, pg("firewall-rule", "show", "-g", "rg1", "-n", "pgcli-one", "-r", "local")...)
+	if ruleShown["startIpAddress"] != "127.0.0.1" || ruleShown["endIpAddress"] != "127.0.0.2" {
+		t.Fatalf("rule after update: %v", ruleShown)
+	}
+	c.json(&rows, pg("execute", "-n", "pgcli-one", "-p", newPassword, "-q", "select 3 as three")...)
+	if len(rows) != 1 || rows[0]["three"] != float64(3) {
+		t.Fatalf("execute once a rule admits 127.0.0.1 again: %v", rows)
+	}
 	c.fails(1, "You cannot enable data encryption on a server that was not created with data encryption.",
 		pg("update", "-g", "rg1", "-n", "pgcli-one", "--identity", "some-identity", "--key", "https://v.vault.localhost/keys/k")...)
 
