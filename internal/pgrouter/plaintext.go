@@ -58,6 +58,11 @@ func (r *Router) routePlaintext(ctx context.Context, c net.Conn, client netip.Ad
 		r.log.Warn("postgres endpoint: connect server", "server", name, "err", err)
 		ref = Unavailable(name, "is not accepting connections", "Retry in a moment.")
 	}
+	if ref.Startup != nil {
+		// A refusal in pg_hba.conf's words (the firewall's): as PostgreSQL says them to a
+		// client without TLS.
+		ref = plaintextRefusal(client, msg)
+	}
 	r.log.Debug("postgres endpoint: refused without TLS", "client", client, "server", name, "reason", ref.Message)
 	r.refuse(c, ref)
 	return nil

@@ -50,11 +50,15 @@ func (d plaintextDirectory) Lookup(ctx context.Context, name string) (Target, er
 // names the user as sent, the server names the rewritten user.
 func TestPlaintext(t *testing.T) {
 	f := requireServers(t)
-	dir := plaintextDirectory{directory: newDirectory(f), allow: map[string]bool{"alpha": true}}
+	// alpha and charlie (alpha's port under another name) allow plaintext; bravo does not;
+	// the firewall admits alpha only.
+	base := newDirectory(f)
+	base.extra["charlie"] = Target{Name: "charlie", Addr: f.servers["alpha"].addr, Owner: f.servers["alpha"].user.UID}
+	dir := plaintextDirectory{directory: base, allow: map[string]bool{"alpha": true, "charlie": true}}
 	admitted := map[string]bool{"alpha": true}
-	rn := startRouter(t, f, Config{Directory: dir, Admit: func(_ context.Context, _ netip.AddrPort, tg Target) error {
+	rn := startRouter(t, f, Config{Directory: dir, Admit: func(_ context.Context, client netip.AddrPort, tg Target) error {
 		if !admitted[tg.Name] {
-			return &Refusal{Code: CodeNotAuthorized, Message: "not admitted"}
+			return NoHBAEntry(client.Addr())
 		}
 		return nil
 	}})
@@ -69,6 +73,9 @@ func TestPlaintext(t *testing.T) {
 		{"no server in the user", "pgadmin",
 			`no pg_hba.conf entry for host "127.0.0.1", user "pgadmin", database "postgres", no encryption`},
 		{"unknown server", "pgadmin@nosuch", `server "nosuch" was not found`},
+		// The firewall's refusal in the words PostgreSQL uses for a client without TLS.
+		{"allowed, no firewall rule", "pgadmin@charlie",
+			`no pg_hba.conf entry for host "127.0.0.1", user "pgadmin@charlie", database "postgres", no encryption`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
