@@ -161,6 +161,9 @@ func (s *Service) createFirewallRule(w http.ResponseWriter, r *arm.Request) {
 			cur.FirewallRules[i] = fr
 			return nil
 		}
+		if err := checkRuleCount(cur); err != nil {
+			return err
+		}
 		cur.FirewallRules = append(cur.FirewallRules, fr)
 		return nil
 	})
@@ -170,6 +173,19 @@ func (s *Service) createFirewallRule(w http.ResponseWriter, r *arm.Request) {
 	}
 	s.log.Info("firewall rule set", "server", srv.Name, "rule", fr.Name, "start", fr.Start, "end", fr.End)
 	s.doneOperation(w, r, srv, "flexserver/putFirewallRule", http.StatusAccepted, nil)
+}
+
+// maxFirewallRules bounds a server's rules: its record, and the endpoint's check of every new
+// connection, stay small.
+const maxFirewallRules = 256
+
+// checkRuleCount refuses a rule beyond maxFirewallRules.
+func checkRuleCount(srv *Server) error {
+	if len(srv.FirewallRules) >= maxFirewallRules {
+		return arm.BadRequest("FirewallRuleLimitExceeded",
+			"The server '%s' has %d firewall rules, the most a server may have. Delete a rule, or widen one to cover a range, before adding another.", srv.Name, len(srv.FirewallRules))
+	}
+	return nil
 }
 
 func (s *Service) deleteFirewallRule(w http.ResponseWriter, r *arm.Request) {

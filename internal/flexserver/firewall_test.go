@@ -2,6 +2,7 @@ package flexserver
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/pgflex/pgflex/internal/arm"
@@ -69,5 +70,21 @@ func TestFirewallRuleValidation(t *testing.T) {
 		if ae := arm.AsError(err); ae == nil || ae.Status != 400 || ae.Code != tc.code {
 			t.Errorf("%s-%s: %v, want 400 %s", tc.start, tc.end, err, tc.code)
 		}
+	}
+}
+
+// TestFirewallRuleLimit: a server takes up to maxFirewallRules rules, then refuses one more
+// with a 400 that says what to do.
+func TestFirewallRuleLimit(t *testing.T) {
+	srv := &Server{Name: "s1"}
+	for range maxFirewallRules {
+		if err := checkRuleCount(srv); err != nil {
+			t.Fatalf("rule %d refused: %v", len(srv.FirewallRules)+1, err)
+		}
+		srv.FirewallRules = append(srv.FirewallRules, FirewallRule{})
+	}
+	err := checkRuleCount(srv)
+	if e := arm.AsError(err); e == nil || e.Status != 400 || e.Code != "FirewallRuleLimitExceeded" || !strings.Contains(e.Message, "Delete a rule") {
+		t.Fatalf("rule %d: %v, want FirewallRuleLimitExceeded", maxFirewallRules+1, err)
 	}
 }

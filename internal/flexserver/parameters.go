@@ -120,6 +120,10 @@ var readOnlyParameters = map[string]string{
 	// The host's huge pages are not reserved for servers: "on" would keep the server from starting.
 	"huge_pages": whyControl, "huge_page_size": whyControl,
 	"transaction_isolation": whyControl, "transaction_read_only": whyControl, "transaction_deferrable": whyControl,
+	// With no standby, any name would make every commit wait forever (the service's own too).
+	"synchronous_standby_names": whyControl,
+	// syncfs does not reach the encrypted volume's files through FUSE on every kernel.
+	"recovery_init_sync_method": whyDurability,
 }
 
 // readOnlyReason says why a parameter cannot be set, or "".
@@ -130,6 +134,10 @@ func readOnlyReason(p pgSetting) string {
 	switch {
 	case p.Context == "internal":
 		return "it is fixed when PostgreSQL is built or its data directory initialized"
+	case p.Category == "File Locations":
+		// Paths on the host (extension_destdir among them: a directory searched before the
+		// server's own for extension scripts and libraries).
+		return whyIsolation
 	case p.Category == "Developer Options" || strings.HasPrefix(p.Name, "debug_") || strings.HasPrefix(p.Name, "trace_"):
 		return "it is a developer option of PostgreSQL, not for a service"
 	}
@@ -250,6 +258,16 @@ func parameterRange(srv *Server, p pgSetting) (lo, hi string) {
 		// host shared with other servers, and the server would not start again.
 		if mb := srv.memoryMB(); mb > 0 {
 			hi = strconv.Itoa(mb / 2 * 128)
+		}
+	case "wal_buffers":
+		// Allocated and zeroed at start: at most an eighth of the compute's memory (8kB pages).
+		if mb := srv.memoryMB(); mb > 0 {
+			hi = strconv.Itoa(mb / 8 * 128)
+		}
+	case "min_dynamic_shared_memory":
+		// Allocated at start: at most a quarter of the compute's memory (MB).
+		if mb := srv.memoryMB(); mb > 0 {
+			hi = strconv.Itoa(mb / 4)
 		}
 	}
 	return lo, hi

@@ -2,6 +2,7 @@ package flexserver
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -132,5 +133,44 @@ func TestSKUDefaults(t *testing.T) {
 	srv := &Server{SKU: SKU{Name: "Standard_B1ms"}, Parameters: map[string]string{"max_connections": "80", requireSecureTransport: "off"}}
 	if got := srv.effectiveParameters(); got["max_connections"] != "80" || got[requireSecureTransport] != "" || !srv.allowsPlaintext() {
 		t.Errorf("overrides: %v", got)
+	}
+}
+
+// TestSettableParametersAreReviewed: what users may set is an allow-list in effect. Every
+// parameter the API lets a user set is in testdata/settable-parameters.txt, which a person
+// reviewed (a parameter reaching host paths, such as extension_destdir, was found this way);
+// a new PostgreSQL version, a new catalog entry or a changed rule fails here until someone
+// decides: add it to the file, or make it read-only with its reason.
+func TestSettableParametersAreReviewed(t *testing.T) {
+	raw, err := os.ReadFile("testdata/settable-parameters.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewed := map[string]bool{}
+	for _, n := range strings.Fields(string(raw)) {
+		reviewed[n] = true
+	}
+	settable := map[string]bool{}
+	for name, p := range catalog() {
+		if readOnlyReason(p) == "" {
+			settable[name] = true
+			if !reviewed[name] {
+				t.Errorf("%s (%s, %s) is settable but was never reviewed: add it to testdata/settable-parameters.txt or make it read-only", name, p.Context, p.Category)
+			}
+		}
+	}
+	for name := range reviewed {
+		if !settable[name] {
+			t.Errorf("%s is in testdata/settable-parameters.txt but is read-only or unknown", name)
+		}
+	}
+	// The parameters the review refused stay refused.
+	for _, name := range []string{"extension_destdir", "synchronous_standby_names", "recovery_init_sync_method"} {
+		if settable[name] {
+			t.Errorf("%s is settable", name)
+		}
+	}
+	if len(settable) < 200 {
+		t.Errorf("only %d settable parameters: the catalog did not load", len(settable))
 	}
 }

@@ -1,6 +1,7 @@
 package flexserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -265,8 +266,10 @@ func (s *Service) restoredServer(id arm.ResourceID, body *serverBody, source *Se
 		ListenAddress: s.cfg.ListenAddress, State: StateProvisioning, Desired: DesiredRunning, Created: s.now().UTC(),
 		Location: location, SKU: source.SKU, Version: source.Version, AdministratorLogin: source.AdministratorLogin,
 		StorageSizeGB: source.StorageSizeGB, AutoGrow: source.AutoGrow, BackupRetentionDays: source.BackupRetentionDays,
-		GeoRedundantBackup: "Disabled", PublicNetworkAccess: "Enabled", HAMode: "Disabled", SourceServerID: source.ID().String(),
-		// Azure's restore carries the source's firewall rules over.
+		GeoRedundantBackup: "Disabled", PublicNetworkAccess: cmp.Or(source.PublicNetworkAccess, "Enabled"), HAMode: "Disabled",
+		SourceServerID: source.ID().String(),
+		// Azure's restore carries the source's firewall rules over, and its network access
+		// with them: a server closed to the network is not restored open to its old rules.
 		FirewallRules: slices.Clone(source.FirewallRules)}
 	// The source's server parameters come with it, as on Azure; the new server starts with
 	// them, so none is pending.

@@ -33,7 +33,7 @@ var protectedParameters = map[string]bool{
 	"ssl_min_protocol_version": true, "ssl_max_protocol_version": true, "ssl_dh_params_file": true,
 	"ssl_ecdh_curve": true, "ssl_prefer_server_ciphers": true, "ssl_passphrase_command_supports_reload": true,
 	"password_encryption": true, "shared_preload_libraries": true, "session_preload_libraries": true,
-	"local_preload_libraries": true, "dynamic_library_path": true, "jit_provider": true,
+	"local_preload_libraries": true, "dynamic_library_path": true, "jit_provider": true, "extension_destdir": true,
 	"fsync": true, "full_page_writes": true, "wal_level": true, "wal_init_zero": true, "data_sync_retry": true,
 	"archive_mode": true, "archive_command": true, "archive_library": true, "restore_command": true,
 	"logging_collector": true, "log_directory": true, "log_filename": true, "log_destination": true,
