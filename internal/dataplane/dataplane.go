@@ -318,7 +318,38 @@ func (m *Manager) SetParameters(ctx context.Context, inst flexserver.Instance) e
 	if err := m.rewriteConfig(ctx, inst, pi.User); err != nil {
 		return err
 	}
+	// PostgreSQL reads the files again for pg_file_settings without applying them: a value it
+	// refuses is found before the reload (and before a restart would fail on it).
+	if err := m.checkUserConfig(ctx, inst); err != nil {
+		return err
+	}
 	return pi.Reload(ctx)
+}
+
+// checkUserConfig asks the server whether it accepts every setting of its user configuration
+// file; a refusal is the user's 400, in PostgreSQL's words.
+func (m *Manager) checkUserConfig(ctx context.Context, inst flexserver.Instance) error {
+	conn, err := m.connect(ctx, inst)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var name, value, problem string
+	// A changed static (postmaster) parameter reads as "could not be applied" until the
+	// restart: only the others are judged here (the API checked the static ones' type and
+	// range).
+	err = conn.QueryRow(ctx, `SELECT coalesce(f.name, ''), coalesce(f.setting, ''), f.error FROM pg_file_settings f
+		WHERE f.sourcefile LIKE '%/' || $1 AND f.error IS NOT NULL
+		  AND NOT EXISTS (SELECT 1 FROM pg_settings s WHERE s.name = f.name AND s.context = 'postmaster')
+		ORDER BY f.seqno LIMIT 1`, postgres.UserConfigFile).Scan(&name, &value, &problem)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check the server's parameters: %w", err)
+	}
+	// PostgreSQL says only "setting could not be applied" here (its reason goes to its log).
+	return arm.BadRequest("InvalidParameterValue", "Invalid value given for parameter %s. Specify a valid parameter value. PostgreSQL does not accept '%s' (%s).", name, value, problem)
 }
 
 // rewriteConfig writes the server's whole configuration again before a start or restart, so

@@ -455,7 +455,11 @@ func (s *Service) setParameter(w http.ResponseWriter, r *arm.Request) {
 	mu.Lock()
 	defer mu.Unlock()
 	var op *arm.Operation
-	var changed bool
+	var (
+		changed, addedPending bool
+		name, old, now        string
+		had, has              bool
+	)
 	_, err := s.mutate(r.Context(), id, func(cur *Server) error {
 		p, err := lookupParameter(cur, r.Param("configurationName"))
 		if err != nil {
@@ -489,7 +493,8 @@ func (s *Service) setParameter(w http.ResponseWriter, r *arm.Request) {
 		if cur.Operation != "" {
 			return busy(cur)
 		}
-		old, had := cur.Parameters[p.Name]
+		name = p.Name
+		old, had = cur.Parameters[p.Name]
 		if reset {
 			delete(cur.Parameters, p.Name)
 		} else {
@@ -498,10 +503,12 @@ func (s *Service) setParameter(w http.ResponseWriter, r *arm.Request) {
 			}
 			cur.Parameters[p.Name] = value
 		}
-		now, has := cur.Parameters[p.Name]
+		now, has = cur.Parameters[p.Name]
 		changed = had != has || old != now
+		addedPending = false
 		if changed && p.Context == "postmaster" && !slices.Contains(cur.PendingRestart, p.Name) {
 			cur.PendingRestart = append(cur.PendingRestart, p.Name)
+			addedPending = true
 		}
 		op = s.newOperation(cur, "flexserver/setConfiguration")
 		return nil
@@ -514,7 +521,13 @@ func (s *Service) setParameter(w http.ResponseWriter, r *arm.Request) {
 		if !changed {
 			return nil
 		}
-		return s.applyParameters(ctx, id)
+		err := s.applyParameters(ctx, id)
+		if err != nil {
+			// PostgreSQL refused the value (or it could not be applied): the server keeps
+			// its previous value, in the record and in its configuration file.
+			s.revertParameter(ctx, id, name, old, had, now, has, addedPending)
+		}
+		return err
 	}); err != nil {
 		arm.WriteError(w, r, err)
 		return
@@ -538,6 +551,32 @@ func (s *Service) applyParameters(ctx context.Context, id arm.ResourceID) error 
 		return notFound(id)
 	}
 	return s.dp.SetParameters(ctx, srv.instance())
+}
+
+// revertParameter puts a parameter back to its value before a change that failed (unless a
+// later change has replaced it since) and writes the configuration again.
+func (s *Service) revertParameter(ctx context.Context, id arm.ResourceID, name, old string, had bool, failed string, failedSet, addedPending bool) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := s.mutate(ctx, id, func(cur *Server) error {
+		if v, ok := cur.Parameters[name]; ok != failedSet || v != failed {
+			return nil // changed again since: the later change decides
+		}
+		if had {
+			cur.Parameters[name] = old
+		} else {
+			delete(cur.Parameters, name)
+		}
+		if addedPending {
+			cur.PendingRestart = slices.DeleteFunc(cur.PendingRestart, func(n string) bool { return n == name })
+		}
+		return nil
+	}); err != nil {
+		s.log.Warn("put a refused parameter back", "server", id.Name(), "parameter", name, "err", err)
+		return
+	}
+	if err := s.applyParameters(ctx, id); err != nil {
+		s.log.Warn("write the configuration back after a refused parameter", "server", id.Name(), "parameter", name, "err", err)
+	}
 }
 
 // clearPendingRestart records that the server's PostgreSQL started with its current

@@ -207,6 +207,21 @@ func TestServerParametersWithAzureSDK(t *testing.T) {
 		if p := get("max_connections"); *p.Value != "80" {
 			t.Fatalf("max_connections after refusals: %+v", p)
 		}
+		// A value only PostgreSQL can judge (a time zone that does not exist): the operation
+		// fails with PostgreSQL's refusal, and the server keeps its previous value, in the API
+		// and in the running server (its file is written back too: a restored server below starts from it).
+		tz := showSetting(t, d, "pg-params", "timezone")
+		_, err := set("timezone", "Nowhere/Atlantis")
+		var re *azcore.ResponseError
+		if !errors.As(err, &re) || re.ErrorCode != "InvalidParameterValue" || !strings.Contains(err.Error(), "Nowhere/Atlantis") {
+			t.Fatalf("set timezone=Nowhere/Atlantis: %v, want InvalidParameterValue naming the value", err)
+		}
+		if p := get("timezone"); *p.Source != "system-default" {
+			t.Fatalf("timezone after PostgreSQL's refusal: %s (%s)", *p.Value, *p.Source)
+		}
+		if got := showSetting(t, d, "pg-params", "timezone"); got != tz {
+			t.Fatalf("SHOW timezone = %s after a refused change, want %s", got, tz)
+		}
 		if got := showSetting(t, d, "pg-params", "fsync"); got != "on" {
 			t.Fatalf("SHOW fsync = %s", got)
 		}
