@@ -18,8 +18,9 @@ func TestParametersWithAzureCLI(t *testing.T) {
 	az := testenv.NewAZ(t, d, testenv.AZOptions{})
 	az.Must(t, "group", "create", "-n", "rg", "-l", "eastus")
 	const password = "Tq8#Lorem-Ipsum!"
+	// A firewall rule for this machine (psql connects from 127.0.0.1), made by az's create.
 	az.Must(t, "postgres", "flexible-server", "create", "--resource-group", "rg", "--name", "az-params", "--version", "15",
-		"--admin-user", "seedadmin", "--admin-password", password, "--public-access", "None", "--yes", "-l", "eastus",
+		"--admin-user", "seedadmin", "--admin-password", password, "--public-access", "127.0.0.1", "--yes", "-l", "eastus",
 		"--tier", "Burstable", "--sku-name", "Standard_B1ms", "--storage-size", "32")
 	conninfo := fmt.Sprintf("postgresql://seedadmin:%s@az-params.postgres.localhost:%d/postgres?sslmode=require",
 		strings.ReplaceAll(password, "#", "%23"), d.PostgresPort())
