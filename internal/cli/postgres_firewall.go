@@ -82,25 +82,29 @@ func firewallRulePath(ref serverRef, name string) string {
 	return ref.childPath("firewallRules/" + url.PathEscape(name))
 }
 
-// checkPublicAccessServer is az's validate_public_access_server: rules are for servers with
-// public network access.
-func (a *App) checkPublicAccessServer(ctx context.Context, c *Client, ref serverRef) error {
+// firewallClient is the ARM client for a firewall-rule command on ref, after az's
+// validate_public_access_server: rules are for servers with public network access.
+func (a *App) firewallClient(ctx context.Context, ref serverRef) (*Client, error) {
+	c, err := a.ARMClient(ctx)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.ARM(ctx, http.MethodGet, ref.path(), APIVersionPostgres, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	srv, err := decodeServer(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var network struct {
 		PublicNetworkAccess string `json:"publicNetworkAccess"`
 	}
 	_ = json.Unmarshal(srv.Properties.Network, &network) // absent or odd: not Disabled
 	if network.PublicNetworkAccess == "Disabled" {
-		return &UserError{Msg: "Firewall rule operations cannot be requested for a private access enabled server."}
+		return nil, &UserError{Msg: "Firewall rule operations cannot be requested for a private access enabled server."}
 	}
-	return nil
+	return c, nil
 }
 
 // printFirewallRule prints a rule as az prints its FirewallRule model.
@@ -174,11 +178,8 @@ func newFirewallCreateCommand(a *App) *cobra.Command {
 			if start == "" && end == "" {
 				return &UserError{Msg: "incorrect usage: --start-ip-address and --end-ip-address: give at least one of them."}
 			}
-			c, err := a.ARMClient(ctx)
+			c, err := a.firewallClient(ctx, ref)
 			if err != nil {
-				return err
-			}
-			if err := a.checkPublicAccessServer(ctx, c, ref); err != nil {
 				return err
 			}
 			final, _, err := a.putFirewallRule(ctx, c, ref, rule, start, end, noWait)
@@ -205,11 +206,8 @@ func newFirewallListCommand(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.ARMClient(ctx)
+			c, err := a.firewallClient(ctx, ref)
 			if err != nil {
-				return err
-			}
-			if err := a.checkPublicAccessServer(ctx, c, ref); err != nil {
 				return err
 			}
 			items, err := c.ListAll(ctx, ref.childPath("firewallRules"), APIVersionPostgres)
@@ -251,11 +249,8 @@ func newFirewallShowCommand(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.ARMClient(ctx)
+			c, err := a.firewallClient(ctx, ref)
 			if err != nil {
-				return err
-			}
-			if err := a.checkPublicAccessServer(ctx, c, ref); err != nil {
 				return err
 			}
 			resp, err := c.ARM(ctx, http.MethodGet, firewallRulePath(ref, rule), APIVersionPostgres, nil)
@@ -286,12 +281,9 @@ func newFirewallUpdateCommand(a *App) *cobra.Command {
 			if err := checkRuleAddresses(start, end); err != nil {
 				return err
 			}
-			c, err := a.ARMClient(ctx)
-			if err != nil {
-				return err
-			}
 			// az's generic update: get (through validate_public_access_server), change, put.
-			if err := a.checkPublicAccessServer(ctx, c, ref); err != nil {
+			c, err := a.firewallClient(ctx, ref)
+			if err != nil {
 				return err
 			}
 			resp, err := c.ARM(ctx, http.MethodGet, firewallRulePath(ref, rule), APIVersionPostgres, nil)
@@ -339,11 +331,8 @@ func newFirewallDeleteCommand(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.ARMClient(ctx)
-			if err != nil {
-				return err
-			}
-			if err := a.checkPublicAccessServer(ctx, c, ref); err != nil {
+			// az checks the server's access before it asks.
+			if _, err := a.firewallClient(ctx, ref); err != nil {
 				return err
 			}
 			if err := a.confirmPrompt(yes, fmt.Sprintf("Are you sure you want to delete the firewall-rule '%s' in server '%s', resource group '%s'", rule, server, group)); err != nil {
