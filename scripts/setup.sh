@@ -20,6 +20,8 @@ packages=(
 	locales                # en_US.UTF-8, Azure's default database collation
 	azure-cli              # Microsoft's az 2.45: the tests drive Azure's own CLI against pgflex
 	libnss-myhostname      # resolves *.localhost (key vaults, Graph, servers' host names) to loopback
+	chromium               # the portal's tests drive a real browser, headless (chromedp)
+	fonts-dejavu-core      # a font for chromium's screenshots
 	jq                     # README's "Use Azure's own CLI" reads the daemon's profile with it
 )
 

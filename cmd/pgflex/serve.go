@@ -48,8 +48,9 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "pgflex serves at %s\nServers are reached at {server}.%s:%d\nUse the CLI with:  pgflex login --profile %s\n",
-				d.Endpoint(), d.PostgresDNSSuffix(), d.PostgresPort(), d.ProfilePath())
+			fmt.Fprintf(os.Stderr, "pgflex serves at %s\nServers are reached at {server}.%s:%d\nUse the CLI with:  pgflex login --profile %s\n"+
+				"The portal is at %s (sign in with the link 'pgflex portal --query url -o tsv' prints, or the profile's clientId and clientSecret)\n",
+				d.Endpoint(), d.PostgresDNSSuffix(), d.PostgresPort(), d.ProfilePath(), d.PortalURL())
 			return d.Serve(ctx)
 		},
 	}
@@ -59,6 +60,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.KeyVaultSuffix, "keyvault-dns-suffix", "vault.localhost", "DNS suffix of Key Vault hosts.")
 	f.StringVar(&cfg.ManagedHSMSuffix, "managedhsm-dns-suffix", "managedhsm.localhost", "DNS suffix of Managed HSM hosts.")
 	f.StringVar(&cfg.GraphHost, "graph-host", "graph.localhost", "Host name Microsoft Graph is served at (routed by Host header; on the HTTPS certificate).")
+	f.StringVar(&cfg.PortalHost, "portal-host", "portal.localhost", "Host name the web console is served at (routed by Host header; on the HTTPS certificate).")
+	f.DurationVar(&cfg.PortalIdleTimeout, "portal-idle-timeout", 30*time.Minute, "How long a portal session lasts without user activity.")
 	f.BoolVar(&cfg.MSIEndpoint, "msi-endpoint", false, "Serve the administrator's tokens at /msi/token to processes of the daemon's own OS account, "+
 		"for az login --identity with MSI_ENDPOINT={endpoint}/msi/token. Anyone who can run code as that account, root included, gets administrator tokens.")
 	f.StringSliceVar(&cfg.ExtraHosts, "tls-host", nil, "Extra host names or addresses for the HTTPS certificate.")

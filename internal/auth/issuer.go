@@ -251,3 +251,47 @@ func (i *Issuer) ARMAuthenticator() arm.Authenticator {
 		return ap, nil
 	}
 }
+
+// SignIn checks a principal's client id and secret, as the token endpoint's client-credentials
+// grant does, for sign-ins that hold a session instead of a token (the portal). Managed
+// identities have no secret and cannot sign in.
+func (i *Issuer) SignIn(ctx context.Context, clientID, secret string) (*Principal, error) {
+	var p *Principal
+	err := i.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		p, err = GetPrincipalByClientID(tx, clientID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !p.checkSecret(secret)) {
+		return nil, &OAuthError{http.StatusUnauthorized, "invalid_client",
+			"AADSTS7000215: The application ID or the client secret is not valid. Sign in with the clientId and clientSecret of your pgflex profile."}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// IssueForSession issues a token for the audience resource names to a principal that signed in
+// earlier (SignIn) and holds a session: the portal's browser calls the same APIs as the CLI.
+// The principal must still exist and still have a secret, so deleting it ends its sessions.
+func (i *Issuer) IssueForSession(ctx context.Context, objectID, resource string) (string, time.Time, error) {
+	aud, ok := i.aud.Resolve(resource)
+	if !ok {
+		return "", time.Time{}, &OAuthError{http.StatusBadRequest, "invalid_resource",
+			fmt.Sprintf("AADSTS500011: The resource principal named %s was not found in the tenant named %s.", resource, i.tenantID)}
+	}
+	var p *Principal
+	err := i.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		p, err = GetPrincipal(tx, objectID)
+		return err
+	})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("signed-in principal %s: %w", objectID, err)
+	}
+	if p.IsIdentity() || !p.HasSecret() {
+		return "", time.Time{}, fmt.Errorf("principal %s cannot hold a session", objectID)
+	}
+	return i.sign(p, aud)
+}

@@ -185,6 +185,8 @@ func (c *Client) audienceFor(u *url.URL) (string, error) {
 	switch {
 	case u.Scheme == "https" && strings.EqualFold(u.Host, c.endpoint.Host):
 		return c.profile.ARMAudience, nil
+	case u.Scheme == "https" && c.profile.PortalEndpoint != "" && strings.EqualFold(u.Host, graphHost(c.profile.PortalEndpoint)):
+		return c.profile.ARMAudience, nil // the portal serves ARM on its own origin
 	case u.Scheme == "https" && c.profile.GraphEndpoint != "" && strings.EqualFold(u.Host, graphHost(c.profile.GraphEndpoint)):
 		return strings.TrimRight(c.profile.GraphEndpoint, "/"), nil
 	case u.Scheme == "https" && c.profile.KeyVaultDNSSuffix != "" &&
@@ -197,7 +199,7 @@ func (c *Client) audienceFor(u *url.URL) (string, error) {
 	return "", &UserError{Msg: fmt.Sprintf("Refusing to send credentials to '%s': it is neither the pgflex endpoint nor one of its key stores.", u.Redacted())}
 }
 
-// graphHost is the host:port of the profile's Graph endpoint.
+// graphHost is the host:port of an endpoint URL of the profile (Graph's, the portal's).
 func graphHost(endpoint string) string {
 	u, err := url.Parse(endpoint)
 	if err != nil {

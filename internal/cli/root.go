@@ -137,6 +137,7 @@ func NewRootCommand(env Env) *cobra.Command {
 		newLoginCommand(a),
 		newLogoutCommand(a),
 		newMonitorCommand(a),
+		newPortalCommand(a),
 		newPostgresCommand(a),
 		newRoleCommand(a),
 		newVersionCommand(a),

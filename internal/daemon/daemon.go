@@ -36,6 +36,7 @@ import (
 	"github.com/pgflex/pgflex/internal/identity"
 	"github.com/pgflex/pgflex/internal/keyvault"
 	"github.com/pgflex/pgflex/internal/pgrouter"
+	"github.com/pgflex/pgflex/internal/portal"
 	"github.com/pgflex/pgflex/internal/profile"
 	"github.com/pgflex/pgflex/internal/rbac"
 	"github.com/pgflex/pgflex/internal/resources"
@@ -53,6 +54,12 @@ type Config struct {
 	// GraphHost is the host name Microsoft Graph is served at (routed by Host header, on the
 	// certificate), default graph.localhost.
 	GraphHost string
+	// PortalHost is the host name the web console is served at, default portal.localhost. The
+	// page calls the ARM API on its own origin and the key-store hosts with CORS.
+	PortalHost string
+	// PortalIdleTimeout ends a portal session after this long without user activity (default
+	// 30 minutes).
+	PortalIdleTimeout time.Duration
 	// MSIEndpoint serves the bootstrap administrator's tokens at auth.MSIPath to processes of
 	// the daemon's own OS account (az login --identity). Off by default: anything that runs as
 	// that account, root included, would get administrator tokens without a secret.
@@ -94,6 +101,10 @@ func (c *Config) defaults() {
 	if c.GraphHost == "" {
 		c.GraphHost = "graph.localhost"
 	}
+	if c.PortalHost == "" {
+		c.PortalHost = "portal.localhost"
+	}
+	c.PortalHost = strings.ToLower(c.PortalHost)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -234,6 +245,8 @@ type Daemon struct {
 	keyVault *keyvault.Service
 	// graph is Microsoft Graph, served at cfg.GraphHost.
 	graph http.Handler
+	// portal is the web console, served at cfg.PortalHost.
+	portal *portal.Portal
 	// cloud is what /metadata/endpoints publishes.
 	cloud cloudmeta.Metadata
 }
@@ -364,6 +377,15 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", d.router)
+	if d.portal, err = portal.New(portal.Options{Origin: d.PortalURL(), API: mux, Tokens: d.issuer,
+		Audiences:   map[string]string{"arm": aud.ARM, "keyvault": aud.KeyVault, "managedhsm": aud.ManagedHSM},
+		ARMAudience: aud.ARM, IdleTimeout: cfg.PortalIdleTimeout, Log: d.log,
+		ConnectSources: []string{"https://*." + cfg.KeyVaultSuffix + ":" + d.port(), "https://*." + cfg.ManagedHSMSuffix + ":" + d.port()},
+		Info: map[string]any{"tenantId": d.boot.TenantID, "subscriptionId": d.boot.SubscriptionID,
+			"keyVaultDnsSuffix": cfg.KeyVaultSuffix, "managedHsmDnsSuffix": cfg.ManagedHSMSuffix,
+			"postgresDnsSuffix": cfg.PostgresDNSSuffix, "postgresPort": d.postgresPort()}}); err != nil {
+		return nil, err
+	}
 	d.srv = &http.Server{
 		Handler:           arm.LimitBodies(d.routeByHost(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -375,7 +397,7 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 
 // hosts are the names the HTTPS certificate covers.
 func (d *Daemon) hosts() []string {
-	h := []string{"localhost", "127.0.0.1", "*." + d.cfg.KeyVaultSuffix, "*." + d.cfg.ManagedHSMSuffix, d.cfg.GraphHost}
+	h := []string{"localhost", "127.0.0.1", "*." + d.cfg.KeyVaultSuffix, "*." + d.cfg.ManagedHSMSuffix, d.cfg.GraphHost, d.cfg.PortalHost}
 	if host, _, err := net.SplitHostPort(d.cfg.Addr); err == nil && host != "" && host != "127.0.0.1" && host != "localhost" && host != "0.0.0.0" {
 		h = append(h, host)
 	}
@@ -395,7 +417,14 @@ func (d *Daemon) routeByHost(main http.Handler) http.Handler {
 			d.graph.ServeHTTP(w, r)
 			return
 		}
+		if host == d.cfg.PortalHost && d.portal != nil {
+			d.portal.ServeHTTP(w, r)
+			return
+		}
 		if strings.HasSuffix(host, "."+d.cfg.KeyVaultSuffix) || strings.HasSuffix(host, "."+d.cfg.ManagedHSMSuffix) {
+			if d.portalCORS(w, r) {
+				return
+			}
 			if d.cfg.KeyStoreOutageFile != "" {
 				if _, err := os.Stat(d.cfg.KeyStoreOutageFile); err == nil {
 					arm.WriteJSON(w, http.StatusServiceUnavailable, arm.ErrorBody{Error: &arm.Error{Code: "ServiceUnavailable",
@@ -498,6 +527,7 @@ func (d *Daemon) writeProfile(ctx context.Context) error {
 		KeyVaultDNSSuffix:   d.cfg.KeyVaultSuffix,
 		ManagedHSMDNSSuffix: d.cfg.ManagedHSMSuffix,
 		GraphEndpoint:       d.cloud.MicrosoftGraph,
+		PortalEndpoint:      d.PortalURL(),
 		PostgresPort:        d.postgresPort(),
 		User:                profile.User{Name: d.boot.AdminClientID, Type: "servicePrincipal"},
 	}
@@ -624,4 +654,33 @@ func (d *Daemon) closeAll() {
 	if d.st != nil {
 		d.st.Close()
 	}
+}
+
+// PortalURL is the web console's address, https://{portal host}:{port}.
+func (d *Daemon) PortalURL() string { return "https://" + d.cfg.PortalHost + ":" + d.port() }
+
+func (d *Daemon) port() string {
+	_, port, _ := net.SplitHostPort(d.ln.Addr().String())
+	return port
+}
+
+// portalCORS lets the portal's page, and no other origin, call the key-store hosts, as Azure's
+// Key Vault lets Azure's portal: the page sends its bearer token in a header, never a cookie.
+// It answers a preflight request itself (true).
+func (d *Daemon) portalCORS(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin != d.PortalURL() {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
 }

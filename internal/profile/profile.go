@@ -36,6 +36,9 @@ type Profile struct {
 	ManagedHSMDNSSuffix string `json:"managedHsmDnsSuffix"`
 	// GraphEndpoint is Microsoft Graph's base URL and token resource (https://graph.localhost:8443/).
 	GraphEndpoint string `json:"graphEndpoint,omitempty"`
+	// PortalEndpoint is the web console (https://portal.localhost:8443); `pgflex portal` asks
+	// it for a one-time sign-in link.
+	PortalEndpoint string `json:"portalEndpoint,omitempty"`
 	// PostgresPort is the PostgreSQL endpoint's port, where every server is reached by its
 	// fullyQualifiedDomainName (5432 unless the daemon was told otherwise; 0 in an older
 	// profile means 5432).

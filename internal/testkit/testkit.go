@@ -48,7 +48,12 @@ const (
 	// library (nss-myhostname, scripts/setup.sh), as server host names such as
 	// {server}.postgres.localhost must for psql.
 	LocalhostNames
+	// Chromium: Debian's chromium, which the portal's tests drive headless (scripts/setup.sh).
+	Chromium
 )
+
+// ChromiumExe is Debian's chromium.
+const ChromiumExe = "/usr/bin/chromium"
 
 // AzurePythonExe is the interpreter Debian's az runs under (a python3 earlier on PATH may not
 // see its modules).
@@ -115,6 +120,10 @@ func missing(p Part) string {
 			if _, err := exec.LookPath(tool); err != nil {
 				return tool + " is not installed"
 			}
+		}
+	case Chromium:
+		if _, err := os.Stat(ChromiumExe); err != nil {
+			return "chromium is not installed (scripts/setup.sh installs Debian's chromium)"
 		}
 	case LocalhostNames:
 		// getent asks the C library, as libpq does.
