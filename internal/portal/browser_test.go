@@ -40,7 +40,7 @@ const stepTimeout = 20 * time.Second
 
 // Browser is one headless Chromium signed in to a test daemon's portal.
 type Browser struct {
-	t      *testing.T
+	t      testing.TB
 	D      *testenv.Daemon
 	ctx    context.Context
 	Portal string // https://portal.localhost:PORT
@@ -61,7 +61,7 @@ type shot struct {
 
 // NewBrowser starts Chromium for d's portal, trusting exactly the daemon's certificate key,
 // and signs in with the one-time link `pgflex portal` prints.
-func NewBrowser(t *testing.T, d *testenv.Daemon) *Browser {
+func NewBrowser(t testing.TB, d *testenv.Daemon) *Browser {
 	t.Helper()
 	testkit.Require(t, testkit.Chromium)
 	p := d.Profile()
@@ -123,7 +123,7 @@ func NewBrowser(t *testing.T, d *testenv.Daemon) *Browser {
 
 // certificateSPKI is the base64 SHA-256 of the daemon's certificate key, for Chromium's
 // ignore-certificate-errors-spki-list, after checking the certificate against pgflex's CA.
-func certificateSPKI(t *testing.T, endpoint, caPEM string) string {
+func certificateSPKI(t testing.TB, endpoint, caPEM string) string {
 	t.Helper()
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
@@ -310,7 +310,7 @@ func (b *Browser) find(role, name string, timeout time.Duration) cdp.BackendNode
 			b.snap(fmt.Sprintf("missing %s %s", role, name))
 			b.t.Fatalf("%s %q: %s after %s", role, name, last, timeout)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(25 * time.Millisecond)
 	}
 }
 

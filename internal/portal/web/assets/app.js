@@ -51,6 +51,10 @@ function parseRoute() {
 
 async function render() {
   if (!api.session()) return;
+  // Each page view tells the daemon whether the user is active, and finds an ended session
+  // before showing a page whose data would come from a still-cached token.
+  await api.heartbeat();
+  if (!api.session()) return;
   if (cleanup) { try { cleanup(); } catch (e) { /* the old page is gone anyway */ } cleanup = null; }
   const main = document.getElementById('main');
   clear(main);
