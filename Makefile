@@ -19,6 +19,7 @@ build:
 run: setup build
 	@echo "pgflex: data in $(DATA_DIR); in another shell:"
 	@echo "  export PATH=$(CURDIR)/bin:\$$PATH; pgflex login --profile $(DATA_DIR)/profile.json"
+	@echo "pgflex: the portal is at https://portal.localhost:$(lastword $(subst :, ,$(ADDR)))/ (sign in with the link 'pgflex portal --query url -o tsv' prints)"
 	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR) $(SERVE_FLAGS)
 
 check:

@@ -137,6 +137,10 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/", http.StatusMovedPermanently)
 			return
 		}
+		if path != "/" && strings.HasSuffix(path, "/") {
+			writeError(w, http.StatusNotFound, "NotFound", "The portal lists no directories.")
+			return
+		}
 		w.Header().Set("Cache-Control", "no-cache")
 		p.assets.ServeHTTP(w, r)
 	case strings.HasPrefix(path, "/auth/"):
