@@ -153,6 +153,17 @@ func TestPortalIdentities(t *testing.T) {
 	if r := d.ARM(t, http.MethodGet, path, nil); r.Status != 404 {
 		t.Fatalf("the deleted identity: %d %s", r.Status, r.Raw)
 	}
+
+	// And from an identity's own page.
+	ksIdentity(t, d, "rg-old", "other-id")
+	b.Click("button", "Refresh")
+	b.Click("link", "other-id")
+	b.Click("button", "Delete identity other-id")
+	b.Within("alertdialog", "Delete managed identity").Click("button", "Delete")
+	b.WaitFor("heading", "Managed Identities")
+	if r := d.ARM(t, http.MethodGet, ksPath(d, "rg-old", "Microsoft.ManagedIdentity/userAssignedIdentities", "other-id")+"?api-version=2023-01-31", nil); r.Status != 404 {
+		t.Fatalf("the identity deleted from its page: %d %s", r.Status, r.Raw)
+	}
 }
 
 func TestPortalKeyVault(t *testing.T) {
@@ -257,6 +268,16 @@ func TestPortalKeyVault(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"get", "unwrapKey", "wrapKey"}) {
 		t.Fatalf("the identity's key permissions: %v", got)
+	}
+
+	// Remove it again.
+	b.Click("button", "Remove access policy of cmk-id")
+	b.Within("alertdialog", "Remove access policy").Click("button", "Remove")
+	b.WaitGone("button", "Remove access policy of cmk-id", stepTimeout)
+	for _, p := range props(d.ARM(t, http.MethodGet, vaultPath, nil))["accessPolicies"].([]any) {
+		if strings.EqualFold(fmt.Sprint(p.(map[string]any)["objectId"]), oid) {
+			t.Fatalf("the removed access policy is still there: %v", p)
+		}
 	}
 }
 

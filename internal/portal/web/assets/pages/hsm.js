@@ -130,7 +130,17 @@ function overview(c, v) {
       ['Initial administrators', (p.initialAdminObjectIds || []).join(', ')],
     ]),
     copyable('HSM URI', p.hsmUri || ''),
-    copyable('Resource id', v.id));
+    copyable('Resource id', v.id),
+    h('h2', {}, 'Customer-managed key requirements'),
+    h('p', { class: 'hint' }, 'What Azure Database for PostgreSQL flexible server requires of a Managed HSM that keeps its data encryption key. The HSM must also be in the server\'s region, and the server\'s identity needs the Managed HSM Crypto Service Encryption User role on the key (Local RBAC).'),
+    table('Customer-managed key requirements', [
+      { label: 'Requirement', key: 'what' },
+      { label: 'Status', key: 'status' },
+    ], [
+      { what: 'Soft delete enabled', status: 'Met' },
+      { what: 'Purge protection enabled', status: p.enablePurgeProtection ? 'Met' : 'Not met' },
+      { what: 'Security domain activated', status: sd.activationStatus === 'Active' ? 'Met' : 'Not met' },
+    ]));
 }
 
 // ---- Local RBAC: the HSM's own role assignments, at "/", "/keys" or "/keys/{name}" ----

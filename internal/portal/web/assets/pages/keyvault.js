@@ -8,14 +8,16 @@ import { groupAndRegion, retentionField, purgeProtectionField, keysSection, prin
 
 const browseRoute = '/browse/vaults';
 
-// Every key permission, as Azure's portal lists them: [API name, label].
-const keyPermissions = [
-  ['get', 'Get'], ['list', 'List'], ['update', 'Update'], ['create', 'Create'], ['import', 'Import'],
-  ['delete', 'Delete'], ['recover', 'Recover'], ['backup', 'Backup'], ['restore', 'Restore'],
-  ['getrotationpolicy', 'Get Rotation Policy'], ['setrotationpolicy', 'Set Rotation Policy'], ['rotate', 'Rotate'],
-  ['decrypt', 'Decrypt'], ['encrypt', 'Encrypt'], ['unwrapKey', 'Unwrap Key'], ['wrapKey', 'Wrap Key'],
-  ['verify', 'Verify'], ['sign', 'Sign'], ['release', 'Release'], ['purge', 'Purge'],
+// Every key permission, grouped as Azure's portal groups them: [API name, label].
+const permissionGroups = [
+  ['Key Management Operations', [['get', 'Get'], ['list', 'List'], ['update', 'Update'], ['create', 'Create'], ['import', 'Import'],
+    ['delete', 'Delete'], ['recover', 'Recover'], ['backup', 'Backup'], ['restore', 'Restore']]],
+  ['Cryptographic Operations', [['decrypt', 'Decrypt'], ['encrypt', 'Encrypt'], ['unwrapKey', 'Unwrap Key'], ['wrapKey', 'Wrap Key'],
+    ['verify', 'Verify'], ['sign', 'Sign']]],
+  ['Privileged Key Operations', [['purge', 'Purge'], ['release', 'Release']]],
+  ['Rotation Policy Operations', [['rotate', 'Rotate'], ['getrotationpolicy', 'Get Rotation Policy'], ['setrotationpolicy', 'Set Rotation Policy']]],
 ];
+const keyPermissions = permissionGroups.flatMap(([, perms]) => perms);
 const permissionLabel = new Map(keyPermissions.map(([k, l]) => [k.toLowerCase(), l]));
 
 // Templates of the Add access policy pane.
@@ -146,6 +148,7 @@ export default async function render({ main, id, params, setTitle, navigate }) {
 
 function overview(c, v) {
   const p = v.properties || {};
+  const met = (ok) => (ok ? 'Met' : 'Not met');
   c.append(h('h2', {}, 'Essentials'),
     propsList([
       ['Resource group', api.parseId(v.id).group],
@@ -157,7 +160,17 @@ function overview(c, v) {
       ['Permission model', permissionModel(v)],
     ]),
     copyable('Vault URI', p.vaultUri || ''),
-    copyable('Resource id', v.id));
+    copyable('Resource id', v.id),
+    h('h2', {}, 'Customer-managed key requirements'),
+    h('p', { class: 'hint' }, 'What Azure Database for PostgreSQL flexible server requires of a key vault that keeps its data encryption key. The vault must also be in the server\'s region, and the server\'s identity needs Get, Wrap Key and Unwrap Key on the key (an access policy, or the Key Vault Crypto Service Encryption User role).'),
+    table('Customer-managed key requirements', [
+      { label: 'Requirement', key: 'what' },
+      { label: 'Status', key: 'status' },
+    ], [
+      { what: 'Soft delete enabled', status: met(p.enableSoftDelete !== false) },
+      { what: 'Purge protection enabled', status: met(Boolean(p.enablePurgeProtection)) },
+      { what: 'Days to retain deleted vaults: 90 recommended', status: p.softDeleteRetentionInDays === 90 ? 'Met' : `${p.softDeleteRetentionInDays} days` },
+    ]));
 }
 
 // ---- Access policies ----
@@ -201,8 +214,9 @@ function accessPolicies(c, vaultId) {
 
 function addPolicyPanel(vaultId, done) {
   const template = selectInput('Configure from a template', templates.map((t) => ({ value: t.value, label: t.label })), { value: '' });
-  const boxes = keyPermissions.map(([k, l]) => [k, checkbox(l)]);
-  const perms = h('fieldset', { class: 'radios' }, h('legend', {}, 'Key permissions'), boxes.map(([, b]) => b.el));
+  const boxes = [];
+  const perms = h('div', {}, h('h3', {}, 'Key permissions'), permissionGroups.map(([legend, list]) => h('fieldset', { class: 'radios' },
+    h('legend', {}, legend), list.map(([k, l]) => { const b = checkbox(l); boxes.push([k, b]); return b.el; }))));
   template.onChange((v) => {
     const t = templates.find((x) => x.value === v);
     if (t && t.keys) for (const [k, b] of boxes) b.checked = t.keys.includes(k);
