@@ -249,6 +249,28 @@ func TestPortalKeyVault(t *testing.T) {
 		t.Fatal("the key is still disabled after Enable")
 	}
 
+	// One version, the older: disabled alone.
+	var older string
+	for _, x := range vs.Body["value"].([]any) {
+		kid := fmt.Sprint(x.(map[string]any)["kid"])
+		if v := kid[strings.LastIndex(kid, "/")+1:]; !strings.HasSuffix(fmt.Sprint(d.Do(t, http.MethodGet, vaultURI+"/keys/pgkey?api-version=7.4", kvTok, nil).Body["key"].(map[string]any)["kid"]), v) {
+			older = v
+		}
+	}
+	b.Click("button", "Disable version "+older)
+	b.WaitFor("button", "Enable version "+older)
+	if r := d.Do(t, http.MethodGet, vaultURI+"/keys/pgkey/"+older+"?api-version=7.4", kvTok, nil); r.Body["attributes"].(map[string]any)["enabled"] != false || !keyEnabled() {
+		t.Fatalf("after disabling the older version: %s", r.Raw)
+	}
+
+	// Delete the key (soft delete), after confirming.
+	b.Click("button", "Delete key pgkey")
+	b.Within("alertdialog", "Delete key").Click("button", "Delete")
+	b.WaitGone("button", "Delete key pgkey", stepTimeout)
+	if r := d.Do(t, http.MethodGet, vaultURI+"/keys/pgkey?api-version=7.4", kvTok, nil); r.Status != 404 {
+		t.Fatalf("the deleted key: %d %s", r.Status, r.Raw)
+	}
+
 	// The identity's access policy: Get, Wrap Key, Unwrap Key.
 	b.Click("tab", "Access policies")
 	b.Click("button", "Add access policy")
@@ -307,9 +329,30 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 	if b.Has("tab", "Access policies") {
 		t.Fatal("an RBAC vault shows access policies")
 	}
+
+	// The creator of an RBAC vault has no key access until a role gives it: the refusal shows,
+	// with what to do; the role, given by pasting one's object id, lets the keys show.
+	b.ExpectAPIErrors()
+	b.Click("tab", "Keys")
+	b.WaitAlert("Forbidden", stepTimeout)
+	b.WaitText("assign yourself Key Vault Crypto Officer", stepTimeout)
 	b.Click("tab", "Access control (IAM)")
 	b.Click("button", "Add role assignment")
 	a := b.Within("dialog", "Add role assignment")
+	a.Choose("Role", "Key Vault Crypto Officer")
+	a.Fill("Object ID", adminOID(t, d))
+	a.Click("button", "Review + assign")
+	b.WaitFor("button", "Remove role assignment Key Vault Crypto Officer of pgflex-admin (you)")
+	b.Click("tab", "Keys")
+	b.Click("button", "Refresh keys")
+	b.WaitText("has no keys yet", stepTimeout)
+	b.Click("button", "Generate/Import")
+	b.Within("dialog", "Create a key").Fill("Name", "rbackey")
+	b.Within("dialog", "Create a key").Click("button", "Create")
+	b.WaitFor("button", "Rotate key rbackey")
+	b.Click("tab", "Access control (IAM)")
+	b.Click("button", "Add role assignment")
+	a = b.Within("dialog", "Add role assignment")
 	a.Choose("Role", "Key Vault Crypto Service Encryption User")
 	a.Choose("Member", fmt.Sprintf("cmk-id (%s)", oid))
 	a.Click("button", "Review + assign")
@@ -403,5 +446,14 @@ func TestPortalManagedHSM(t *testing.T) {
 	}
 	if r.Status != 200 || !found {
 		t.Fatalf("the identity's role assignment on the key: %d %s", r.Status, r.Raw)
+	}
+
+	remove := "Remove role assignment Managed HSM Crypto Service Encryption User of cmk-id at /keys/hsmkey"
+	b.Click("button", remove)
+	b.Within("alertdialog", "Remove role assignment").Click("button", "Remove")
+	b.WaitGone("button", remove, stepTimeout)
+	r = d.Do(t, http.MethodGet, hsmURI+"/keys/hsmkey/providers/Microsoft.Authorization/roleAssignments?api-version=7.4&$filter=atScope()", tok, nil)
+	if v, _ := r.Body["value"].([]any); r.Status != 200 || len(v) != 0 {
+		t.Fatalf("role assignments on the key after Remove: %d %s", r.Status, r.Raw)
 	}
 }

@@ -136,7 +136,9 @@ export default async function render({ main, id, params, setTitle, navigate }) {
   const rbac = Boolean(vault.properties && vault.properties.enableRbacAuthorization);
   const list = [
     { id: 'overview', label: 'Overview', render: (c) => overview(c, vault) },
-    { id: 'keys', label: 'Keys', render: (c) => keysSection(c, vault.properties.vaultUri) },
+    { id: 'keys', label: 'Keys', render: (c) => keysSection(c, vault.properties.vaultUri, { forbiddenHint: rbac
+      ? 'This vault authorizes by Azure role-based access control: to manage its keys, assign yourself Key Vault Crypto Officer (or Key Vault Administrator) in Access control (IAM).'
+      : 'This vault authorizes by access policies: give yourself the key permissions in Access policies.' }) },
   ];
   if (!rbac) list.push({ id: 'policies', label: 'Access policies', render: (c) => accessPolicies(c, id) });
   list.push({ id: 'iam', label: 'Access control (IAM)', render: (c) => roleAssignments(c, id) });
