@@ -113,6 +113,15 @@ func TestPortalIdentities(t *testing.T) {
 	// pane then proposes.
 	b.Click("button", "Create")
 	p := b.Within("dialog", "Create User Assigned Managed Identity")
+	// Escape in the pane over the pane closes that one only; focus goes back to the group.
+	p.Click("button", "Create new resource group")
+	b.WaitFor("dialog", "Create a resource group")
+	b.Press("Escape")
+	b.WaitGone("dialog", "Create a resource group", stepTimeout)
+	b.WaitFor("dialog", "Create User Assigned Managed Identity")
+	if role, name := b.Focused(); role != "combobox" || name != "Resource group" {
+		t.Fatalf("after Escape the focus is on %s %q, want the Resource group drop-down", role, name)
+	}
 	p.Click("button", "Create new resource group")
 	g := b.Within("dialog", "Create a resource group")
 	g.Fill("Resource group name", "rg-ids")
