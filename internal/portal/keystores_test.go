@@ -390,6 +390,19 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 	if assigned() {
 		t.Fatal("the removed role assignment is still there")
 	}
+
+	// Delete the vault from its page: soft-deleted, listed as deleted.
+	b.Click("button", "Delete key vault kvrbac1")
+	b.Within("alertdialog", "Delete key vault").Click("button", "Delete")
+	b.WaitFor("heading", "Key vaults")
+	b.WaitText("No key vaults yet", stepTimeout)
+	if r := d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil); r.Status != 404 {
+		t.Fatalf("the deleted vault: %d %s", r.Status, r.Raw)
+	}
+	deleted := d.ARM(t, http.MethodGet, fmt.Sprintf("/subscriptions/%s/providers/Microsoft.KeyVault/deletedVaults?api-version=2023-07-01", d.Profile().SubscriptionID), nil)
+	if !strings.Contains(string(deleted.Raw), `"kvrbac1"`) {
+		t.Fatalf("the vault is not soft-deleted: %s", deleted.Raw)
+	}
 }
 
 func TestPortalManagedHSM(t *testing.T) {
