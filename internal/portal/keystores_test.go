@@ -324,12 +324,11 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 	p.Choose("Resource group", "rg")
 	p.Fill("Key vault name", "kvrbac1")
 	p.Click("radio", "Azure role-based access control")
-	p.Click("radio", "Enable purge protection")
 	p.Click("button", "Create")
 	b.WaitFor("link", "kvrbac1")
 	vaultID := ksPath(d, "rg", "Microsoft.KeyVault/vaults", "kvrbac1")
 	v := props(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil))
-	if v["enableRbacAuthorization"] != true || len(v["accessPolicies"].([]any)) != 0 || v["softDeleteRetentionInDays"] != float64(90) {
+	if v["enableRbacAuthorization"] != true || len(v["accessPolicies"].([]any)) != 0 || v["softDeleteRetentionInDays"] != float64(90) || v["enablePurgeProtection"] == true {
 		t.Fatalf("the RBAC vault: %v", v)
 	}
 
@@ -337,6 +336,14 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 	b.WaitFor("heading", "kvrbac1")
 	if b.Has("tab", "Access policies") {
 		t.Fatal("an RBAC vault shows access policies")
+	}
+
+	// Purge protection, which the seed requires, turned on from the overview.
+	b.Click("button", "Enable purge protection")
+	b.Within("alertdialog", "Enable purge protection").Click("button", "Enable")
+	b.WaitGone("button", "Enable purge protection", stepTimeout)
+	if v := props(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil)); v["enablePurgeProtection"] != true {
+		t.Fatalf("purge protection after Enable: %v", v)
 	}
 
 	// The creator of an RBAC vault has no key access until a role gives it: the refusal shows,

@@ -149,10 +149,12 @@ export function retentionField(label) {
 
 // purgeProtection: the radio group of Azure's portal.
 export function purgeProtectionField() {
-  return radioGroup('Purge protection', [
+  const g = radioGroup('Purge protection', [
     { value: 'disable', label: 'Disable purge protection' },
     { value: 'enable', label: 'Enable purge protection' },
   ], { value: 'disable' });
+  g.el.append(h('p', { class: 'hint' }, 'Once enabled, purge protection cannot be turned off: a deleted store and its keys stay recoverable for the whole retention period. Azure Database for PostgreSQL requires it of a store that keeps a customer-managed key.'));
+  return g;
 }
 
 // keysSection renders a key store's keys into container: the list, Generate/Import, and for a

@@ -151,6 +151,23 @@ export default async function render({ main, id, params, setTitle, navigate }) {
 function overview(c, v) {
   const p = v.properties || {};
   const met = (ok) => (ok ? 'Met' : 'Not met');
+  const msg = messageArea();
+  let purgeAction = '';
+  if (!p.enablePurgeProtection) {
+    const btn = button('Enable purge protection', async () => {
+      if (!await confirmDialog('Enable purge protection', `Enable purge protection on ${v.name}? It cannot be turned off again: a deleted vault and its keys stay recoverable, and cannot be purged, for ${p.softDeleteRetentionInDays} days.`, 'Enable')) return;
+      await withBusy(btn, async () => {
+        msg.progress('Enabling purge protection…');
+        try {
+          const nv = await api.arm('PATCH', v.id, api.apiVersions.keyvault, { properties: { enablePurgeProtection: true } });
+          clear(c);
+          overview(c, nv);
+          notify(`Purge protection is enabled on ${v.name}.`, 'success');
+        } catch (e) { msg.error(e); }
+      });
+    }, { ariaLabel: 'Enable purge protection' });
+    purgeAction = btn;
+  }
   c.append(h('h2', {}, 'Essentials'),
     propsList([
       ['Resource group', api.parseId(v.id).group],
@@ -168,11 +185,13 @@ function overview(c, v) {
     table('Customer-managed key requirements', [
       { label: 'Requirement', key: 'what' },
       { label: 'Status', key: 'status' },
+      { label: 'Action', render: (r) => r.action || '' },
     ], [
       { what: 'Soft delete enabled', status: met(p.enableSoftDelete !== false) },
-      { what: 'Purge protection enabled', status: met(Boolean(p.enablePurgeProtection)) },
+      { what: 'Purge protection enabled', status: met(Boolean(p.enablePurgeProtection)), action: purgeAction },
       { what: 'Days to retain deleted vaults: 90 recommended', status: p.softDeleteRetentionInDays === 90 ? 'Met' : `${p.softDeleteRetentionInDays} days` },
-    ]));
+    ]),
+    msg.el);
 }
 
 // ---- Access policies ----
