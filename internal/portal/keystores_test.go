@@ -426,14 +426,13 @@ func TestPortalManagedHSM(t *testing.T) {
 	p.Choose("Resource group", "rg")
 	p.Fill("Managed HSM name", "hsmportal1")
 	p.Fill("Days to retain deleted managed HSMs", "7")
-	p.Click("radio", "Enable purge protection")
 	if got := p.Value("textbox", "Administrator object IDs"); !strings.EqualFold(got, admin) {
 		t.Fatalf("the proposed administrator is %q, want the signed-in %s", got, admin)
 	}
 	p.Click("button", "Create")
 	b.WaitForLong("link", "hsmportal1", time.Minute)
 	h := props(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil))
-	if h["softDeleteRetentionInDays"] != float64(7) || h["enablePurgeProtection"] != true ||
+	if h["softDeleteRetentionInDays"] != float64(7) || h["enablePurgeProtection"] != false ||
 		!slices.ContainsFunc(strs(h["initialAdminObjectIds"]), func(s string) bool { return strings.EqualFold(s, admin) }) {
 		t.Fatalf("the HSM's properties: %v", h)
 	}
@@ -441,6 +440,12 @@ func TestPortalManagedHSM(t *testing.T) {
 
 	b.Click("link", "hsmportal1")
 	b.WaitFor("heading", "hsmportal1")
+	b.Click("button", "Enable purge protection")
+	b.Within("alertdialog", "Enable purge protection").Click("button", "Enable")
+	b.WaitGone("button", "Enable purge protection", stepTimeout)
+	if h := props(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil)); h["enablePurgeProtection"] != true || h["softDeleteRetentionInDays"] != float64(7) {
+		t.Fatalf("the HSM after Enable purge protection: %v", h)
+	}
 	b.Click("tab", "Keys")
 	b.Click("button", "Generate/Import")
 	k := b.Within("dialog", "Create a key")

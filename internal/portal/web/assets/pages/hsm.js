@@ -118,6 +118,25 @@ export default async function render({ main, id, params, setTitle, navigate }) {
 function overview(c, v) {
   const p = v.properties || {};
   const sd = p.securityDomainProperties || {};
+  const msg = messageArea();
+  let purgeAction = '';
+  if (!p.enablePurgeProtection) {
+    const btn = button('Enable purge protection', async () => {
+      if (!await confirmDialog('Enable purge protection', `Enable purge protection on ${v.name}? It cannot be turned off again: a deleted HSM and its keys stay recoverable, and cannot be purged, for ${p.softDeleteRetentionInDays} days.`, 'Enable')) return;
+      await withBusy(btn, async () => {
+        msg.progress('Enabling purge protection…');
+        try {
+          // A Managed HSM is updated by PUT: the settable properties as they are, and the change.
+          const nv = await api.begin('PUT', v.id, api.apiVersions.hsm,
+            { location: v.location, sku: v.sku, tags: v.tags || {}, properties: { enablePurgeProtection: true } });
+          clear(c);
+          overview(c, nv);
+          notify(`Purge protection is enabled on ${v.name}.`, 'success');
+        } catch (e) { msg.error(e); }
+      });
+    }, { ariaLabel: 'Enable purge protection' });
+    purgeAction = btn;
+  }
   c.append(h('h2', {}, 'Essentials'),
     propsList([
       ['Resource group', api.parseId(v.id).group],
@@ -136,11 +155,13 @@ function overview(c, v) {
     table('Customer-managed key requirements', [
       { label: 'Requirement', key: 'what' },
       { label: 'Status', key: 'status' },
+      { label: 'Action', render: (r) => r.action || '' },
     ], [
       { what: 'Soft delete enabled', status: 'Met' },
-      { what: 'Purge protection enabled', status: p.enablePurgeProtection ? 'Met' : 'Not met' },
+      { what: 'Purge protection enabled', status: p.enablePurgeProtection ? 'Met' : 'Not met', action: purgeAction },
       { what: 'Security domain activated', status: sd.activationStatus === 'Active' ? 'Met' : 'Not met' },
-    ]));
+    ]),
+    msg.el);
 }
 
 // ---- Local RBAC: the HSM's own role assignments, at "/", "/keys" or "/keys/{name}" ----
@@ -195,7 +216,9 @@ function localRBAC(c, uri) {
         const role = roleNameOf(defs, r.properties.roleDefinitionId);
         const who = principalName(dir, r.properties.principalId);
         const rm = button('Remove', async () => {
-          if (!await confirmDialog('Remove role assignment', `Remove the role ${role} from ${who} at ${scopeLabel(r.properties.scope)}?`, 'Remove')) return;
+          const self = String(r.properties.principalId).toLowerCase() === String((api.session().user || {}).objectId).toLowerCase();
+          const warn = self ? ' This is your own role: you may lose access to this HSM\'s keys or its role management.' : '';
+          if (!await confirmDialog('Remove role assignment', `Remove the role ${role} from ${who} at ${scopeLabel(r.properties.scope)}?${warn}`, 'Remove')) return;
           await withBusy(rm, async () => {
             msg.progress('Removing the role assignment…');
             try {
