@@ -5,8 +5,6 @@ package portal_test
 // HSM (local RBAC), and a key, each made with the UI and checked through the API.
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/pgflex/pgflex/internal/rbac"
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 const (
@@ -51,21 +50,10 @@ func ksIdentity(t *testing.T, d *testenv.Daemon, group, name string) string {
 // adminOID is the signed-in administrator's object id, from its token's oid claim.
 func adminOID(t *testing.T, d *testenv.Daemon) string {
 	t.Helper()
-	parts := strings.Split(d.Token(t, armScope), ".")
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		OID string `json:"oid"`
-	}
-	if err := json.Unmarshal(raw, &c); err != nil || c.OID == "" {
-		t.Fatalf("no oid in the administrator's token: %v", err)
-	}
-	return c.OID
+	return testkit.TokenOID(t, d.Token(t, armScope))
 }
 
-func props(r testenv.ARMResponse) map[string]any {
+func respProps(r testenv.ARMResponse) map[string]any {
 	p, _ := r.Body["properties"].(map[string]any)
 	return p
 }
@@ -113,14 +101,15 @@ func TestPortalIdentities(t *testing.T) {
 	// pane then proposes.
 	b.Click("button", "Create")
 	p := b.Within("dialog", "Create User Assigned Managed Identity")
-	// Escape in the pane over the pane closes that one only; focus goes back to the group.
+	// Escape in the pane over the pane closes that one only; focus goes back to the button
+	// that opened it, and the pane under it is usable again.
 	p.Click("button", "Create new resource group")
 	b.WaitFor("dialog", "Create a resource group")
 	b.Press("Escape")
 	b.WaitGone("dialog", "Create a resource group", stepTimeout)
 	b.WaitFor("dialog", "Create User Assigned Managed Identity")
-	if role, name := b.Focused(); role != "combobox" || name != "Resource group" {
-		t.Fatalf("after Escape the focus is on %s %q, want the Resource group drop-down", role, name)
+	if role, name := b.Focused(); role != "button" || name != "Create new resource group" {
+		t.Fatalf("after Escape the focus is on %s %q, want the button that opened the pane", role, name)
 	}
 	p.Click("button", "Create new resource group")
 	g := b.Within("dialog", "Create a resource group")
@@ -141,7 +130,7 @@ func TestPortalIdentities(t *testing.T) {
 
 	path := ksPath(d, "rg-ids", "Microsoft.ManagedIdentity/userAssignedIdentities", "pg-cmk-id") + "?api-version=2023-01-31"
 	r := d.ARM(t, http.MethodGet, path, nil)
-	principal, _ := props(r)["principalId"].(string)
+	principal, _ := respProps(r)["principalId"].(string)
 	if r.Status != 200 || len(principal) != 36 || r.Body["location"] != "westeurope" {
 		t.Fatalf("the identity through the API: %d %s", r.Status, r.Raw)
 	}
@@ -151,7 +140,7 @@ func TestPortalIdentities(t *testing.T) {
 	b.WaitFor("heading", "pg-cmk-id")
 	b.WaitText("Object (principal) ID", stepTimeout)
 	b.WaitText(principal, stepTimeout)
-	b.WaitText(fmt.Sprint(props(r)["clientId"]), stepTimeout)
+	b.WaitText(fmt.Sprint(respProps(r)["clientId"]), stepTimeout)
 
 	// Delete from the list, after confirming.
 	b.Go("/browse/identities")
@@ -207,7 +196,7 @@ func TestPortalKeyVault(t *testing.T) {
 	p.Click("button", "Create")
 	b.WaitFor("link", "kvportal1")
 	vaultPath := ksPath(d, "rg", "Microsoft.KeyVault/vaults", "kvportal1") + "?api-version=2023-07-01"
-	v := props(d.ARM(t, http.MethodGet, vaultPath, nil))
+	v := respProps(d.ARM(t, http.MethodGet, vaultPath, nil))
 	if v["enablePurgeProtection"] != true || v["softDeleteRetentionInDays"] != float64(14) || v["enableRbacAuthorization"] != false {
 		t.Fatalf("the vault's properties: %v", v)
 	}
@@ -291,7 +280,7 @@ func TestPortalKeyVault(t *testing.T) {
 	ap.Click("button", "Add")
 	b.WaitFor("button", "Remove access policy of cmk-id")
 	var got []string
-	for _, p := range props(d.ARM(t, http.MethodGet, vaultPath, nil))["accessPolicies"].([]any) {
+	for _, p := range respProps(d.ARM(t, http.MethodGet, vaultPath, nil))["accessPolicies"].([]any) {
 		if m := p.(map[string]any); strings.EqualFold(fmt.Sprint(m["objectId"]), oid) {
 			got = strs(m["permissions"].(map[string]any)["keys"])
 		}
@@ -305,7 +294,7 @@ func TestPortalKeyVault(t *testing.T) {
 	b.Click("button", "Remove access policy of cmk-id")
 	b.Within("alertdialog", "Remove access policy").Click("button", "Remove")
 	b.WaitGone("button", "Remove access policy of cmk-id", stepTimeout)
-	for _, p := range props(d.ARM(t, http.MethodGet, vaultPath, nil))["accessPolicies"].([]any) {
+	for _, p := range respProps(d.ARM(t, http.MethodGet, vaultPath, nil))["accessPolicies"].([]any) {
 		if strings.EqualFold(fmt.Sprint(p.(map[string]any)["objectId"]), oid) {
 			t.Fatalf("the removed access policy is still there: %v", p)
 		}
@@ -327,7 +316,7 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 	p.Click("button", "Create")
 	b.WaitFor("link", "kvrbac1")
 	vaultID := ksPath(d, "rg", "Microsoft.KeyVault/vaults", "kvrbac1")
-	v := props(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil))
+	v := respProps(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil))
 	if v["enableRbacAuthorization"] != true || len(v["accessPolicies"].([]any)) != 0 || v["softDeleteRetentionInDays"] != float64(90) || v["enablePurgeProtection"] == true {
 		t.Fatalf("the RBAC vault: %v", v)
 	}
@@ -342,7 +331,7 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 	b.Click("button", "Enable purge protection")
 	b.Within("alertdialog", "Enable purge protection").Click("button", "Enable")
 	b.WaitGone("button", "Enable purge protection", stepTimeout)
-	if v := props(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil)); v["enablePurgeProtection"] != true {
+	if v := respProps(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil)); v["enablePurgeProtection"] != true {
 		t.Fatalf("purge protection after Enable: %v", v)
 	}
 
@@ -431,7 +420,7 @@ func TestPortalManagedHSM(t *testing.T) {
 	}
 	p.Click("button", "Create")
 	b.WaitForLong("link", "hsmportal1", time.Minute)
-	h := props(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil))
+	h := respProps(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil))
 	if h["softDeleteRetentionInDays"] != float64(7) || h["enablePurgeProtection"] != false ||
 		!slices.ContainsFunc(strs(h["initialAdminObjectIds"]), func(s string) bool { return strings.EqualFold(s, admin) }) {
 		t.Fatalf("the HSM's properties: %v", h)
@@ -443,7 +432,7 @@ func TestPortalManagedHSM(t *testing.T) {
 	b.Click("button", "Enable purge protection")
 	b.Within("alertdialog", "Enable purge protection").Click("button", "Enable")
 	b.WaitGone("button", "Enable purge protection", stepTimeout)
-	if h := props(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil)); h["enablePurgeProtection"] != true || h["softDeleteRetentionInDays"] != float64(7) {
+	if h := respProps(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil)); h["enablePurgeProtection"] != true || h["softDeleteRetentionInDays"] != float64(7) {
 		t.Fatalf("the HSM after Enable purge protection: %v", h)
 	}
 	b.Click("tab", "Keys")

@@ -152,6 +152,9 @@ export function notify(text, kind = 'info') {
   setTimeout(() => n.remove(), 8000);
 }
 
+// paneStack holds the open panes' backdrops, the top one last.
+const paneStack = [];
+
 // openPanel opens a context pane (a modal dialog on the right, as Azure's portal does) titled
 // title, with content and footer actions. Escape or the Close button closes it; focus returns
 // to where it was. Returns {el, body, close}.
@@ -166,19 +169,27 @@ export function openPanel(title, content, actions = []) {
     body,
     h('div', { class: 'panel-foot' }, actions));
   const backdrop = h('div', { class: 'backdrop' }, dialog);
+  // Only the top pane hears keys: Escape in a pane opened from a pane closes that one alone.
   function onKey(e) {
+    if (paneStack[paneStack.length - 1] !== backdrop) return;
     if (e.key === 'Escape') { e.preventDefault(); close(); }
     if (e.key === 'Tab') trapFocus(dialog, e);
   }
-  // The page behind a pane is inert: out of the tab order and of the accessibility tree.
+  // What is behind the top pane (the page, and any pane under it) is inert: out of the tab
+  // order and of the accessibility tree.
   const app = document.getElementById('app');
-  const wasInert = app ? app.inert : false;
-  if (app) app.inert = true;
+  const below = paneStack.length ? paneStack[paneStack.length - 1] : app;
+  if (below) below.inert = true;
+  paneStack.push(backdrop);
   function close() {
-    if (app) app.inert = wasInert;
+    const i = paneStack.indexOf(backdrop);
+    if (i < 0) return;
+    paneStack.splice(i, 1);
     backdrop.remove();
     document.removeEventListener('keydown', onKey, true);
-    if (opener && opener.focus) opener.focus();
+    const top = paneStack.length ? paneStack[paneStack.length - 1] : app;
+    if (top) top.inert = false;
+    if (opener && opener.isConnected && opener.focus) opener.focus();
   }
   document.addEventListener('keydown', onKey, true);
   document.body.append(backdrop);

@@ -87,33 +87,11 @@ export function groupAndRegion({ group, location } = {}) {
     if (g && !location) region.value = g.location;
   });
   const newGroup = button('Create new', () => {
-    // The pane under the new one is inert while it is open, as the page is under a pane, and
-    // Escape closes the new pane only (each pane listens for Escape on the document: this
-    // listener, on the window, hears it first).
-    const outer = newGroup.closest('.backdrop');
     createGroupPanel(async (name) => {
       await loadGroups(name);
       const g = groups.find((x) => x.name === name);
       if (g) region.value = g.location;
     });
-    const nested = [...document.querySelectorAll('.backdrop')].pop();
-    if (!outer || !nested || nested === outer) return;
-    outer.inert = true;
-    const onKey = (e) => {
-      if (e.key !== 'Escape' || !nested.isConnected) return;
-      e.preventDefault();
-      e.stopImmediatePropagation();
-      nested.querySelector('.panel-head .close').click();
-    };
-    window.addEventListener('keydown', onKey, true);
-    const observer = new MutationObserver(() => {
-      if (nested.isConnected) return;
-      observer.disconnect();
-      window.removeEventListener('keydown', onKey, true);
-      outer.inert = false;
-      if (!outer.contains(document.activeElement)) rg.control.focus();
-    });
-    observer.observe(document.body, { childList: true });
   }, { ariaLabel: 'Create new resource group' });
   const ready = (async () => {
     const [locs] = await Promise.all([api.listLocations().catch(() => []), loadGroups(group)]);
