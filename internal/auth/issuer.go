@@ -88,8 +88,12 @@ func (i *Issuer) TenantID() string { return i.tenantID }
 func (i *Issuer) TokenEndpoint() string { return i.endpoint + "/" + i.tenantID + "/oauth2/v2.0/token" }
 
 func (i *Issuer) sign(p *Principal, audience string) (string, time.Time, error) {
+	return i.signFor(p, audience, TokenLifetime)
+}
+
+func (i *Issuer) signFor(p *Principal, audience string, lifetime time.Duration) (string, time.Time, error) {
 	now := i.now().UTC()
-	exp := now.Add(TokenLifetime)
+	exp := now.Add(lifetime)
 	c := Claims{Issuer: i.issuer, Subject: p.ObjectID, Audience: audience, IssuedAt: now.Unix(),
 		NotBefore: now.Unix(), Expiry: exp.Unix(), ObjectID: p.ObjectID, TenantID: p.TenantID,
 		AppID: p.ClientID, IDType: "app", ManagedIdentityID: p.ResourceID, TokenID: arm.NewGUID(), Version: "2.0"}
@@ -272,6 +276,10 @@ func (i *Issuer) SignIn(ctx context.Context, clientID, secret string) (*Principa
 	return p, nil
 }
 
+// SessionTokenLifetime is how long a session's token lives: short, so that a session that ends
+// (sign-out, idle expiry) leaves no token valid for long.
+const SessionTokenLifetime = 5 * time.Minute
+
 // IssueForSession issues a token for the audience resource names to a principal that signed in
 // earlier (SignIn) and holds a session: the portal's browser calls the same APIs as the CLI.
 // The principal must still exist and still have a secret, so deleting it ends its sessions.
@@ -293,5 +301,5 @@ func (i *Issuer) IssueForSession(ctx context.Context, objectID, resource string)
 	if p.IsIdentity() || !p.HasSecret() {
 		return "", time.Time{}, fmt.Errorf("principal %s cannot hold a session", objectID)
 	}
-	return i.sign(p, aud)
+	return i.signFor(p, aud, SessionTokenLifetime)
 }

@@ -53,6 +53,12 @@ func TestCheckGraphHost(t *testing.T) {
 		}
 		cfg.KeyVaultSuffix, cfg.ManagedHSMSuffix = "vault.localhost", "managedhsm.localhost"
 		err := checkGraphHost(cfg)
+		// The portal's host name is checked the same way.
+		pcfg := cfg
+		pcfg.GraphHost, pcfg.PortalHost = "graph.localhost", c.host
+		if perr := checkPortalHost(pcfg); (perr == nil) != (err == nil) && !strings.EqualFold(c.host, "graph.localhost") {
+			t.Errorf("portal host %q: %v, but as Graph host: %v", c.host, perr, err)
+		}
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%q refused: %v", c.host, err)
@@ -61,5 +67,17 @@ func TestCheckGraphHost(t *testing.T) {
 		case c.want != "" && !strings.Contains(err.Error(), c.want):
 			t.Errorf("%q: %v, want an error with %q", c.host, err, c.want)
 		}
+	}
+}
+
+func TestPortalHostIsNotGraphHost(t *testing.T) {
+	cfg := Config{Addr: "127.0.0.1:8443", GraphHost: "graph.localhost", PortalHost: "GRAPH.localhost",
+		KeyVaultSuffix: "vault.localhost", ManagedHSMSuffix: "managedhsm.localhost"}
+	if err := checkPortalHost(cfg); err == nil || !strings.Contains(err.Error(), "Graph host") {
+		t.Fatalf("portal host equal to the Graph host: %v", err)
+	}
+	cfg.PortalHost = "console.localhost"
+	if err := checkPortalHost(cfg); err != nil {
+		t.Fatal(err)
 	}
 }

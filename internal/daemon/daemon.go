@@ -137,10 +137,27 @@ func (c *Config) defaults() {
 
 // checkGraphHost refuses a Graph host name that requests could not be routed to by Host
 // header alone, or that would take requests meant for another API.
-func checkGraphHost(c Config) error {
-	host := strings.ToLower(c.GraphHost)
-	bad := func(why string) error { return fmt.Errorf("graph host %q: %s", c.GraphHost, why) }
-	const isIP = "an IP address is where the resource-manager API is reached; give a DNS name such as graph.localhost"
+func checkGraphHost(c Config) error { return checkServiceHost(c, "graph host", c.GraphHost, "graph.localhost") }
+
+// checkPortalHost does the same for the portal's host name, which must also differ from
+// Graph's (Graph is routed first and would hide the portal).
+func checkPortalHost(c Config) error {
+	if err := checkServiceHost(c, "portal host", c.PortalHost, "portal.localhost"); err != nil {
+		return err
+	}
+	if strings.EqualFold(c.PortalHost, c.GraphHost) {
+		return fmt.Errorf("portal host %q: it is the Graph host; give each its own name", c.PortalHost)
+	}
+	return nil
+}
+
+// checkServiceHost refuses a host name for a service routed by Host header (what, e.g. "graph
+// host") that requests could not be routed to by Host header alone, or that would take
+// requests meant for another API.
+func checkServiceHost(c Config, what, name, example string) error {
+	host := strings.ToLower(name)
+	bad := func(why string) error { return fmt.Errorf("%s %q: %s", what, name, why) }
+	isIP := "an IP address is where the resource-manager API is reached; give a DNS name such as " + example
 	if _, err := netip.ParseAddr(host); err == nil {
 		return bad(isIP)
 	}
@@ -152,7 +169,7 @@ func checkGraphHost(c Config) error {
 		return bad(isIP)
 	}
 	if host == "localhost" {
-		return bad("localhost is where the resource-manager API is reached; give a name under it such as graph.localhost")
+		return bad("localhost is where the resource-manager API is reached; give a name under it such as " + example)
 	}
 	if h, _, err := net.SplitHostPort(c.Addr); err == nil && strings.EqualFold(h, host) {
 		return bad("it is the listen address's host name, where the resource-manager API is reached")
@@ -266,6 +283,9 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, errors.New("a data directory is required")
 	}
 	if err := checkGraphHost(cfg); err != nil {
+		return nil, err
+	}
+	if err := checkPortalHost(cfg); err != nil {
 		return nil, err
 	}
 	d = &Daemon{cfg: cfg, log: cfg.Logger}
@@ -656,8 +676,14 @@ func (d *Daemon) closeAll() {
 	}
 }
 
-// PortalURL is the web console's address, https://{portal host}:{port}.
-func (d *Daemon) PortalURL() string { return "https://" + d.cfg.PortalHost + ":" + d.port() }
+// PortalURL is the web console's address and origin, https://{portal host}:{port}, without
+// the port when it is 443 (as browsers write the Origin header).
+func (d *Daemon) PortalURL() string {
+	if p := d.port(); p != "443" {
+		return "https://" + d.cfg.PortalHost + ":" + p
+	}
+	return "https://" + d.cfg.PortalHost
+}
 
 func (d *Daemon) port() string {
 	_, port, _ := net.SplitHostPort(d.ln.Addr().String())

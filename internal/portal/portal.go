@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -31,9 +32,23 @@ import (
 //go:embed web
 var webFiles embed.FS
 
-// CookieName is the session cookie. The __Host- prefix makes the browser refuse it unless it is
-// Secure, has Path=/ and no Domain, so no other host under localhost can set or read it.
+// CookieName starts the session cookie's name, which ends with the portal's port. The __Host-
+// prefix makes the browser refuse the cookie unless it is Secure, has Path=/ and no Domain, so
+// no other host under localhost can set or read it. Browsers do send it to other ports of the
+// same host (even over plain HTTP to *.localhost), where anyone on this machine may listen:
+// so the cookie alone is worth nothing. Every use of a session also needs the session's second
+// secret (the CSRF token), which only the sign-in answer carries and the page keeps in its
+// origin's storage, which is separate per port.
 const CookieName = "__Host-pgflex-session"
+
+// apiPrefixes are the API paths the portal's host forwards: the resource manager only, not the
+// token endpoints, the managed-identity endpoint or metrics, which the page has no use for.
+var apiPrefixes = []string{"/subscriptions", "/providers/", "/tenants", "/metadata/endpoints"}
+
+const (
+	maxSessionsPerPrincipal = 20
+	maxLinks                = 100
+)
 
 // Tokens is what the portal needs of the token issuer.
 type Tokens interface {
@@ -71,6 +86,7 @@ type Portal struct {
 	opt    Options
 	assets http.Handler
 	csp    string
+	cookie string
 
 	mu       sync.Mutex
 	sessions map[string]*session  // by sha256 of the cookie value
@@ -87,9 +103,6 @@ type linkCode struct {
 	objectID, name, clientID string
 	expires                  time.Time
 }
-
-// maxSessions bounds the memory sign-ins can take; the oldest session is dropped beyond it.
-const maxSessions = 1000
 
 // New makes the portal handler.
 func New(opt Options) (*Portal, error) {
@@ -115,8 +128,16 @@ func New(opt Options) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
+	origin, err := url.Parse(opt.Origin)
+	if err != nil || origin.Scheme != "https" || origin.Host == "" {
+		return nil, fmt.Errorf("portal: origin %q is not an https URL", opt.Origin)
+	}
+	port := origin.Port()
+	if port == "" {
+		port = "443"
+	}
 	connect := append([]string{"'self'"}, opt.ConnectSources...)
-	return &Portal{opt: opt, assets: http.FileServer(http.FS(sub)),
+	return &Portal{opt: opt, assets: http.FileServer(http.FS(sub)), cookie: CookieName + "-" + port,
 		// No inline script or style anywhere: the page's code is in its own files.
 		csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
 			"connect-src " + strings.Join(connect, " ") + "; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -148,7 +169,13 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		p.serveAuth(w, r)
 	default:
-		p.opt.API.ServeHTTP(w, r)
+		for _, prefix := range apiPrefixes {
+			if strings.HasPrefix(path, prefix) {
+				p.opt.API.ServeHTTP(w, r)
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("The portal serves no %s; the resource-manager API is at its own address.", path))
 	}
 }
 
@@ -174,13 +201,14 @@ func (p *Portal) serveAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	switch route {
 	case "GET session":
-		// Not signed in is an answer, not an error: the sign-in page loads without one.
+		// Not signed in is an answer, not an error: the sign-in page loads without one. The
+		// cookie alone does not count: the page must also show the session's second secret.
 		s := p.sessionOf(r)
-		if s == nil {
+		if s == nil || subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(s.csrf)) != 1 {
 			arm.WriteJSON(w, http.StatusOK, map[string]any{"signedIn": false})
 			return
 		}
-		p.writeSession(w, s)
+		p.writeSession(w, s, false)
 	case "POST signin":
 		var in struct{ ClientID, ClientSecret string }
 		if !decodeJSON(w, r, &in) {
@@ -193,7 +221,8 @@ func (p *Portal) serveAuth(w http.ResponseWriter, r *http.Request) {
 		pr, err := p.opt.Tokens.SignIn(r.Context(), strings.TrimSpace(in.ClientID), in.ClientSecret)
 		var oe *auth.OAuthError
 		if errors.As(err, &oe) {
-			p.opt.Log.Warn("portal sign-in refused", "clientId", in.ClientID)
+			// Not the client id: it is the caller's text, and may be a secret typed in the wrong field.
+			p.opt.Log.Warn("portal sign-in refused")
 			writeError(w, http.StatusUnauthorized, "InvalidCredentials", "The client ID or the client secret is not valid. Use the values of your pgflex profile, or a sign-in link from `pgflex portal`.")
 			return
 		}
@@ -201,7 +230,7 @@ func (p *Portal) serveAuth(w http.ResponseWriter, r *http.Request) {
 			p.internalError(w, "sign in", err)
 			return
 		}
-		p.startSession(w, pr.ObjectID, pr.DisplayName, pr.ClientID)
+		p.startSession(w, r, pr.ObjectID, pr.DisplayName, pr.ClientID)
 	case "POST redeem":
 		var in struct{ Code string }
 		if !decodeJSON(w, r, &in) {
@@ -212,7 +241,7 @@ func (p *Portal) serveAuth(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnauthorized, "InvalidSignInLink", "This sign-in link is not valid: it was used already or it expired. Run `pgflex portal` for a new one.")
 			return
 		}
-		p.startSession(w, l.objectID, l.name, l.clientID)
+		p.startSession(w, r, l.objectID, l.name, l.clientID)
 	case "POST token":
 		s := p.checkedSession(w, r)
 		if s == nil {
@@ -260,7 +289,7 @@ func (p *Portal) serveAuth(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.endSession(r)
-		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		w.WriteHeader(http.StatusNoContent)
 	case "POST links":
 		p.serveLink(w, r)
@@ -287,6 +316,15 @@ func (p *Portal) serveLink(w http.ResponseWriter, r *http.Request) {
 	exp := p.opt.Now().Add(p.opt.LinkLifetime)
 	p.mu.Lock()
 	p.expireLocked()
+	if len(p.links) >= maxLinks { // the one that expires first goes
+		var first string
+		for k, l := range p.links {
+			if first == "" || l.expires.Before(p.links[first].expires) {
+				first = k
+			}
+		}
+		delete(p.links, first)
+	}
 	p.links[digest(code)] = &linkCode{objectID: pr.ObjectID, name: pr.DisplayName, clientID: pr.ClientID, expires: exp}
 	p.mu.Unlock()
 	arm.WriteJSON(w, http.StatusOK, map[string]any{"url": p.opt.Origin + "/#signin=" + code, "expiresOn": exp.UTC().Format(time.RFC3339)})
@@ -305,45 +343,60 @@ func (p *Portal) takeLink(code string) *linkCode {
 	return l
 }
 
-func (p *Portal) startSession(w http.ResponseWriter, oid, name, clientID string) {
+// startSession replaces the request's session, if any, with a new one for the principal.
+func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, oid, name, clientID string) {
+	p.endSession(r)
 	value := randomString(32)
 	now := p.opt.Now()
 	s := &session{objectID: oid, name: name, clientID: clientID, csrf: randomString(24), created: now, lastActive: now}
 	p.mu.Lock()
 	p.expireLocked()
-	if len(p.sessions) >= maxSessions {
-		var oldest string
-		for k, v := range p.sessions {
-			if oldest == "" || v.lastActive.Before(p.sessions[oldest].lastActive) {
-				oldest = k
+	// A principal's sessions are bounded; its least recently active one goes first.
+	var mine []string
+	for k, v := range p.sessions {
+		if v.objectID == oid {
+			mine = append(mine, k)
+		}
+	}
+	for len(mine) >= maxSessionsPerPrincipal {
+		oldest := 0
+		for i, k := range mine {
+			if p.sessions[k].lastActive.Before(p.sessions[mine[oldest]].lastActive) {
+				oldest = i
 			}
 		}
-		delete(p.sessions, oldest)
+		delete(p.sessions, mine[oldest])
+		mine = append(mine[:oldest], mine[oldest+1:]...)
 	}
 	p.sessions[digest(value)] = s
 	p.mu.Unlock()
 	p.opt.Log.Info("portal session started", "objectId", oid)
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: value, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	p.writeSession(w, s)
+	http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: value, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	p.writeSession(w, s, true)
 }
 
-func (p *Portal) writeSession(w http.ResponseWriter, s *session) {
+// writeSession describes the session to the page; only the answer to a sign-in carries its
+// second secret.
+func (p *Portal) writeSession(w http.ResponseWriter, s *session, withSecret bool) {
 	info := map[string]any{}
 	for k, v := range p.opt.Info {
 		info[k] = v
 	}
-	arm.WriteJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"signedIn":    true,
 		"user":        map[string]any{"name": s.name, "objectId": s.objectID, "clientId": s.clientID},
-		"csrfToken":   s.csrf,
 		"idleTimeout": int(p.opt.IdleTimeout / time.Second),
 		"info":        info,
-	})
+	}
+	if withSecret {
+		out["csrfToken"] = s.csrf
+	}
+	arm.WriteJSON(w, http.StatusOK, out)
 }
 
 // sessionOf is the live session the request's cookie names, or nil.
 func (p *Portal) sessionOf(r *http.Request) *session {
-	c, err := r.Cookie(CookieName)
+	c, err := r.Cookie(p.cookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}
@@ -374,7 +427,7 @@ func (p *Portal) touch(s *session) {
 }
 
 func (p *Portal) endSession(r *http.Request) {
-	if c, err := r.Cookie(CookieName); err == nil {
+	if c, err := r.Cookie(p.cookie); err == nil {
 		p.mu.Lock()
 		delete(p.sessions, digest(c.Value))
 		p.mu.Unlock()

@@ -6,6 +6,7 @@ package portal_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgflex/pgflex/internal/auth"
 	"github.com/pgflex/pgflex/internal/azcred"
 	"github.com/pgflex/pgflex/internal/portal"
 	"github.com/pgflex/pgflex/internal/testenv"
@@ -113,7 +115,7 @@ func TestPortalSessions(t *testing.T) {
 		}
 		var set string
 		for _, h := range resp.Header.Values("Set-Cookie") {
-			if strings.HasPrefix(h, portal.CookieName+"=") {
+			if strings.HasPrefix(h, portal.CookieName+"-") {
 				set = h
 			}
 		}
@@ -152,6 +154,75 @@ func TestPortalSessions(t *testing.T) {
 		}
 		if resp, body := c.post("/auth/token", c.origin, map[string]any{"resource": "https://evil.example"}, "X-CSRF-Token", c.csrf); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("token for an unknown resource: %d %v", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("the cookie alone is worth nothing", func(t *testing.T) {
+		// Browsers send the cookie to every port of portal.localhost, where anyone on this
+		// machine may listen: with it alone, an attacker learns nothing and gets no token.
+		c := newPortalClient(t, d)
+		c.signIn()
+		get := func(secret string) map[string]any {
+			req, _ := http.NewRequest(http.MethodGet, c.origin+"/auth/session", nil)
+			if secret != "" {
+				req.Header.Set("X-CSRF-Token", secret)
+			}
+			resp, err := c.hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			json.NewDecoder(resp.Body).Decode(&out)
+			return out
+		}
+		if s := get(""); s["signedIn"] != false || s["csrfToken"] != nil || s["user"] != nil {
+			t.Errorf("the session with the cookie alone: %v", s)
+		}
+		if s := get(c.csrf); s["signedIn"] != true || s["csrfToken"] != nil {
+			t.Errorf("the session with its secret: %v (it must not repeat the secret)", s)
+		}
+		if resp, _ := c.post("/auth/token", c.origin, map[string]any{"resource": "arm"}, "X-CSRF-Token", "guess"); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("token with the cookie and a wrong secret: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("session tokens are short-lived", func(t *testing.T) {
+		c := newPortalClient(t, d)
+		c.signIn()
+		_, tok := c.token()
+		var claims struct{ Iat, Exp int64 }
+		payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+		json.Unmarshal(payload, &claims)
+		if life := time.Duration(claims.Exp-claims.Iat) * time.Second; life != auth.SessionTokenLifetime {
+			t.Errorf("a session's token lives %s, want %s", life, auth.SessionTokenLifetime)
+		}
+	})
+
+	t.Run("the portal host forwards the resource manager and nothing else", func(t *testing.T) {
+		c := newPortalClient(t, d)
+		armTok := d.Token(t, "https://management.azure.com/.default")
+		for path, want := range map[string]int{
+			"/subscriptions?api-version=2022-12-01":            http.StatusOK,
+			"/metadata/endpoints?api-version=2022-09-01":       http.StatusOK,
+			"/msi/token?resource=https://management.azure.com": http.StatusNotFound,
+			"/metrics":                              http.StatusNotFound,
+			"/" + p.TenantID + "/oauth2/v2.0/token": http.StatusNotFound,
+			"/adfs/oauth2/token":                    http.StatusNotFound,
+			"/healthz":                              http.StatusNotFound,
+			"/assets/":                              http.StatusNotFound,
+		} {
+			req, _ := http.NewRequest(http.MethodGet, c.origin+path, nil)
+			req.Header.Set("Authorization", "Bearer "+armTok)
+			req.Header.Set("Metadata", "true")
+			resp, err := c.hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("GET %s on the portal host: %d, want %d", path, resp.StatusCode, want)
+			}
 		}
 	})
 

@@ -42,9 +42,18 @@ export function session() { return state.session; }
 export function info() { return (state.session && state.session.info) || {}; }
 export function subscriptionId() { return info().subscriptionId; }
 
+// The session's second secret (its CSRF token) is kept in this origin's storage, which is
+// separate per scheme, host and port, unlike the cookie, which the browser also sends to other
+// ports of the same host. Without it the cookie is worth nothing.
+const secretKey = 'pgflex-portal-session-secret';
+
 export function setSession(s) {
   state.session = s;
   state.tokens.clear();
+  try {
+    if (s && s.csrfToken) localStorage.setItem(secretKey, s.csrfToken);
+    if (!s) localStorage.removeItem(secretKey);
+  } catch (e) { /* storage off: the session lasts as long as the page */ }
 }
 
 export function onSessionEnded(fn) { state.onSessionEnded = fn; }
@@ -63,8 +72,7 @@ async function authPost(path, body) {
   if (!resp.ok) {
     const e = data.error || {};
     if (resp.status === 401 && state.session) {
-      state.session = null;
-      state.tokens.clear();
+      setSession(null);
       state.onSessionEnded(e.message);
       throw new SessionEnded(e.message || 'Your session ended.');
     }
@@ -74,10 +82,13 @@ async function authPost(path, body) {
 }
 
 export async function loadSession() {
-  const resp = await fetch('/auth/session', { credentials: 'same-origin' });
+  let secret = null;
+  try { secret = localStorage.getItem(secretKey); } catch (e) { secret = null; }
+  if (!secret) return null;
+  const resp = await fetch('/auth/session', { credentials: 'same-origin', headers: { 'X-CSRF-Token': secret } });
   if (!resp.ok) return null;
   const s = await resp.json();
-  return s.signedIn ? s : null;
+  return s.signedIn ? Object.assign(s, { csrfToken: secret }) : null;
 }
 
 export async function signIn(clientId, clientSecret) {
@@ -110,12 +121,15 @@ export async function token(resource) {
   return data.accessToken;
 }
 
+// resourceFor picks the token for a URL, and refuses any other place: a token goes only to
+// this origin (ARM) or to a key-store host over HTTPS on this daemon's port.
 function resourceFor(url) {
   const u = new URL(url, location.href);
   const i = info();
   if (u.origin === location.origin) return 'arm';
-  if (i.keyVaultDnsSuffix && u.hostname.endsWith('.' + i.keyVaultDnsSuffix)) return 'keyvault';
-  if (i.managedHsmDnsSuffix && u.hostname.endsWith('.' + i.managedHsmDnsSuffix)) return 'managedhsm';
+  const ours = u.protocol === 'https:' && u.port === location.port;
+  if (ours && i.keyVaultDnsSuffix && u.hostname.endsWith('.' + i.keyVaultDnsSuffix)) return 'keyvault';
+  if (ours && i.managedHsmDnsSuffix && u.hostname.endsWith('.' + i.managedHsmDnsSuffix)) return 'managedhsm';
   throw new Error(`The portal does not send credentials to ${u.origin}.`);
 }
 
