@@ -137,7 +137,9 @@ func (c *Config) defaults() {
 
 // checkGraphHost refuses a Graph host name that requests could not be routed to by Host
 // header alone, or that would take requests meant for another API.
-func checkGraphHost(c Config) error { return checkServiceHost(c, "graph host", c.GraphHost, "graph.localhost") }
+func checkGraphHost(c Config) error {
+	return checkServiceHost(c, "graph host", c.GraphHost, "graph.localhost")
+}
 
 // checkPortalHost does the same for the portal's host name, which must also differ from
 // Graph's (Graph is routed first and would hide the portal).
