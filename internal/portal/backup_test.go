@@ -1,0 +1,219 @@
+package portal_test
+
+// The Backup and restore blade and the Activity log blade, driven through a real daemon, real
+// Chromium and real PostgreSQL servers; every effect is then checked through the API (and psql).
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgflex/pgflex/internal/testenv"
+)
+
+const testAdminPassword = "Portal-Test-Pass-1!"
+
+// startServersDaemon starts a daemon whose servers can be created and cleaned up, with the key
+// monitor checking every second.
+func startServersDaemon(t *testing.T) (*testenv.Daemon, *fx) {
+	t.Helper()
+	needServers(t)
+	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", testenv.RuntimeDir(t), "--key-check-interval", "1s"}})
+	f := newFx(t, d)
+	f.Group("rg", "eastus")
+	return d, f
+}
+
+// createServer creates a server through the API (as pgflex postgres flexible-server create
+// does) and waits until it is Ready; extra adds identity, properties.dataEncryption, ...
+func (f *fx) createServer(group, name string, extra map[string]any) map[string]any {
+	f.t.Helper()
+	props := map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": testAdminPassword,
+		"version": "15", "storage": map[string]any{"storageSizeGB": 32}}
+	body := map[string]any{"location": "eastus", "sku": map[string]any{"name": "Standard_B1ms", "tier": "Burstable"}, "properties": props}
+	for k, v := range extra {
+		if k == "properties" {
+			for pk, pv := range v.(map[string]any) {
+				props[pk] = pv
+			}
+			continue
+		}
+		body[k] = v
+	}
+	f.must(http.MethodPut, f.ServerPath(group, name), apiPostgres, body)
+	return f.WaitState(group, name, "Ready", 3*time.Minute)
+}
+
+// cmkServer makes a vault with purge protection, a key, an identity allowed on it, and a
+// server encrypted under that key.
+func (f *fx) cmkServer(group, name string) (*Vault, string) {
+	f.t.Helper()
+	idID, principal := f.Identity(group, name+"-id", "eastus")
+	v := f.Vault(group, "kv"+strings.ReplaceAll(name, "-", ""), "eastus", true)
+	v.Allow(principal)
+	key := v.Key("cmk")
+	f.createServer(group, name, map[string]any{
+		"identity": map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{idID: map[string]any{}}},
+		"properties": map[string]any{"dataEncryption": map[string]any{"type": "AzureKeyVault", "primaryKeyURI": key,
+			"primaryUserAssignedIdentityId": idID}},
+	})
+	return v, key
+}
+
+func bladeRoute(f *fx, group, name, blade string) string {
+	return "/resource" + f.ServerPath(group, name) + "?blade=" + blade
+}
+
+func (f *fx) backups(group, name string) []map[string]any {
+	f.t.Helper()
+	var out []map[string]any
+	for _, b := range f.must(http.MethodGet, f.ServerPath(group, name)+"/backups", apiPostgres, nil)["value"].([]any) {
+		out = append(out, b.(map[string]any))
+	}
+	return out
+}
+
+func TestPortalBackups(t *testing.T) {
+	t.Parallel()
+	d, f := startServersDaemon(t)
+	f.createServer("rg", "bk-smk", nil)
+	initial := f.backups("rg", "bk-smk")
+	if len(initial) != 1 {
+		t.Fatalf("backups after creation: %v", initial)
+	}
+	b := NewBrowser(t, d)
+	b.Go(bladeRoute(f, "rg", "bk-smk", "backup"))
+	b.WaitFor("heading", "bk-smk | Backup and restore")
+	list := b.Within("table", "Available backups")
+	list.WaitFor("cell", initial[0]["name"].(string))
+	list.WaitFor("cell", "Automatic")
+
+	b.Click("button", "Backup now")
+	pane := b.Within("dialog", "Backup now")
+	pane.Fill("Backup name", "before-upgrade")
+	pane.Click("button", "Backup")
+	b.WaitGone("dialog", "Backup now", 2*time.Minute)
+	b.WaitFor("cell", "before-upgrade")
+	b.WaitFor("cell", "Customer On-Demand")
+
+	got := f.must(http.MethodGet, f.ServerPath("rg", "bk-smk")+"/backups/before-upgrade", apiPostgres, nil)
+	if p := props(got); p["source"] != "Customer" || p["backupType"] != "Customer On-Demand" {
+		t.Fatalf("the on-demand backup in the API: %v", got)
+	}
+	if n := len(f.backups("rg", "bk-smk")); n != 2 {
+		t.Fatalf("%d backups in the API, want 2", n)
+	}
+
+	// A refused name is reported inline with the API's code, and the pane stays.
+	b.ExpectAPIErrors()
+	b.Click("button", "Backup now")
+	pane = b.Within("dialog", "Backup now")
+	pane.Fill("Backup name", "before-upgrade")
+	pane.Click("button", "Backup")
+	b.WaitAlert("BackupAlreadyExists", 20*time.Second)
+	if v := pane.Value("textbox", "Backup name"); v != "before-upgrade" {
+		t.Errorf("the pane's name after the refusal: %q", v)
+	}
+	pane.Click("button", "Cancel")
+	if n := len(f.backups("rg", "bk-smk")); n != 2 {
+		t.Fatalf("%d backups after a refused one, want 2", n)
+	}
+}
+
+// chartCounts reads the Activity log blade's chart summary: key checks succeeded and failed.
+var chartSummary = regexp.MustCompile(`(\d+) key checks succeeded, (\d+) failed; the server was Inaccessible in (\d+) of the minutes; latest state: (\w+)`)
+
+func waitChart(t *testing.T, b *Browser, what string, ok func(succeeded, failed, inaccessible int, latest string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		var s string
+		b.Eval(`(document.querySelector('.chart-summary') || {}).textContent || ''`, &s)
+		last = s
+		if m := chartSummary.FindStringSubmatch(s); m != nil {
+			a, _ := strconv.Atoi(m[1])
+			c, _ := strconv.Atoi(m[2])
+			i, _ := strconv.Atoi(m[3])
+			if ok(a, c, i, m[4]) {
+				return
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	b.snap("chart " + what)
+	t.Fatalf("chart: %s not shown within 30s; summary %q", what, last)
+}
+
+func TestPortalActivityLog(t *testing.T) {
+	t.Parallel()
+	d, f := startServersDaemon(t)
+	v, _ := f.cmkServer("rg", "act-cmk")
+	b := NewBrowser(t, d)
+	b.Go(bladeRoute(f, "rg", "act-cmk", "activity"))
+	b.WaitFor("heading", "act-cmk | Activity log")
+	var ignored any
+	b.Eval(`performance.setResourceTimingBufferSize(100000)`, &ignored)
+	b.WaitFor("heading", "Key checks and state")
+	waitChart(t, b, "successful checks", func(ok, failed, _ int, latest string) bool { return ok > 0 && failed == 0 && latest == "Accessible" })
+
+	// The key is disabled: the monitor makes the server Inaccessible and logs it; the blade
+	// refreshes on its own.
+	v.SetEnabled("cmk", false)
+	f.WaitState("rg", "act-cmk", "Inaccessible", 30*time.Second)
+	// (The table is redrawn when events arrive: lookups are not scoped to one drawing of it.)
+	b.WaitFor("cell", "Microsoft.DBforPostgreSQL/flexibleServers/keyRevoked/action")
+	b.WaitFor("cell", "Key revoked: server Inaccessible")
+	waitChart(t, b, "failed checks", func(ok, failed, inacc int, latest string) bool { return failed > 0 && inacc > 0 && latest == "Inaccessible" })
+
+	v.SetEnabled("cmk", true)
+	f.WaitState("rg", "act-cmk", "Ready", time.Minute)
+	b.WaitFor("cell", "Microsoft.DBforPostgreSQL/flexibleServers/accessRestored/action")
+	b.WaitFor("cell", "Key access restored")
+	waitChart(t, b, "recovery", func(ok, failed, _ int, latest string) bool { return ok > 0 && failed > 0 && latest == "Accessible" })
+
+	// Newest first: the restore above the revocation, as the API lists them.
+	var ops []string
+	b.Eval(`Array.from([...document.querySelectorAll('table.grid')].find((t) => t.caption && t.caption.textContent === 'Activity log')
+		.querySelectorAll('tbody tr td:nth-child(3)'), (td) => td.textContent)`, &ops)
+	iRestored, iRevoked := -1, -1
+	for i, op := range ops {
+		if strings.HasSuffix(op, "/accessRestored/action") && iRestored < 0 {
+			iRestored = i
+		}
+		if strings.HasSuffix(op, "/keyRevoked/action") && iRevoked < 0 {
+			iRevoked = i
+		}
+	}
+	if iRestored < 0 || iRevoked < 0 || iRestored > iRevoked {
+		t.Fatalf("events on the blade, newest first: %v", ops)
+	}
+
+	// The chart's numbers are the API's: the metrics of the server agree.
+	r := d.ARM(t, http.MethodGet, f.ServerPath("rg", "act-cmk")+"/providers/Microsoft.Insights/metrics?api-version=2023-10-01&metricnames=key_checks_failed&interval=PT1M", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("metrics: %d %s", r.Status, r.Raw)
+	}
+	total := 0.0
+	for _, p := range r.Body["value"].([]any)[0].(map[string]any)["timeseries"].([]any)[0].(map[string]any)["data"].([]any) {
+		total += p.(map[string]any)["total"].(float64)
+	}
+	if total < 1 {
+		t.Fatalf("the metrics API counts %v failed key checks", total)
+	}
+
+	// Leaving the blade stops its refresh timer: no activity-log request afterwards.
+	b.Click("link", "Overview")
+	b.WaitFor("heading", "act-cmk | Overview")
+	count := `performance.getEntriesByType('resource').filter((e) => e.name.includes('/eventtypes/management/values')).length`
+	var before, after int
+	b.Eval(count, &before)
+	time.Sleep(4 * time.Second) // longer than the blade's refresh interval: nothing may happen in it
+	b.Eval(count, &after)
+	if before == 0 || after != before {
+		t.Fatalf("activity-log requests: %d on the blade, %d after leaving it", before, after)
+	}
+}
