@@ -167,7 +167,9 @@ func TestPortalActivityLog(t *testing.T) {
 	// (The table is redrawn when events arrive: lookups are not scoped to one drawing of it.)
 	b.WaitFor("cell", "Microsoft.DBforPostgreSQL/flexibleServers/keyRevoked/action")
 	b.WaitFor("cell", "Key revoked: server Inaccessible")
-	waitChart(t, b, "failed checks", func(ok, failed, inacc int, latest string) bool { return failed > 0 && inacc > 0 && latest == "Inaccessible" })
+	waitChart(t, b, "failed checks", func(ok, failed, inacc int, latest string) bool {
+		return failed > 0 && inacc > 0 && latest == "Inaccessible"
+	})
 
 	v.SetEnabled("cmk", true)
 	f.WaitState("rg", "act-cmk", "Ready", time.Minute)
