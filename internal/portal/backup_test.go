@@ -4,6 +4,7 @@ package portal_test
 // Chromium and real PostgreSQL servers; every effect is then checked through the API (and psql).
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -217,5 +218,121 @@ func TestPortalActivityLog(t *testing.T) {
 	b.Eval(count, &after)
 	if before == 0 || after != before {
 		t.Fatalf("activity-log requests: %d on the blade, %d after leaving it", before, after)
+	}
+}
+
+// restoreThroughUI fills the open restore form: the new server's name and, when keyID is set,
+// a customer-managed key reached through the identity named identity; then Review + create and
+// the restore button (label), and waits for the deployment.
+func restoreThroughUI(b *Browser, newName, identity, keyID, label string) {
+	b.t.Helper()
+	b.WaitFor("tab", "Basics")
+	latest := "Latest restore point (Now)"
+	if label == "Geo-restore" {
+		latest = "Latest restore point available in the paired region"
+	}
+	if !b.Checked("radio", latest) {
+		b.t.Fatalf("the restore point is not %q by default", latest)
+	}
+	b.Fill("Server name", newName)
+	if keyID != "" {
+		b.Click("tab", "Security")
+		b.Click("radio", "Customer-managed key")
+		b.Click("radio", "Key identifier")
+		b.Fill("Key identifier", keyID)
+		b.Click("button", "Change identity")
+		dlg := b.Within("dialog", "Select user assigned managed identity")
+		dlg.Click("radio", identity)
+		dlg.Click("button", "Add")
+		b.WaitGone("dialog", "Select user assigned managed identity", 10*time.Second)
+		if v := b.Value("textbox", "User assigned managed identity"); v != identity {
+			b.t.Fatalf("the identity field shows %q", v)
+		}
+	}
+	b.Click("button", "Review + create")
+	b.WaitFor("tab", "Review + create")
+	b.Click("button", label)
+	b.WaitForLong("button", "Go to resource", 3*time.Minute)
+}
+
+func TestPortalRestoreSMKToCMK(t *testing.T) {
+	t.Parallel()
+	d, f := startServersDaemon(t)
+	f.createServer("rg", "rs-src", nil)
+	f.AllowLoopback("rg", "rs-src")
+	f.PSQL("rg", "rs-src", "pgadmin", testAdminPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('written before the restore')")
+	// The seed's preparation: an identity with rights on a key in a vault with purge protection.
+	idID, principal := f.Identity("rg", "rs-id", "eastus")
+	v := f.Vault("rg", "kvrestore", "eastus", true)
+	v.Allow(principal)
+	key := v.Key("cmk")
+
+	b := NewBrowser(t, d)
+	b.Go(bladeRoute(f, "rg", "rs-src", "backup"))
+	b.WaitFor("heading", "rs-src | Backup and restore")
+	if b.Has("button", "Geo-restore") {
+		t.Fatal("Geo-restore is offered for a server without geo-redundant backup")
+	}
+	b.Click("button", "Restore")
+	b.WaitFor("heading", "Restore")
+
+	// A name the API refuses is shown inline, and nothing is created.
+	b.ExpectAPIErrors()
+	b.Fill("Server name", "rs-src")
+	b.Click("button", "Review + create")
+	b.Click("button", "Restore")
+	b.WaitAlert("rs-src", 20*time.Second)
+	if !b.Has("button", "Restore") || b.Has("button", "Go to resource") {
+		t.Fatal("after a refusal the form must stay, ready to send again")
+	}
+	b.Click("tab", "Basics")
+	restoreThroughUI(b, "rs-cmk", "rs-id", key, "Restore")
+	b.Click("button", "Go to resource")
+	b.WaitFor("heading", "rs-cmk | Overview")
+
+	restored := f.Server("rg", "rs-cmk")
+	de := DataEncryption(restored)
+	if de["type"] != "AzureKeyVault" || de["primaryKeyURI"] != key || !strings.EqualFold(fmt.Sprint(de["primaryUserAssignedIdentityId"]), idID) {
+		t.Fatalf("the restored server's dataEncryption: %v", de)
+	}
+	if p := props(restored); !strings.EqualFold(fmt.Sprint(p["sourceServerResourceId"]), f.ServerPath("rg", "rs-src")) || p["state"] != "Ready" {
+		t.Fatalf("the restored server: %v", p)
+	}
+	if de := DataEncryption(f.Server("rg", "rs-src")); de["type"] != "SystemManaged" {
+		t.Fatalf("the source's dataEncryption changed: %v", de)
+	}
+	f.AllowLoopback("rg", "rs-cmk")
+	if got := f.PSQL("rg", "rs-cmk", "pgadmin", testAdminPassword, "SELECT v FROM notes"); got != "written before the restore" {
+		t.Fatalf("the restored server's row: %q", got)
+	}
+}
+
+func TestPortalGeoRestore(t *testing.T) {
+	t.Parallel()
+	d, f := startServersDaemon(t)
+	f.createServer("rg", "geo-src", map[string]any{"properties": map[string]any{"backup": map[string]any{"geoRedundantBackup": "Enabled"}}})
+	f.AllowLoopback("rg", "geo-src")
+	f.PSQL("rg", "geo-src", "pgadmin", testAdminPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('copied to the paired region')")
+
+	b := NewBrowser(t, d)
+	b.Go(bladeRoute(f, "rg", "geo-src", "backup"))
+	b.WaitFor("heading", "geo-src | Backup and restore")
+	b.Click("button", "Geo-restore")
+	b.WaitFor("heading", "Geo-restore")
+	b.WaitText("westus", 10*time.Second)
+	if b.Has("radio", "Select a custom restore point") {
+		t.Fatal("a geo-restore restores the latest point of the paired region only")
+	}
+	restoreThroughUI(b, "geo-copy", "", "", "Geo-restore")
+	b.Click("button", "Go to resource")
+	b.WaitFor("heading", "geo-copy | Overview")
+
+	restored := f.Server("rg", "geo-copy")
+	if restored["location"] != "westus" || DataEncryption(restored)["type"] != "SystemManaged" {
+		t.Fatalf("the geo-restored server: location %v, dataEncryption %v", restored["location"], DataEncryption(restored))
+	}
+	f.AllowLoopback("rg", "geo-copy")
+	if got := f.PSQL("rg", "geo-copy", "pgadmin", testAdminPassword, "SELECT v FROM notes"); got != "copied to the paired region" {
+		t.Fatalf("the geo-restored server's row: %q", got)
 	}
 }
