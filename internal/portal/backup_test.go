@@ -227,13 +227,6 @@ func TestPortalActivityLog(t *testing.T) {
 func restoreThroughUI(b *Browser, newName, identity, keyID, label string) {
 	b.t.Helper()
 	b.WaitFor("tab", "Basics")
-	latest := "Latest restore point (Now)"
-	if label == "Geo-restore" {
-		latest = "Latest restore point available in the paired region"
-	}
-	if !b.Checked("radio", latest) {
-		b.t.Fatalf("the restore point is not %q by default", latest)
-	}
 	b.Fill("Server name", newName)
 	if keyID != "" {
 		b.Click("tab", "Security")
@@ -261,6 +254,11 @@ func TestPortalRestoreSMKToCMK(t *testing.T) {
 	f.createServer("rg", "rs-src", nil)
 	f.AllowLoopback("rg", "rs-src")
 	f.PSQL("rg", "rs-src", "pgadmin", testAdminPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('written before the restore')")
+	// A restore point between two rows, for the custom point-in-time restore below.
+	time.Sleep(1200 * time.Millisecond)
+	point := time.Now().UTC().Truncate(time.Second)
+	time.Sleep(1200 * time.Millisecond)
+	f.PSQL("rg", "rs-src", "pgadmin", testAdminPassword, "INSERT INTO notes VALUES ('written after the restore point')")
 	// The seed's preparation: an identity with rights on a key in a vault with purge protection.
 	idID, principal := f.Identity("rg", "rs-id", "eastus")
 	v := f.Vault("rg", "kvrestore", "eastus", true)
@@ -281,11 +279,14 @@ func TestPortalRestoreSMKToCMK(t *testing.T) {
 	b.Fill("Server name", "rs-src")
 	b.Click("button", "Review + create")
 	b.Click("button", "Restore")
-	b.WaitAlert("rs-src", 20*time.Second)
+	b.WaitAlert("ServerNameAlreadyExists", 20*time.Second)
 	if !b.Has("button", "Restore") || b.Has("button", "Go to resource") {
 		t.Fatal("after a refusal the form must stay, ready to send again")
 	}
 	b.Click("tab", "Basics")
+	if !b.Checked("radio", "Latest restore point (Now)") {
+		t.Fatal("the restore point is not the latest by default")
+	}
 	restoreThroughUI(b, "rs-cmk", "rs-id", key, "Restore")
 	b.Click("button", "Go to resource")
 	b.WaitFor("heading", "rs-cmk | Overview")
@@ -302,8 +303,24 @@ func TestPortalRestoreSMKToCMK(t *testing.T) {
 		t.Fatalf("the source's dataEncryption changed: %v", de)
 	}
 	f.AllowLoopback("rg", "rs-cmk")
-	if got := f.PSQL("rg", "rs-cmk", "pgadmin", testAdminPassword, "SELECT v FROM notes"); got != "written before the restore" {
-		t.Fatalf("the restored server's row: %q", got)
+	if got := f.PSQL("rg", "rs-cmk", "pgadmin", testAdminPassword, "SELECT v FROM notes ORDER BY v"); got != "written after the restore point\nwritten before the restore" {
+		t.Fatalf("the restored server's rows: %q", got)
+	}
+
+	// A custom restore point, typed in UTC: the new server has the rows committed before it only.
+	b.Go(bladeRoute(f, "rg", "rs-src", "backup"))
+	b.Click("button", "Restore")
+	b.WaitFor("tab", "Basics")
+	b.Click("radio", "Select a custom restore point")
+	b.Fill("Custom restore point (UTC)", point.Format("2006-01-02 15:04:05"))
+	restoreThroughUI(b, "rs-pitr", "", "", "Restore")
+	pitr := f.Server("rg", "rs-pitr")
+	if de := DataEncryption(pitr); de["type"] != "SystemManaged" {
+		t.Fatalf("the point-in-time restored server's dataEncryption: %v", de)
+	}
+	f.AllowLoopback("rg", "rs-pitr")
+	if got := f.PSQL("rg", "rs-pitr", "pgadmin", testAdminPassword, "SELECT v FROM notes"); got != "written before the restore" {
+		t.Fatalf("the rows restored to %s: %q", point.Format(time.RFC3339), got)
 	}
 }
 
@@ -320,7 +337,7 @@ func TestPortalGeoRestore(t *testing.T) {
 	b.Click("button", "Geo-restore")
 	b.WaitFor("heading", "Geo-restore")
 	b.WaitText("westus", 10*time.Second)
-	if b.Has("radio", "Select a custom restore point") {
+	if !b.Checked("radio", "Latest restore point available in the paired region") || b.Has("radio", "Select a custom restore point") {
 		t.Fatal("a geo-restore restores the latest point of the paired region only")
 	}
 	restoreThroughUI(b, "geo-copy", "", "", "Geo-restore")

@@ -118,6 +118,16 @@ async function pairedRegion(location) {
   return pair ? pair.name : '';
 }
 
+// parseRestorePoint reads a restore point typed in UTC: "2026-12-07 10:30", "2026-12-07 10:30:15"
+// or ISO 8601 with a zone ("2026-12-07T10:30:15Z", "...+01:00"); undefined if it is not one.
+export function parseRestorePoint(text) {
+  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(Z|UTC|[+-]\d{2}:\d{2})?$/i.exec(String(text || '').trim());
+  if (!m) return undefined;
+  const zone = !m[3] || /^(z|utc)$/i.test(m[3]) ? 'Z' : m[3];
+  const d = new Date(`${m[1]}T${m[2]}${zone}`);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
 const serverNameRE = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
 
 // showRestore replaces the list with the restore form: Basics (restore point, new server's
@@ -153,9 +163,9 @@ async function showRestore(ctx, server, view, mode) {
     { value: 'latest', label: geoMode ? 'Latest restore point available in the paired region' : 'Latest restore point (Now)' },
     ...(geoMode ? [] : [{ value: 'custom', label: 'Select a custom restore point' }]),
   ], { value: 'latest', onchange: (v) => { custom.el.hidden = v !== 'custom'; } });
-  const custom = textInput('Custom restore point (UTC)', { type: 'datetime-local',
-    hint: earliest ? `From the earliest restore point, ${new Date(earliest).toISOString().replace('.000Z', 'Z')}, to now.` : 'The server has no backup yet.' });
-  custom.control.step = '1';
+  const iso = (t) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const custom = textInput('Custom restore point (UTC)', { placeholder: 'YYYY-MM-DD hh:mm:ss',
+    hint: earliest ? `A date and time in UTC, such as ${iso(Date.now() - 3600 * 1000)}, from the earliest restore point, ${iso(earliest)}, to now.` : 'The server has no backup yet.' });
   custom.el.hidden = true;
   const name = textInput('Server name', { required: true,
     hint: '3 to 63 lower-case letters, digits and hyphens; the new server gets the source\'s administrator and data.' });
@@ -178,18 +188,15 @@ async function showRestore(ctx, server, view, mode) {
     { id: 'security', label: 'Security', render: (el) => el.append(sec.el) },
     { id: 'review', label: 'Review + create', render: (el) => el.append(review, restoreBtn) },
   ], { label: title, onselect: (id) => { if (id === 'review') fillReview(); } });
-  const foot = h('div', { class: 'wizard-foot' },
-    button('Review + create', () => t.select('review')),
-    button('Cancel', () => showList(ctx, server, view)));
+  const reviewBtn = button('Review + create', () => t.select('review'));
+  const cancelBtn = button('Cancel', () => showList(ctx, server, view));
+  const foot = h('div', { class: 'wizard-foot' }, reviewBtn, cancelBtn);
   view.append(t.el, msg.el, foot);
   t.select('basics');
 
   function pointInTime() {
     if (point.value !== 'custom') return geoMode ? null : new Date().toISOString();
-    const v = custom.control.value;
-    if (!v) return undefined;
-    const d = new Date(v.length === 16 ? v + ':00Z' : v + 'Z');
-    return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+    return parseRestorePoint(custom.value);
   }
 
   function body() {
@@ -209,7 +216,7 @@ async function showRestore(ctx, server, view, mode) {
     const cmk = de.type === 'AzureKeyVault';
     clear(review).append(h('dl', { class: 'props' },
       h('dt', {}, 'Source server'), h('dd', {}, source.name),
-      h('dt', {}, 'Restore point'), h('dd', {}, point.value === 'custom' ? `${custom.control.value || '(not set)'} UTC` : 'Latest'),
+      h('dt', {}, 'Restore point'), h('dd', {}, point.value === 'custom' ? (pointInTime() || '(not set)') : 'Latest'),
       h('dt', {}, 'Server name'), h('dd', {}, name.value || '(not set)'),
       h('dt', {}, 'Location'), h('dd', {}, location),
       h('dt', {}, 'Geo-redundant backup'), h('dd', {}, geoBackup.checked ? 'Enabled' : 'Disabled'),
@@ -225,7 +232,10 @@ async function showRestore(ctx, server, view, mode) {
     const n = name.value;
     if (!n) { name.setError('Enter a name for the new server.'); ok = false; }
     else if (!serverNameRE.test(n)) { name.setError('The server name must be 3 to 63 characters of lower-case letters, digits and hyphens, and must not start or end with a hyphen.'); ok = false; }
-    if (point.value === 'custom' && pointInTime() === undefined) { custom.setError('Enter the date and time to restore to.'); ok = false; }
+    if (point.value === 'custom' && pointInTime() === undefined) {
+      custom.setError(custom.value ? 'Enter the date and time in UTC as YYYY-MM-DD hh:mm:ss (or ISO 8601, such as 2026-12-07T10:30:00Z).' : 'Enter the date and time to restore to.');
+      ok = false;
+    }
     if (!location) { top.error(new Error(`The region ${source.location} has no paired region to geo-restore into.`)); ok = false; }
     if (!ok) t.select('basics');
     return ok;
@@ -252,6 +262,8 @@ async function showRestore(ctx, server, view, mode) {
       await api.begin('PUT', target, api.apiVersions.postgres, b, (st) => msg.progress(`Deployment is in progress… (${st})`));
       msg.ok(`Your deployment is complete: ${name.value} was restored from ${source.name}.`);
       msg.el.append(button('Go to resource', () => ctx.navigate(resourceRoute(target)), { primary: true }));
+      reviewBtn.hidden = true;
+      cancelBtn.textContent = 'Back to backups';
       notify(`Server ${name.value} restored.`, 'success');
     } catch (e) {
       msg.error(e);
