@@ -359,7 +359,7 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	d.activity = activitylog.New(d.st, d.log)
 	d.activity.RegisterRoutes(d.router)
 	// Microsoft.Insights metrics of servers: the key monitor's checks and states, in memory.
-	d.insights = insights.New(func(ctx context.Context, id string) (string, error) { return d.servers.Location(ctx, id) }, d.log)
+	d.insights = insights.New(func(ctx context.Context, id string) (string, time.Time, error) { return d.servers.Locate(ctx, id) }, d.log)
 	d.insights.RegisterRoutes(d.router)
 	if err := d.openServers(ctx); err != nil {
 		return nil, err

@@ -167,17 +167,18 @@ type SampleRecorder interface {
 	Record(resourceID, metric string, t time.Time, v float64)
 }
 
-// Location returns the region of the live server whose resource id is id, or ARM's 404.
-func (s *Service) Location(ctx context.Context, id string) (string, error) {
+// Locate returns the region and creation time of the live server whose resource id is id, or
+// ARM's 404.
+func (s *Service) Locate(ctx context.Context, id string) (string, time.Time, error) {
 	rid, err := arm.ParseResourceID(id)
 	if err != nil || !rid.IsType(ResourceType) {
-		return "", arm.Errorf(http.StatusNotFound, "ResourceNotFound", "The resource '%s' was not found.", id)
+		return "", time.Time{}, arm.Errorf(http.StatusNotFound, "ResourceNotFound", "The resource '%s' was not found.", id)
 	}
 	srv, err := s.load(ctx, rid)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	return srv.Location, nil
+	return srv.Location, srv.Created, nil
 }
 
 // serverID builds the id from the route parameters.

@@ -83,8 +83,9 @@ func (r *ring) samples() []sample {
 	return append(slices.Clone(r.buf[r.next:]), r.buf[:r.next]...)
 }
 
-// Resolver says whether a resource exists and returns its region, or an ARM error (404).
-type Resolver func(ctx context.Context, resourceID string) (location string, err error)
+// Resolver says whether a resource exists and returns its region and when it was created (the
+// samples of an earlier resource of the same id are not its own), or an ARM error (404).
+type Resolver func(ctx context.Context, resourceID string) (location string, created time.Time, err error)
 
 // Metrics holds the series and serves them.
 type Metrics struct {
@@ -140,6 +141,17 @@ func (m *Metrics) read(resourceID, metric string) []sample {
 		return r.samples()
 	}
 	return nil
+}
+
+// since is a series from a time on: a deleted server's samples are not those of a new server
+// of the same name.
+func (m *Metrics) since(resourceID, metric string, from time.Time) []sample {
+	all := m.read(resourceID, metric)
+	i := 0
+	for i < len(all) && all[i].t.Before(from) {
+		i++
+	}
+	return all[i:]
 }
 
 // RegisterRoutes adds the metrics route of flexible servers.
@@ -329,10 +341,10 @@ func series(samples []sample, q *query, aggs []string) []map[string]any {
 
 func (m *Metrics) list(w http.ResponseWriter, r *arm.Request) {
 	id := arm.NewResourceID(r.Param("subscriptionId"), r.Param("resourceGroupName"), "Microsoft.DBforPostgreSQL", "flexibleServers", r.Param("serverName"))
-	location := ""
+	location, created := "", time.Time{}
 	if m.resolve != nil {
 		var err error
-		if location, err = m.resolve(r.Context(), id.String()); err != nil {
+		if location, created, err = m.resolve(r.Context(), id.String()); err != nil {
 			arm.WriteError(w, r, err)
 			return
 		}
@@ -356,7 +368,7 @@ func (m *Metrics) list(w http.ResponseWriter, r *arm.Request) {
 			"displayDescription": def.description,
 			"unit":               def.unit,
 			"errorCode":          "Success",
-			"timeseries":         []any{map[string]any{"metadatavalues": []any{}, "data": series(m.read(id.String(), name), q, aggs)}},
+			"timeseries":         []any{map[string]any{"metadatavalues": []any{}, "data": series(m.since(id.String(), name, created), q, aggs)}},
 		})
 	}
 	arm.WriteJSON(w, http.StatusOK, map[string]any{

@@ -37,12 +37,17 @@ type response struct {
 
 func TestMetricsAPI(t *testing.T) {
 	now := time.Date(2026, 12, 7, 10, 30, 0, 0, time.UTC)
-	m := New(func(_ context.Context, id string) (string, error) {
-		if strings.EqualFold(id, srvA) {
-			return "eastus", nil
+	const srvC = "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.DBforPostgreSQL/flexibleServers/c"
+	m := New(func(_ context.Context, id string) (string, time.Time, error) {
+		switch {
+		case strings.EqualFold(id, srvA):
+			return "eastus", now.Add(-time.Hour), nil
+		case strings.EqualFold(id, srvC):
+			// Re-created at 10:28: the samples of the server deleted before are not its own.
+			return "westus", now.Add(-2 * time.Minute), nil
 		}
 		rid, _ := arm.ParseResourceID(id)
-		return "", arm.ResourceNotFound(rid)
+		return "", time.Time{}, arm.ResourceNotFound(rid)
 	}, slog.New(slog.DiscardHandler))
 	m.now = func() time.Time { return now }
 	// Three checks at 10:27 (ok, ok, failed), two at 10:29 (failed, failed), one ok at 10:29:50.
@@ -58,6 +63,7 @@ func TestMetricsAPI(t *testing.T) {
 		m.Record(srvA, KeyChecksSucceeded, now.Add(c.at), v)
 		m.Record(srvA, KeyChecksFailed, now.Add(c.at), 1-v)
 		m.Record(strings.ToUpper(srvA), ServerAccessible, now.Add(c.at), v) // ids are case-insensitive
+		m.Record(srvC, KeyChecksFailed, now.Add(c.at), 1-v)
 	}
 	rt := arm.NewRouter(func(*http.Request) (arm.Principal, error) { return arm.Principal{ObjectID: "admin"}, nil }, slog.New(slog.DiscardHandler))
 	m.RegisterRoutes(rt)
@@ -121,6 +127,13 @@ func TestMetricsAPI(t *testing.T) {
 			check: func(t *testing.T, r response) {
 				if r.Value[0].Timeseries[0].Data[0]["total"] != 3.0 || r.Value[1].Timeseries[0].Data[0]["total"] != 3.0 {
 					t.Errorf("totals %v %v", r.Value[0].Timeseries[0].Data, r.Value[1].Timeseries[0].Data)
+				}
+			}},
+		{name: "a re-created server's history starts at its creation", resource: srvC,
+			query: url.Values{"metricnames": {"key_checks_failed"}, "timespan": {span}, "interval": {"FULL"}}, status: 200,
+			check: func(t *testing.T, r response) {
+				if d := r.Value[0].Timeseries[0].Data; len(d) != 1 || d[0]["total"] != 2.0 || r.Region != "westus" {
+					t.Errorf("data %v, region %s", d, r.Region)
 				}
 			}},
 		{name: "unknown metric", resource: srvA, query: url.Values{"metricnames": {"cpu_percent"}}, status: 400, code: "BadRequest"},
