@@ -15,11 +15,11 @@ import (
 	"github.com/pgflex/pgflex/internal/testenv"
 )
 
-const testAdminPassword = "Portal-Test-Pass-1!"
+const backupTestPassword = "Portal-Test-Pass-1!"
 
-// startServersDaemon starts a daemon whose servers can be created and cleaned up, with the key
+// startBackupDaemon starts a daemon whose servers can be created and cleaned up, with the key
 // monitor checking every second.
-func startServersDaemon(t *testing.T) (*testenv.Daemon, *fx) {
+func startBackupDaemon(t *testing.T) (*testenv.Daemon, *fx) {
 	t.Helper()
 	needServers(t)
 	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", testenv.RuntimeDir(t), "--key-check-interval", "1s"}})
@@ -30,9 +30,9 @@ func startServersDaemon(t *testing.T) (*testenv.Daemon, *fx) {
 
 // createServer creates a server through the API (as pgflex postgres flexible-server create
 // does) and waits until it is Ready; extra adds identity, properties.dataEncryption, ...
-func (f *fx) createServer(group, name string, extra map[string]any) map[string]any {
+func (f *fx) newServerAPI(group, name string, extra map[string]any) map[string]any {
 	f.t.Helper()
-	props := map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": testAdminPassword,
+	props := map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": backupTestPassword,
 		"version": "15", "storage": map[string]any{"storageSizeGB": 32}}
 	body := map[string]any{"location": "eastus", "sku": map[string]any{"name": "Standard_B1ms", "tier": "Burstable"}, "properties": props}
 	for k, v := range extra {
@@ -50,13 +50,13 @@ func (f *fx) createServer(group, name string, extra map[string]any) map[string]a
 
 // cmkServer makes a vault with purge protection, a key, an identity allowed on it, and a
 // server encrypted under that key.
-func (f *fx) cmkServer(group, name string) (*Vault, string) {
+func (f *fx) newCMKServerAPI(group, name string) (*Vault, string) {
 	f.t.Helper()
 	idID, principal := f.Identity(group, name+"-id", "eastus")
 	v := f.Vault(group, "kv"+strings.ReplaceAll(name, "-", ""), "eastus", true)
 	v.Allow(principal)
 	key := v.Key("cmk")
-	f.createServer(group, name, map[string]any{
+	f.newServerAPI(group, name, map[string]any{
 		"identity": map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{idID: map[string]any{}}},
 		"properties": map[string]any{"dataEncryption": map[string]any{"type": "AzureKeyVault", "primaryKeyURI": key,
 			"primaryUserAssignedIdentityId": idID}},
@@ -68,7 +68,7 @@ func bladeRoute(f *fx, group, name, blade string) string {
 	return "/resource" + f.ServerPath(group, name) + "?blade=" + blade
 }
 
-func (f *fx) backups(group, name string) []map[string]any {
+func (f *fx) listBackupsAPI(group, name string) []map[string]any {
 	f.t.Helper()
 	var out []map[string]any
 	for _, b := range f.must(http.MethodGet, f.ServerPath(group, name)+"/backups", apiPostgres, nil)["value"].([]any) {
@@ -79,9 +79,9 @@ func (f *fx) backups(group, name string) []map[string]any {
 
 func TestPortalBackups(t *testing.T) {
 	t.Parallel()
-	d, f := startServersDaemon(t)
-	f.createServer("rg", "bk-smk", nil)
-	initial := f.backups("rg", "bk-smk")
+	d, f := startBackupDaemon(t)
+	f.newServerAPI("rg", "bk-smk", nil)
+	initial := f.listBackupsAPI("rg", "bk-smk")
 	if len(initial) != 1 {
 		t.Fatalf("backups after creation: %v", initial)
 	}
@@ -104,7 +104,7 @@ func TestPortalBackups(t *testing.T) {
 	if p := props(got); p["source"] != "Customer" || p["backupType"] != "Customer On-Demand" {
 		t.Fatalf("the on-demand backup in the API: %v", got)
 	}
-	if n := len(f.backups("rg", "bk-smk")); n != 2 {
+	if n := len(f.listBackupsAPI("rg", "bk-smk")); n != 2 {
 		t.Fatalf("%d backups in the API, want 2", n)
 	}
 
@@ -119,7 +119,7 @@ func TestPortalBackups(t *testing.T) {
 		t.Errorf("the pane's name after the refusal: %q", v)
 	}
 	pane.Click("button", "Cancel")
-	if n := len(f.backups("rg", "bk-smk")); n != 2 {
+	if n := len(f.listBackupsAPI("rg", "bk-smk")); n != 2 {
 		t.Fatalf("%d backups after a refused one, want 2", n)
 	}
 }
@@ -151,8 +151,8 @@ func waitChart(t *testing.T, b *Browser, what string, ok func(succeeded, failed,
 
 func TestPortalActivityLog(t *testing.T) {
 	t.Parallel()
-	d, f := startServersDaemon(t)
-	v, _ := f.cmkServer("rg", "act-cmk")
+	d, f := startBackupDaemon(t)
+	v, _ := f.newCMKServerAPI("rg", "act-cmk")
 	b := NewBrowser(t, d)
 	b.Go(bladeRoute(f, "rg", "act-cmk", "activity"))
 	b.WaitFor("heading", "act-cmk | Activity log")
@@ -250,15 +250,15 @@ func restoreThroughUI(b *Browser, newName, identity, keyID, label string) {
 
 func TestPortalRestoreSMKToCMK(t *testing.T) {
 	t.Parallel()
-	d, f := startServersDaemon(t)
-	f.createServer("rg", "rs-src", nil)
+	d, f := startBackupDaemon(t)
+	f.newServerAPI("rg", "rs-src", nil)
 	f.AllowLoopback("rg", "rs-src")
-	f.PSQL("rg", "rs-src", "pgadmin", testAdminPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('written before the restore')")
+	f.PSQL("rg", "rs-src", "pgadmin", backupTestPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('written before the restore')")
 	// A restore point between two rows, for the custom point-in-time restore below.
 	time.Sleep(1200 * time.Millisecond)
 	point := time.Now().UTC().Truncate(time.Second)
 	time.Sleep(1200 * time.Millisecond)
-	f.PSQL("rg", "rs-src", "pgadmin", testAdminPassword, "INSERT INTO notes VALUES ('written after the restore point')")
+	f.PSQL("rg", "rs-src", "pgadmin", backupTestPassword, "INSERT INTO notes VALUES ('written after the restore point')")
 	// The seed's preparation: an identity with rights on a key in a vault with purge protection.
 	idID, principal := f.Identity("rg", "rs-id", "eastus")
 	v := f.Vault("rg", "kvrestore", "eastus", true)
@@ -303,7 +303,7 @@ func TestPortalRestoreSMKToCMK(t *testing.T) {
 		t.Fatalf("the source's dataEncryption changed: %v", de)
 	}
 	f.AllowLoopback("rg", "rs-cmk")
-	if got := f.PSQL("rg", "rs-cmk", "pgadmin", testAdminPassword, "SELECT v FROM notes ORDER BY v"); got != "written after the restore point\nwritten before the restore" {
+	if got := f.PSQL("rg", "rs-cmk", "pgadmin", backupTestPassword, "SELECT v FROM notes ORDER BY v"); got != "written after the restore point\nwritten before the restore" {
 		t.Fatalf("the restored server's rows: %q", got)
 	}
 
@@ -319,17 +319,17 @@ func TestPortalRestoreSMKToCMK(t *testing.T) {
 		t.Fatalf("the point-in-time restored server's dataEncryption: %v", de)
 	}
 	f.AllowLoopback("rg", "rs-pitr")
-	if got := f.PSQL("rg", "rs-pitr", "pgadmin", testAdminPassword, "SELECT v FROM notes"); got != "written before the restore" {
+	if got := f.PSQL("rg", "rs-pitr", "pgadmin", backupTestPassword, "SELECT v FROM notes"); got != "written before the restore" {
 		t.Fatalf("the rows restored to %s: %q", point.Format(time.RFC3339), got)
 	}
 }
 
 func TestPortalGeoRestore(t *testing.T) {
 	t.Parallel()
-	d, f := startServersDaemon(t)
-	f.createServer("rg", "geo-src", map[string]any{"properties": map[string]any{"backup": map[string]any{"geoRedundantBackup": "Enabled"}}})
+	d, f := startBackupDaemon(t)
+	f.newServerAPI("rg", "geo-src", map[string]any{"properties": map[string]any{"backup": map[string]any{"geoRedundantBackup": "Enabled"}}})
 	f.AllowLoopback("rg", "geo-src")
-	f.PSQL("rg", "geo-src", "pgadmin", testAdminPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('copied to the paired region')")
+	f.PSQL("rg", "geo-src", "pgadmin", backupTestPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('copied to the paired region')")
 
 	b := NewBrowser(t, d)
 	b.Go(bladeRoute(f, "rg", "geo-src", "backup"))
@@ -349,7 +349,7 @@ func TestPortalGeoRestore(t *testing.T) {
 		t.Fatalf("the geo-restored server: location %v, dataEncryption %v", restored["location"], DataEncryption(restored))
 	}
 	f.AllowLoopback("rg", "geo-copy")
-	if got := f.PSQL("rg", "geo-copy", "pgadmin", testAdminPassword, "SELECT v FROM notes"); got != "copied to the paired region" {
+	if got := f.PSQL("rg", "geo-copy", "pgadmin", backupTestPassword, "SELECT v FROM notes"); got != "copied to the paired region" {
 		t.Fatalf("the geo-restored server's row: %q", got)
 	}
 }
