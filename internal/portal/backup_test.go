@@ -125,7 +125,7 @@ func TestPortalBackups(t *testing.T) {
 }
 
 // chartCounts reads the Activity log blade's chart summary: key checks succeeded and failed.
-var chartSummary = regexp.MustCompile(`(\d+) key checks succeeded, (\d+) failed; the server was Inaccessible in (\d+) of the minutes; latest state: (\w+)`)
+var chartSummary = regexp.MustCompile(`(\d+) key checks succeeded, (\d+) failed; the server was Inaccessible in (\d+) of the minutes; current state: (\w+)`)
 
 func waitChart(t *testing.T, b *Browser, what string, ok func(succeeded, failed, inaccessible int, latest string) bool) {
 	t.Helper()
@@ -159,7 +159,7 @@ func TestPortalActivityLog(t *testing.T) {
 	var ignored any
 	b.Eval(`performance.setResourceTimingBufferSize(100000)`, &ignored)
 	b.WaitFor("heading", "Key checks and state")
-	waitChart(t, b, "successful checks", func(ok, failed, _ int, latest string) bool { return ok > 0 && failed == 0 && latest == "Accessible" })
+	waitChart(t, b, "successful checks", func(ok, failed, _ int, latest string) bool { return ok > 0 && failed == 0 && latest == "Ready" })
 
 	// The key is disabled: the monitor makes the server Inaccessible and logs it; the blade
 	// refreshes on its own.
@@ -176,7 +176,7 @@ func TestPortalActivityLog(t *testing.T) {
 	f.WaitState("rg", "act-cmk", "Ready", time.Minute)
 	b.WaitFor("cell", "Microsoft.DBforPostgreSQL/flexibleServers/accessRestored/action")
 	b.WaitFor("cell", "Key access restored")
-	waitChart(t, b, "recovery", func(ok, failed, _ int, latest string) bool { return ok > 0 && failed > 0 && latest == "Accessible" })
+	waitChart(t, b, "recovery", func(ok, failed, _ int, latest string) bool { return ok > 0 && failed > 0 && latest == "Ready" })
 
 	// Newest first: the restore above the revocation, as the API lists them.
 	var ops []string

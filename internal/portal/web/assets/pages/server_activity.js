@@ -45,14 +45,15 @@ export default async function render({ main }, server) {
     if (running || stopped) return;
     running = true;
     try {
-      const [events, metrics] = await Promise.all([loadEvents(server), loadMetrics(server)]);
+      const [events, metrics, fresh] = await Promise.all([loadEvents(server), loadMetrics(server), server.get()]);
+      metrics.state = (fresh.properties && fresh.properties.state) || 'Unknown';
       if (stopped) return;
       const ek = events.map((e) => e.eventDataId).join(',');
       if (ek !== lastEvents || !eventsArea.firstChild) {
         lastEvents = ek;
         clear(eventsArea).append(eventsTable(events));
       }
-      const ck = JSON.stringify(metrics.buckets);
+      const ck = JSON.stringify([metrics.buckets, metrics.state]);
       if (ck !== lastChart || !chartArea.firstChild) {
         lastChart = ck;
         clear(chartArea).append(chart(metrics, server));
@@ -140,16 +141,14 @@ function hhmm(t) {
 
 // chart draws the per-minute checks as stacked bars (succeeded below, failed above) and the
 // server's state as a strip beneath, with a summary and a table as its text alternative.
-function chart({ buckets }, server) {
+function chart({ buckets, state }, server) {
   const cmk = ((server.current && server.current.properties && server.current.properties.dataEncryption) || {}).type === 'AzureKeyVault';
   const withData = buckets.filter((b) => b.ok + b.failed > 0 || b.accessible !== null);
   const totalOk = buckets.reduce((n, b) => n + b.ok, 0);
   const totalFailed = buckets.reduce((n, b) => n + b.failed, 0);
   const inaccessibleMinutes = buckets.filter((b) => b.accessible === 0).length;
-  const last = [...buckets].reverse().find((b) => b.accessible !== null);
-  const latest = last ? (last.accessible === 0 ? 'Inaccessible' : 'Accessible') : 'not sampled yet';
   const summaryText = withData.length
-    ? `Last ${chartMinutes} minutes: ${totalOk} key checks succeeded, ${totalFailed} failed; the server was Inaccessible in ${inaccessibleMinutes} of the minutes; latest state: ${latest}.`
+    ? `Last ${chartMinutes} minutes: ${totalOk} key checks succeeded, ${totalFailed} failed; the server was Inaccessible in ${inaccessibleMinutes} of the minutes; current state: ${state}.`
     : (cmk ? `No key checks recorded in the last ${chartMinutes} minutes yet.` : 'The server uses a service-managed key: there are no customer-managed key checks to show.');
   const summaryId = `chart-summary-${Math.random().toString(36).slice(2)}`;
   const summary = h('p', { id: summaryId, class: 'chart-summary' }, summaryText);
@@ -196,7 +195,7 @@ function chart({ buckets }, server) {
     { label: 'Minute', render: (b) => h('time', { datetime: b.t }, formatTime(b.t)) },
     { label: 'Checks succeeded', render: (b) => String(b.ok) },
     { label: 'Checks failed', render: (b) => String(b.failed) },
-    { label: 'State', render: (b) => (b.accessible === null ? 'Not sampled' : (b.accessible === 0 ? 'Inaccessible' : 'Accessible')) },
+    { label: 'State', render: (b) => (b.accessible === null ? 'Not sampled' : (b.accessible === 0 ? 'Inaccessible (at least once)' : 'Accessible')) },
   ], rows, { empty: 'No minutes with key checks.' });
   return h('div', {}, summary, g, detail);
 }
