@@ -34,6 +34,7 @@ import (
 	"github.com/pgflex/pgflex/internal/flexserver"
 	"github.com/pgflex/pgflex/internal/graph"
 	"github.com/pgflex/pgflex/internal/identity"
+	"github.com/pgflex/pgflex/internal/insights"
 	"github.com/pgflex/pgflex/internal/keyvault"
 	"github.com/pgflex/pgflex/internal/pgrouter"
 	"github.com/pgflex/pgflex/internal/portal"
@@ -254,6 +255,7 @@ type Daemon struct {
 	identities *identity.Service
 	rbac       *rbac.Service
 	activity   *activitylog.Log
+	insights   *insights.Metrics
 	servers    *flexserver.Service
 	dataPlane  *dataplane.Manager
 	metrics    *prometheus.Registry
@@ -378,6 +380,9 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	// reached as the server's identity over HTTPS, transitions in the activity log.
 	d.activity = activitylog.New(d.st, d.log)
 	d.activity.RegisterRoutes(d.router)
+	// Microsoft.Insights metrics of servers: the key monitor's checks and states, in memory.
+	d.insights = insights.New(func(ctx context.Context, id string) (string, time.Time, error) { return d.servers.Locate(ctx, id) }, d.log)
+	d.insights.RegisterRoutes(d.router)
 	if err := d.openServers(ctx); err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func (d *Daemon) openServers(ctx context.Context) error {
 	d.servers = flexserver.New(d.cfg.Servers, flexserver.Deps{
 		Store: d.st, Operations: d.ops, Groups: d.resources, DataPlane: dp, ServiceKeys: d.keyVault,
 		Identities: identityDirectory{d.identities}, KeyStores: keyStoreDirectory{d.keyVault, d.cfg.KeyVaultSuffix},
-		Tokens: d.identityTokens, KeyStoreHTTP: keyHTTP, Events: d.activity, Metrics: d.metrics,
+		Tokens: d.identityTokens, KeyStoreHTTP: keyHTTP, Events: d.activity, Metrics: d.metrics, Samples: d.insights,
 		Monitor: d.cfg.KeyMonitor, Log: d.log,
 	})
 	d.servers.RegisterRoutes(d.router)

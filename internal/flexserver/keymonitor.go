@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgflex/pgflex/internal/activitylog"
 	"github.com/pgflex/pgflex/internal/dataenc"
+	"github.com/pgflex/pgflex/internal/insights"
 )
 
 // MonitorConfig tunes the key monitor (daemon settings).
@@ -62,6 +63,7 @@ type keyMonitor struct {
 	cfg     MonitorConfig
 	events  *activitylog.Log
 	metrics *monitorMetrics
+	samples SampleRecorder // optional: the history of checks and states per server
 
 	mu           sync.Mutex
 	next         map[string]time.Time // server uid → when to check next
@@ -185,6 +187,7 @@ func (m *keyMonitor) check(ctx context.Context, listed *Server) {
 	v := m.checkAccess(cctx, listed, listed.Encryption.PrimaryKeyURI, listed.Encryption.PrimaryIdentityID)
 	v = m.applyGrace(listed.UID+"/primary", v)
 	m.count("primary", v)
+	m.sample(listed, v, "")
 	geo := listed.Encryption.GeoKeyURI != ""
 	var gv verdict
 	if geo {
@@ -205,6 +208,12 @@ func (m *keyMonitor) check(ctx context.Context, listed *Server) {
 		srv.State == StateProvisioning || srv.State == StateDropping || keyConfig(srv) != keyConfig(listed) {
 		return
 	}
+	// The state the check left the server in is sampled once the check has acted.
+	defer func() {
+		if cur, err := m.s.reload(context.WithoutCancel(ctx), srv.ID()); err == nil && cur != nil && cur.UID == srv.UID {
+			m.sample(cur, v, cur.State)
+		}
+	}()
 	switch {
 	case v.valid:
 		m.onValid(ctx, srv, v.info)
@@ -244,6 +253,29 @@ func (m *keyMonitor) count(role string, v verdict) {
 		result = "invalid"
 	}
 	m.metrics.checks.WithLabelValues(role, result).Inc()
+}
+
+// sample records one primary-key check (and, when state is given, the server's state after
+// it) for the metrics API.
+func (m *keyMonitor) sample(srv *Server, v verdict, state string) {
+	if m.samples == nil {
+		return
+	}
+	id, now := srv.ID().String(), m.s.now()
+	if state != "" {
+		accessible := 1.0
+		if state == StateInaccessible {
+			accessible = 0
+		}
+		m.samples.Record(id, insights.ServerAccessible, now, accessible)
+		return
+	}
+	ok := 0.0
+	if v.valid {
+		ok = 1
+	}
+	m.samples.Record(id, insights.KeyChecksSucceeded, now, ok)
+	m.samples.Record(id, insights.KeyChecksFailed, now, 1-ok)
 }
 
 // applyGrace turns a transient failure into a refusal once it has lasted longer than Grace.

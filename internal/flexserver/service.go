@@ -50,6 +50,9 @@ type Deps struct {
 	Metrics      prometheus.Registerer
 	Monitor      MonitorConfig
 	Log          *slog.Logger
+	// Samples records the key monitor's checks and the servers' state over time, for the
+	// Microsoft.Insights metrics API (optional).
+	Samples SampleRecorder
 }
 
 // Service is the Microsoft.DBforPostgreSQL provider.
@@ -105,7 +108,7 @@ func New(cfg Config, d Deps) *Service {
 	if d.Monitor.Grace <= 0 {
 		d.Monitor.Grace = time.Minute
 	}
-	s.monitor = &keyMonitor{s: s, cfg: d.Monitor, events: d.Events, metrics: newMonitorMetrics(d.Metrics),
+	s.monitor = &keyMonitor{s: s, cfg: d.Monitor, events: d.Events, metrics: newMonitorMetrics(d.Metrics), samples: d.Samples,
 		next: map[string]time.Time{}, firstFailure: map[string]time.Time{}}
 	ops, groups := d.Operations, d.Groups
 	ops.RegisterResumer(kindCreate, s.resumeCreate)
@@ -157,6 +160,25 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 	onDemand := versionsWhere(func(v apiShape) bool { return v.onDemandBackups })
 	rt.Handle(arm.Route{Method: http.MethodPut, Pattern: srv + "/backups/{backupName}", ResourceType: ResourceType, APIVersions: onDemand, Handler: s.createBackup})
 	rt.Handle(arm.Route{Method: http.MethodDelete, Pattern: srv + "/backups/{backupName}", ResourceType: ResourceType, APIVersions: onDemand, Handler: s.deleteBackup})
+}
+
+// SampleRecorder keeps samples of a resource's metrics (insights.Metrics).
+type SampleRecorder interface {
+	Record(resourceID, metric string, t time.Time, v float64)
+}
+
+// Locate returns the region and creation time of the live server whose resource id is id, or
+// ARM's 404.
+func (s *Service) Locate(ctx context.Context, id string) (string, time.Time, error) {
+	rid, err := arm.ParseResourceID(id)
+	if err != nil || !rid.IsType(ResourceType) {
+		return "", time.Time{}, arm.Errorf(http.StatusNotFound, "ResourceNotFound", "The resource '%s' was not found.", id)
+	}
+	srv, err := s.load(ctx, rid)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return srv.Location, srv.Created, nil
 }
 
 // serverID builds the id from the route parameters.
