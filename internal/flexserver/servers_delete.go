@@ -97,6 +97,9 @@ func (s *Service) runDelete(ctx context.Context, op *arm.Operation) error {
 	if err := s.forget(ctx, srv); err != nil {
 		return err
 	}
+	if s.monitor.samples != nil {
+		s.monitor.samples.Forget(srv.ID().String())
+	}
 	s.log.Info("server deleted", "server", srv.Name)
 	return nil
 }

@@ -165,6 +165,9 @@ func (s *Service) RegisterRoutes(rt *arm.Router) {
 // SampleRecorder keeps samples of a resource's metrics (insights.Metrics).
 type SampleRecorder interface {
 	Record(resourceID, metric string, t time.Time, v float64)
+	// Forget drops a deleted server's history, so that months of creating and deleting
+	// servers do not grow the daemon's memory.
+	Forget(resourceID string)
 }
 
 // Locate returns the region and creation time of the live server whose resource id is id, or
