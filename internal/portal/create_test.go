@@ -65,6 +65,7 @@ func deploy(b *Browser, name string) {
 	b.Click("tab", "Review + create")
 	b.WaitFor("table", "Summary")
 	b.Click("button", "Create")
+	b.WaitFor("heading", "Deployment is in progress")
 	b.WaitForLong("heading", "Your deployment is complete", deployWait)
 	b.Click("link", "Go to resource")
 	b.WaitFor("heading", name+" | Overview")
@@ -92,6 +93,13 @@ func TestPortalCreateServer(t *testing.T) {
 		if got := f.PSQL("rg-create", "smk-srv", adminUser, adminPass, "select current_user"); got != adminUser {
 			t.Fatalf("psql as %s: %q", adminUser, got)
 		}
+		// The name is taken now: the wizard says so before it sends anything.
+		b.ExpectAPIErrors()
+		startCreate(b, "rg-create", "smk-srv", false)
+		b.Click("tab", "Review + create")
+		b.WaitAlert("Validation failed", stepTimeout)
+		b.Click("tab", "Basics")
+		b.WaitAlert("Specified server name is already used.", stepTimeout)
 	})
 
 	t.Run("SelectKeyAutomaticVersion", func(t *testing.T) {
@@ -210,7 +218,12 @@ func TestPortalCreateServer(t *testing.T) {
 		g.Click("button", "Select")
 		b.WaitGone("dialog", "Select a geo-backup key", stepTimeout)
 		if path := os.Getenv("PGFLEX_PORTAL_README_SHOT"); path != "" {
+			// The README's picture of the Security tab: the whole tab, at the desktop width.
+			b.SetViewport(1280, 1040)
+			var ok bool
+			b.Eval(`(() => { const s = document.querySelector('.security-section'); s.scrollIntoView(); window.scrollBy(0, -90); return true; })()`, &ok)
 			b.Screenshot(path)
+			b.SetViewport(1280, 800)
 		}
 		deploy(b, "cmk-geo")
 		s := f.WaitState("rg-create", "cmk-geo", "Ready", time.Minute)
@@ -238,8 +251,12 @@ func TestPortalCreateServer(t *testing.T) {
 		softKey := soft.Key("key-soft")
 		west := f.Vault("rg-create", "kv-west", "westus", true)
 		westKey := west.Key("key-west")
+		// At a phone's width: nothing runs off the side of the page.
+		b.SetViewport(390, 844)
+		defer b.SetViewport(1280, 800)
 		startCreate(b, "rg-create", "cmk-refused", false)
 		b.Click("radio", "Customer-managed key")
+		fitsWidth(b, "Security")
 
 		// Validation that needs no API: a CMK without identity or key.
 		b.Click("tab", "Review + create")
@@ -261,6 +278,7 @@ func TestPortalCreateServer(t *testing.T) {
 		b.WaitGone("dialog", "Select a key", stepTimeout)
 
 		b.Click("radio", "Key identifier")
+		fitsWidth(b, "Security with a key identifier")
 		refusals := []struct{ key, text string }{
 			{goodKey, "AzureKeyVaultKeyNameNotFound: The operation could not be completed because the Azure Key Vault Key name '" + goodKey + "' does not exist or User Assigned Identity does not have Get access to the Key"},
 			{softKey, "The Key Vault 'kv-nopurge' must have soft delete and purge protection enabled to hold a data encryption key."},
@@ -273,6 +291,7 @@ func TestPortalCreateServer(t *testing.T) {
 			b.WaitFor("table", "Summary")
 			b.Click("button", "Create")
 			b.WaitAlert(r.text, 30*time.Second)
+			fitsWidth(b, "Review + create with the refusal")
 			// The form is as it was, and nothing was created.
 			b.Click("tab", "Security")
 			if got := b.Value("textbox", "Key identifier"); got != r.key {
@@ -283,6 +302,16 @@ func TestPortalCreateServer(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fitsWidth fails the test if the page is wider than the window (a horizontal scroll bar).
+func fitsWidth(b *Browser, where string) {
+	b.t.Helper()
+	var w []int
+	b.Eval(`[document.documentElement.scrollWidth, window.innerWidth]`, &w)
+	if len(w) != 2 || w[0] > w[1] {
+		b.t.Fatalf("%s: the page is %v px wide in a window of %v px", where, w[0], w[1])
+	}
 }
 
 // on is b for a subtest: its failures are the subtest's.

@@ -12,6 +12,8 @@ const title = 'Create Azure Database for PostgreSQL flexible server';
 const tierLabels = { Burstable: 'Burstable', GeneralPurpose: 'General Purpose', MemoryOptimized: 'Memory Optimized' };
 const ipPattern = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
+const validName = (n) => /^[a-z0-9]([a-z0-9-]{1,61})[a-z0-9]$/.test(n);
+
 function ipNumber(ip) { return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0); }
 
 // clientAddress is the address the server sees this browser connect from, when the portal can
@@ -148,7 +150,7 @@ export default async function render(ctx) {
     if (!group.value) err(group, 'Select a resource group, or create one.');
     const n = serverName.value;
     if (!n) err(serverName, 'Enter a server name.');
-    else if (!/^[a-z0-9]([a-z0-9-]{1,61})[a-z0-9]$/.test(n)) err(serverName, 'The server name must be 3 to 63 characters long, of lower-case letters, digits and hyphens, and must not start or end with a hyphen.');
+    else if (!validName(n)) err(serverName, 'The server name must be 3 to 63 characters long, of lower-case letters, digits and hyphens, and must not start or end with a hyphen.');
     const a = admin.value;
     if (!a) err(admin, 'Enter an administrator login.');
     else if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(a)) err(admin, 'The administrator login must start with a letter and hold only letters, digits and underscores (up to 63).');
@@ -161,6 +163,23 @@ export default async function render(ctx) {
     if (!region.value || !version.value || !sku.value || !storage.value) { ok = false; if (!capsMsg.el.firstChild) capsMsg.error({ message: 'The region\'s offer is not loaded yet.' }); }
     return ok;
   }
+
+  // checkName asks the API whether the server name is free in the region (as az's create does);
+  // false, with the API's reason shown at the field, when it is not.
+  async function checkName() {
+    const n = serverName.value;
+    if (!n || !region.value) return true;
+    try {
+      const r = await api.arm('POST', `/subscriptions/${api.subscriptionId()}/providers/Microsoft.DBforPostgreSQL/locations/${encodeURIComponent(region.value)}/checkNameAvailability`,
+        api.apiVersions.postgres, { name: n, type: 'Microsoft.DBforPostgreSQL/flexibleServers' });
+      if (r && r.nameAvailable === false && serverName.value === n) {
+        serverName.setError(r.message || `The server name ${n} is not available.`);
+        return false;
+      }
+    } catch (e) { /* the create itself reports what the API says */ }
+    return true;
+  }
+  serverName.control.addEventListener('change', () => { if (validName(serverName.value)) checkName(); });
 
   function values() {
     const sec = security.value();
@@ -184,11 +203,18 @@ export default async function render(ctx) {
     return body;
   }
 
-  function drawReview() {
-    clear(reviewBox);
+  let reviewSeq = 0;
+  async function drawReview() {
+    const my = ++reviewSeq;
+    clear(reviewBox).append(h('p', { class: 'loading', role: 'status' }, 'Validating…'));
     createMsg.clear();
+    createBtn.disabled = true;
     const bad = [];
-    if (!validateBasics()) bad.push('Basics');
+    let basicsOk = validateBasics();
+    if (basicsOk) basicsOk = await checkName();
+    if (my !== reviewSeq) return;
+    clear(reviewBox);
+    if (!basicsOk) bad.push('Basics');
     if (!security.validate()) bad.push('Security');
     if (bad.length) {
       reviewBox.append(h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, 'Validation failed. '),
@@ -264,7 +290,7 @@ export default async function render(ctx) {
   wizard.append(t.el, h('div', { class: 'wizard-foot' }, reviewBtn, prevBtn, nextBtn, createBtn));
 
   async function create() {
-    drawReview();
+    await drawReview();
     if (createBtn.disabled) return;
     const body = values();
     const g = group.value;
