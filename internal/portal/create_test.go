@@ -4,6 +4,7 @@ package portal_test
 // with real PostgreSQL servers; the API (and psql) then shows that what the wizard did is real.
 
 import (
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 const (
@@ -81,21 +83,34 @@ func TestPortalCreateServer(t *testing.T) {
 	t.Run("ServiceManagedKey", func(t *testing.T) {
 		b := b.on(t)
 		f := newFx(t, d)
-		startCreate(b, "rg-create", "smk-srv", false)
+		// The resource group is made from the wizard (Create new), and is then the one chosen.
+		b.Go("/create/postgres")
+		b.Click("button", "Create new resource group")
+		b.Within("dialog", "Create a resource group").Fill("Resource group name", "rg-smk")
+		b.Choose("Region", "East US")
+		b.Click("button", "Create")
+		b.WaitGone("dialog", "Create a resource group", stepTimeout)
+		if got := b.Value("combobox", "Resource group"); got != "rg-smk" {
+			t.Fatalf("after Create new the resource group is %q", got)
+		}
+		f.must(http.MethodGet, f.groupPath("rg-smk"), apiGroups, nil)
+		startCreate(b, "rg-smk", "smk-srv", false)
 		if !b.Checked("radio", "Service-managed key") {
 			t.Fatal("Service-managed key is not the default")
 		}
 		deploy(b, "smk-srv")
-		s := f.WaitState("rg-create", "smk-srv", "Ready", time.Minute)
+		s := f.WaitState("rg-smk", "smk-srv", "Ready", time.Minute)
 		if de := DataEncryption(s); de["type"] != "SystemManaged" {
 			t.Fatalf("dataEncryption = %v, want SystemManaged", de)
 		}
-		if got := f.PSQL("rg-create", "smk-srv", adminUser, adminPass, "select current_user"); got != adminUser {
+		if n := props(s)["network"].(map[string]any); n["publicNetworkAccess"] != "Enabled" {
+			t.Fatalf("network = %v", n)
+		}
+		if got := f.PSQL("rg-smk", "smk-srv", adminUser, adminPass, "select current_user"); got != adminUser {
 			t.Fatalf("psql as %s: %q", adminUser, got)
 		}
 		// The name is taken now: the wizard says so before it sends anything.
-		b.ExpectAPIErrors()
-		startCreate(b, "rg-create", "smk-srv", false)
+		startCreate(b, "rg-smk", "smk-srv", false)
 		b.Click("tab", "Review + create")
 		b.WaitAlert("Validation failed", stepTimeout)
 		b.Click("tab", "Basics")
@@ -161,6 +176,18 @@ func TestPortalCreateServer(t *testing.T) {
 		kid := v.Key("key-pin")
 		v.Allow(principal)
 		startCreate(b, "rg-create", "cmk-pin", false)
+		// A second firewall rule, typed in; a backwards range is refused inline first.
+		b.Click("tab", "Networking")
+		b.Fill("Firewall rule name", "office")
+		b.Fill("Start IP address", "10.1.0.9")
+		b.Fill("End IP address", "10.1.0.1")
+		b.Click("button", "Add firewall rule")
+		b.WaitAlert("The end IP address is smaller than the start IP address.", stepTimeout)
+		b.Fill("Start IP address", "10.1.0.1")
+		b.Fill("End IP address", "10.1.0.9")
+		b.Click("button", "Add firewall rule")
+		b.WaitFor("cell", "office")
+		b.Click("tab", "Security")
 		b.Click("radio", "Customer-managed key")
 		chooseIdentity(b, "Change identity", "Select user assigned managed identity", "id-pin")
 		b.Click("radio", "Key identifier")
@@ -178,6 +205,15 @@ func TestPortalCreateServer(t *testing.T) {
 		}
 		if got := f.PSQL("rg-create", "cmk-pin", adminUser, adminPass, "select 2"); got != "2" {
 			t.Fatalf("psql: %q", got)
+		}
+		rules := map[string]string{}
+		for _, r := range f.must(http.MethodGet, f.ServerPath("rg-create", "cmk-pin")+"/firewallRules", apiPostgres, nil)["value"].([]any) {
+			r := r.(map[string]any)
+			p := props(r)
+			rules[r["name"].(string)] = p["startIpAddress"].(string) + "-" + p["endIpAddress"].(string)
+		}
+		if len(rules) != 2 || rules["office"] != "10.1.0.1-10.1.0.9" {
+			t.Fatalf("firewall rules: %v", rules)
 		}
 	})
 
@@ -254,6 +290,7 @@ func TestPortalCreateServer(t *testing.T) {
 		// At a phone's width: nothing runs off the side of the page.
 		b.SetViewport(390, 844)
 		defer b.SetViewport(1280, 800)
+		vaultWithPolicy(f, "rg-create", "kv-nolist", "eastus", "get")
 		startCreate(b, "rg-create", "cmk-refused", false)
 		b.Click("radio", "Customer-managed key")
 		fitsWidth(b, "Security")
@@ -274,6 +311,9 @@ func TestPortalCreateServer(t *testing.T) {
 		if opts := k.Options("Key vault"); slices.Contains(opts, "kv-west") {
 			t.Fatalf("Select a key lists a vault of another region: %q", opts)
 		}
+		// A store whose keys the user may not list: the data plane's refusal, inline.
+		k.Choose("Key vault", "kv-nolist")
+		k.WaitAlert("does not have keys list permission on key vault 'kv-nolist;location=eastus'", stepTimeout)
 		k.Click("button", "Cancel")
 		b.WaitGone("dialog", "Select a key", stepTimeout)
 
@@ -302,6 +342,17 @@ func TestPortalCreateServer(t *testing.T) {
 			}
 		}
 	})
+}
+
+// vaultWithPolicy creates a vault with purge protection whose only access policy gives the
+// administrator perms on its keys.
+func vaultWithPolicy(f *fx, group, name, location string, perms ...string) {
+	f.t.Helper()
+	v := &Vault{f: f}
+	admin := testkit.TokenOID(f.t, f.d.Token(f.t, "https://management.azure.com/.default"))
+	f.must(http.MethodPut, f.groupPath(group)+"/providers/Microsoft.KeyVault/vaults/"+name, apiVault, map[string]any{"location": location, "properties": map[string]any{
+		"tenantId": f.d.Profile().TenantID, "sku": map[string]any{"family": "A", "name": "standard"},
+		"softDeleteRetentionInDays": 7, "enablePurgeProtection": true, "accessPolicies": []any{v.policy(admin, perms...)}}})
 }
 
 // fitsWidth fails the test if the page is wider than the window (a horizontal scroll bar).
