@@ -78,6 +78,15 @@ func TestPortalCreateServer(t *testing.T) {
 	d := testenv.Start(t, testenv.Options{})
 	f := newFx(t, d)
 	f.Group("rg-create", "eastus")
+	// The servers are deleted through the API before the daemon stops: their processes end
+	// cleanly instead of being killed under the test's cleanup.
+	t.Cleanup(func() {
+		for _, s := range []struct{ group, name string }{{"rg-smk", "smk-srv"}, {"rg-create", "cmk-auto"}, {"rg-create", "cmk-pin"}, {"rg-create", "cmk-geo"}} {
+			if f.ServerStatus(s.group, s.name) == http.StatusOK {
+				f.must(http.MethodDelete, f.ServerPath(s.group, s.name), apiPostgres, nil)
+			}
+		}
+	})
 	b := NewBrowser(t, d)
 
 	t.Run("ServiceManagedKey", func(t *testing.T) {

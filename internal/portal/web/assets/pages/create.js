@@ -70,7 +70,8 @@ export default async function render(ctx) {
   // Networking.
   const publicAccess = checkbox('Public access', { checked: true, hint: 'Allow connections over the internet, from the addresses of the firewall rules only.' });
   const rules = [];
-  const rulesBox = h('div', { class: 'rules' });
+  // A region of its own that scrolls sideways in a narrow window (and takes focus to, for the keyboard).
+  const rulesBox = h('div', { class: 'rules', role: 'region', 'aria-label': 'Firewall rules list', tabindex: '0' });
   const ruleName = textInput('Firewall rule name');
   const ruleStart = textInput('Start IP address');
   const ruleEnd = textInput('End IP address');
@@ -85,7 +86,7 @@ export default async function render(ctx) {
 
   function drawRules() {
     clear(rulesBox).append(rules.length ? h('table', { class: 'grid' },
-      h('caption', {}, 'Firewall rules'),
+      h('caption', { class: 'visually-hidden' }, 'Firewall rules'),
       h('thead', {}, h('tr', {}, ['Firewall rule name', 'Start IP address', 'End IP address', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, rules.map((r) => h('tr', {}, h('td', {}, r.name), h('td', {}, r.start), h('td', {}, r.end),
         h('td', {}, button('Remove', () => { rules.splice(rules.indexOf(r), 1); drawRules(); }, { ariaLabel: `Remove firewall rule ${r.name}` })))))) :
@@ -225,7 +226,7 @@ export default async function render(ctx) {
     createBtn.disabled = false;
     const tierLabel = tierLabels[tier.value] || tier.value;
     const rows = [
-      ['Subscription', subscription.value], ['Resource group', group.value], ['Server name', serverName.value],
+      ['Subscription', subscription.control.selectedOptions[0] ? subscription.control.selectedOptions[0].textContent : subscription.value], ['Resource group', group.value], ['Server name', serverName.value],
       ['Region', region.control.selectedOptions[0] ? region.control.selectedOptions[0].textContent : region.value],
       ['PostgreSQL version', version.value], ['Compute + storage', `${tierLabel}, ${sku.value}, ${storage.value} GiB`],
       ['Geo-redundant backup', geo.checked ? 'Enabled' : 'Disabled'], ['Administrator login', admin.value],
@@ -263,7 +264,8 @@ export default async function render(ctx) {
             const ip = clientAddress();
             if (!ip) { rulesMsg.error({ message: 'The portal cannot tell this browser\'s address: enter it as a rule\'s start and end IP address.' }); ruleStart.control.focus(); return; }
             const d = new Date();
-            const stamp = `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}_${d.getHours()}-${d.getMinutes()}-${d.getSeconds()}`;
+            const two = (n) => String(n).padStart(2, '0');
+            const stamp = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}_${two(d.getHours())}-${two(d.getMinutes())}-${two(d.getSeconds())}`;
             let name = `ClientIPAddress_${stamp}`;
             for (let i = 2; rules.some((r) => r.name === name); i += 1) name = `ClientIPAddress_${stamp}_${i}`;
             addRule(name, ip, ip);
