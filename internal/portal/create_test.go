@@ -290,6 +290,7 @@ func TestPortalCreateServer(t *testing.T) {
 		b.ExpectAPIErrors()
 		f := newFx(t, d)
 		f.Identity("rg-create", "id-noperm", "eastus")
+		f.Identity("rg-create", "id-other", "eastus")
 		good := f.Vault("rg-create", "kv-noperm", "eastus", true)
 		goodKey := good.Key("key-np")
 		soft := f.Vault("rg-create", "kv-nopurge", "eastus", false)
@@ -311,7 +312,18 @@ func TestPortalCreateServer(t *testing.T) {
 		b.WaitAlert("Select the identity with which the service reaches the key.", stepTimeout)
 		b.WaitAlert("Select a key.", stepTimeout)
 
-		chooseIdentity(b, "Change identity", "Select user assigned managed identity", "id-noperm")
+		// The identity pane's filter narrows the list by name.
+		b.Click("button", "Change identity")
+		p := b.Within("dialog", "Select user assigned managed identity")
+		p.WaitFor("radio", "id-other")
+		p.Fill("Filter by identity name", "noperm")
+		p.WaitGone("radio", "id-other", stepTimeout)
+		p.Click("radio", "id-noperm")
+		p.Click("button", "Add")
+		b.WaitGone("dialog", "Select user assigned managed identity", stepTimeout)
+		if got := b.Value("textbox", "User assigned managed identity"); got != "id-noperm" {
+			t.Fatalf("identity shown: %q", got)
+		}
 
 		// Select a key lists only the key stores of the server's region.
 		b.Click("button", "Select a key")
