@@ -24,6 +24,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 
 	"github.com/pgflex/pgflex/internal/azcred"
+	"github.com/pgflex/pgflex/internal/daemon"
 	"github.com/pgflex/pgflex/internal/profile"
 )
 
@@ -128,12 +129,15 @@ func Start(t testing.TB, opts Options) *Daemon {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Logs())
 		}
-		// The servers outlive the daemon: stop them before their accounts go.
+		// The servers outlive the daemon: stop them before their accounts go, under the
+		// runtime directory the test gave or else the daemon's default one.
+		runtimeDir := filepath.Join("/run/pgflex", daemon.InstallationID(d.DataDir))
 		for i, a := range d.Args {
 			if a == "--runtime-dir" && i+1 < len(d.Args) {
-				StopDataPlane(t, d.Args[i+1])
+				runtimeDir = d.Args[i+1]
 			}
 		}
+		StopDataPlane(t, runtimeDir)
 		RemoveAccounts(t, d.DataDir)
 	})
 	d.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
