@@ -93,7 +93,7 @@ export default async function render(ctx, server) {
     h('h2', {}, 'Data encryption key'),
     h('p', {}, 'Customer-managed key: the server\'s data encryption key is wrapped by a key in your key store, which the server reaches as a user assigned managed identity.'),
     statusEl,
-    blocks.map((b) => b.el),
+    ...blocks.map((b) => b.el),
     h('div', { class: 'toolbar' }, save, discard),
     msg.el);
 
@@ -207,18 +207,30 @@ export default async function render(ctx, server) {
     }
     block.currentIdentity = () => identity.value;
 
+    // The panes are other modules, loaded when first used.
+    async function load(path) {
+      try {
+        return await import(path);
+      } catch (e) {
+        blockMsg.error(e);
+        return null;
+      }
+    }
+
     async function createIdentity() {
-      const { createIdentityPanel } = await import('./identities.js');
-      createIdentityPanel({ location: server.current.location, group: server.group, onCreated: (ident) => assign(ident) });
+      const m = await load('./identities.js');
+      if (m) m.createIdentityPanel({ location: server.current.location, group: server.group, onCreated: (ident) => assign(ident) });
     }
 
     async function selectIdentity() {
-      const { pickIdentityPanel } = await import('../components/identitypicker.js');
-      pickIdentityPanel({ title: 'Select user assigned managed identity', multiple: false, onAdd: (ids) => { if (ids[0]) assign(ids[0]); } });
+      const m = await load('../components/identitypicker.js');
+      if (m) m.pickIdentityPanel({ title: 'Select user assigned managed identity', multiple: false, onAdd: (ids) => { if (ids[0]) assign(ids[0]); } });
     }
 
     async function pickKey() {
-      const { pickKeyPanel } = await import('../components/keypicker.js');
+      const m = await load('../components/keypicker.js');
+      if (!m) return;
+      const { pickKeyPanel } = m;
       let location = server.current.location;
       if (name === 'geo') {
         try {

@@ -59,7 +59,13 @@ export default async function render(ctx, server) {
   }
 
   async function addIdentities() {
-    const { pickIdentityPanel } = await import('../components/identitypicker.js');
+    let pickIdentityPanel;
+    try {
+      ({ pickIdentityPanel } = await import('../components/identitypicker.js'));
+    } catch (e) {
+      msg.error(e);
+      return;
+    }
     pickIdentityPanel({
       title: 'Add user assigned managed identity',
       multiple: true,
