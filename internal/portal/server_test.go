@@ -18,13 +18,24 @@ import (
 
 const srvPassword = "Str0ng!Passw0rd"
 
-func serverBody(keyURI, identityID string) map[string]any {
+func serverBody(keyURI, identityID string) map[string]any { return geoServerBody(keyURI, identityID, "", "") }
+
+// geoServerBody is a create request; with a geo-backup key and identity, geo-redundant backup
+// is on.
+func geoServerBody(keyURI, identityID, geoKeyURI, geoIdentityID string) map[string]any {
 	props := map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": srvPassword, "version": "15",
 		"storage": map[string]any{"storageSizeGB": 32}, "backup": map[string]any{"geoRedundantBackup": "Disabled"}, "createMode": "Create"}
 	body := map[string]any{"location": "eastus", "sku": map[string]any{"name": "Standard_B1ms", "tier": "Burstable"}, "properties": props}
 	if keyURI != "" {
-		props["dataEncryption"] = map[string]any{"type": "AzureKeyVault", "primaryKeyURI": keyURI, "primaryUserAssignedIdentityId": identityID}
-		body["identity"] = map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{identityID: map[string]any{}}}
+		enc := map[string]any{"type": "AzureKeyVault", "primaryKeyURI": keyURI, "primaryUserAssignedIdentityId": identityID}
+		uai := map[string]any{identityID: map[string]any{}}
+		if geoKeyURI != "" {
+			enc["geoBackupKeyURI"], enc["geoBackupUserAssignedIdentityId"] = geoKeyURI, geoIdentityID
+			uai[geoIdentityID] = map[string]any{}
+			props["backup"] = map[string]any{"geoRedundantBackup": "Enabled"}
+		}
+		props["dataEncryption"] = enc
+		body["identity"] = map[string]any{"type": "UserAssigned", "userAssignedIdentities": uai}
 	}
 	return body
 }
@@ -121,8 +132,16 @@ func TestPortalServerBlades(t *testing.T) {
 	encID, encPrincipal := f.Identity(rg, "id-enc", loc)
 	v.Allow(encPrincipal)
 	extraID, _ := f.Identity(rg, "id-extra", loc)
+	// A geo-redundant CMK server: its geo-backup key in the paired region, with its own identity.
+	vg := f.Vault(rg, "kv-blades-west", "westus", true)
+	geoKid := vg.Key("kg1")
+	geoID, geoPrincipal := f.Identity(rg, "id-geo", "westus")
+	vg.Allow(geoPrincipal)
+	v.Allow(geoPrincipal)
 	opCMK := f.startCreate(rg, "srv-cmk", serverBody(kid1, encID))
 	opSMK := f.startCreate(rg, "srv-smk", serverBody("", ""))
+	geoPrimaryKid := v.Key("kp") // not k1, which the revocation step disables
+	opGeo := f.startCreate(rg, "srv-geo", geoServerBody(geoPrimaryKid, encID, geoKid, geoID))
 	b := NewBrowser(t, d)
 	f.waitOp(opCMK)
 	f.waitOp(opSMK)
@@ -204,6 +223,19 @@ func TestPortalServerBlades(t *testing.T) {
 	if props(fw)["startIpAddress"] != "127.0.0.1" || props(fw)["endIpAddress"] != "127.0.0.1" {
 		t.Fatalf("client rule %v", fw)
 	}
+	// A refused rule: the API's message inline, the form as it was, nothing created.
+	b.ExpectAPIErrors()
+	b.Fill("Firewall rule name", "bad")
+	b.Fill("Start IP address", "300.1.1.1")
+	b.Fill("End IP address", "300.1.1.9")
+	b.Click("button", "Save firewall rule")
+	b.WaitAlert("The IP address '300.1.1.1' is not valid", 20*time.Second)
+	if got := b.Value("textbox", "Start IP address"); got != "300.1.1.1" {
+		t.Fatalf("a refused rule emptied the form: %q", got)
+	}
+	if st := d.ARM(t, http.MethodGet, cmkPath+"/firewallRules/bad?api-version="+apiPostgres, nil).Status; st != http.StatusNotFound {
+		t.Fatalf("the refused rule answers %d", st)
+	}
 	b.Fill("Firewall rule name", "office")
 	b.Fill("Start IP address", "203.0.113.1")
 	b.Fill("End IP address", "203.0.113.9")
@@ -255,8 +287,17 @@ func TestPortalServerBlades(t *testing.T) {
 	if b.Checked("checkbox", "Use automatic key version update") {
 		t.Fatal("a server pinned to a version shows automatic key version update")
 	}
-	kid2 := v.Key("k2")
+	// A key of a vault without purge protection: the API's refusal inline, nothing changes.
+	weak := f.Vault(rg, "kv-weak", loc, false)
+	weakKid := weak.Key("kw")
 	b.Click("radio", "Key identifier")
+	b.Fill("Key identifier", weakKid)
+	b.Click("button", "Save")
+	b.WaitAlert("must have soft delete and purge protection enabled to hold a data encryption key", 30*time.Second)
+	if de := DataEncryption(f.Server(rg, "srv-cmk")); de["primaryKeyURI"] != kid1 {
+		t.Fatalf("a refused Save changed the key to %v", de["primaryKeyURI"])
+	}
+	kid2 := v.Key("k2")
 	b.Fill("Key identifier", kid2)
 	b.Click("button", "Save")
 	b.WaitText("Saved data encryption settings.", 60*time.Second)
@@ -318,6 +359,27 @@ func TestPortalServerBlades(t *testing.T) {
 		t.Fatalf("after the key and identity changes psql reads %q", got)
 	}
 	t.Logf("data encryption done at %s", time.Since(started).Round(time.Second))
+
+	// The geo-backup key of a geo-redundant server: its own identity and key, changed alone.
+	f.waitOp(opGeo)
+	geoPath := f.ServerPath(rg, "srv-geo")
+	b.Go("/resource" + geoPath + "?blade=dataencryption")
+	b.WaitText("Geo-backup key version in use", 10*time.Second)
+	if got := b.Value("combobox", "Geo-backup user assigned managed identity"); !strings.EqualFold(got, geoID) {
+		t.Fatalf("the geo-backup identity drop-down shows %q, want %s", got, geoID)
+	}
+	if got := b.Value("textbox", "Geo-backup key identifier"); got != geoKid {
+		t.Fatalf("the geo-backup key identifier shows %q, want %s", got, geoKid)
+	}
+	geoKid2 := vg.Key("kg2")
+	b.Fill("Geo-backup key identifier", geoKid2)
+	b.Click("button", "Save")
+	b.WaitText("Saved data encryption settings.", 60*time.Second)
+	de = DataEncryption(f.Server(rg, "srv-geo"))
+	if de["geoBackupKeyURI"] != geoKid2 || !strings.EqualFold(de["geoBackupUserAssignedIdentityId"].(string), geoID) || de["primaryKeyURI"] != geoPrimaryKid {
+		t.Fatalf("after the geo-backup key change: %v", de)
+	}
+	b.WaitText(geoKid2, 5*time.Second)
 
 	// A service-managed-key server: its key type cannot change here.
 	smkPath := f.ServerPath(rg, "srv-smk")
