@@ -18,7 +18,9 @@ import (
 
 const srvPassword = "Str0ng!Passw0rd"
 
-func serverBody(keyURI, identityID string) map[string]any { return geoServerBody(keyURI, identityID, "", "") }
+func serverBody(keyURI, identityID string) map[string]any {
+	return geoServerBody(keyURI, identityID, "", "")
+}
 
 // geoServerBody is a create request; with a geo-backup key and identity, geo-redundant backup
 // is on.
