@@ -214,6 +214,14 @@ func TestPortalServerBlades(t *testing.T) {
 	// typed one deleted.
 	b.Go("/resource" + cmkPath + "?blade=networking")
 	b.WaitText("Public network access: Enabled", 10*time.Second)
+	// The overview's polling ended with it: no read of the server in two polls' time.
+	b.Eval(`performance.clearResourceTimings(), true`, new(bool))
+	time.Sleep(4500 * time.Millisecond) // a window in which a leaked timer would poll twice
+	var polls int
+	b.Eval(`performance.getEntriesByType('resource').filter((e) => /flexibleServers\/srv-cmk\?/.test(e.name)).length`, &polls)
+	if polls != 0 {
+		t.Fatalf("the overview still polls the server after it was left (%d reads)", polls)
+	}
 	b.Click("button", "Add current client IP address")
 	if got := b.Value("textbox", "Start IP address"); got != "127.0.0.1" {
 		t.Fatalf("Add current client IP address filled in %q", got)
@@ -360,6 +368,18 @@ func TestPortalServerBlades(t *testing.T) {
 	if got := f.PSQL(rg, "srv-cmk", "pgadmin", srvPassword, "SELECT v FROM kept"); got != "before" {
 		t.Fatalf("after the key and identity changes psql reads %q", got)
 	}
+	// Select: an existing identity assigned to the server and selected (not saved).
+	b.Click("button", "Select")
+	sp := b.Within("dialog", "Select user assigned managed identity")
+	sp.Click("radio", "id-extra")
+	sp.Click("button", "Add")
+	b.WaitText("Assigned identity 'id-extra'", 30*time.Second)
+	if got := b.Value("combobox", "User assigned managed identity"); !strings.EqualFold(got, extraID) {
+		t.Fatalf("the identity drop-down shows %q after Select, want %s", got, extraID)
+	}
+	if !hasIdentity(f.Server(rg, "srv-cmk"), extraID) {
+		t.Fatal("the selected identity is not assigned to the server")
+	}
 	t.Logf("data encryption done at %s", time.Since(started).Round(time.Second))
 
 	// The geo-backup key of a geo-redundant server: its own identity and key, changed alone.
@@ -382,6 +402,19 @@ func TestPortalServerBlades(t *testing.T) {
 		t.Fatalf("after the geo-backup key change: %v", de)
 	}
 	b.WaitText(geoKid2, 5*time.Second)
+	// Select a geo-backup key lists the paired region's key stores; automatic update: versionless.
+	b.Click("checkbox", "Use automatic key version update for the geo-backup key")
+	b.Click("radio", "Select a geo-backup key")
+	b.Click("button", "Select geo-backup key")
+	gp := b.Within("dialog", "Select a geo-backup key")
+	gp.Choose("Key vault", "kv-blades-west")
+	gp.Choose("Key", "kg2")
+	gp.Click("button", "Select")
+	b.Click("button", "Save")
+	b.WaitText("Saved data encryption settings.", 60*time.Second)
+	if de := DataEncryption(f.Server(rg, "srv-geo")); de["geoBackupKeyURI"] != vg.URI+"/keys/kg2" || de["primaryKeyURI"] != geoPrimaryKid {
+		t.Fatalf("after Select a geo-backup key: %v", de)
+	}
 
 	// A service-managed-key server: its key type cannot change here.
 	smkPath := f.ServerPath(rg, "srv-smk")

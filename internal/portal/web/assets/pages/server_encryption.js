@@ -217,9 +217,18 @@ export default async function render(ctx, server) {
       }
     }
 
+    // The region a key's store and identity belong in: the server's, or for the geo-backup key
+    // the paired region (where geo-redundant backups are kept).
+    async function region() {
+      const here = server.current.location;
+      if (name !== 'geo') return here;
+      const m = await load('../components/security.js');
+      try { return (m && await m.pairedRegion(here)) || here; } catch (e) { return here; }
+    }
+
     async function createIdentity() {
       const m = await load('./identities.js');
-      if (m) m.createIdentityPanel({ location: server.current.location, group: server.group, onCreated: (ident) => assign(ident) });
+      if (m) m.createIdentityPanel({ location: await region(), group: server.group, onCreated: (ident) => assign(ident) });
     }
 
     async function selectIdentity() {
@@ -230,15 +239,7 @@ export default async function render(ctx, server) {
     async function pickKey() {
       const m = await load('../components/keypicker.js');
       if (!m) return;
-      const { pickKeyPanel } = m;
-      let location = server.current.location;
-      if (name === 'geo') {
-        try {
-          const { pairedRegion } = await import('../components/security.js');
-          location = await pairedRegion(location);
-        } catch (e) { /* the picker then lists the server's own region */ }
-      }
-      pickKeyPanel({ location, automatic: automatic.checked, title: name === 'geo' ? 'Select a geo-backup key' : 'Select a key', onSelect: (k) => setPicked(k) });
+      m.pickKeyPanel({ location: await region(), automatic: automatic.checked, title: name === 'geo' ? 'Select a geo-backup key' : 'Select a key', onSelect: (k) => setPicked(k) });
     }
 
     block.reset(s0);
