@@ -34,7 +34,6 @@ export default async function render(ctx, server) {
     clear(listEl).append(table('User assigned managed identities', [
       { label: 'Name', key: 'name' },
       { label: 'Resource group', key: 'group' },
-      { label: 'Client ID', key: 'clientId' },
       { label: 'Principal ID', key: 'principalId' },
       { label: 'Used for', render: (r) => usage(s, r.id) },
       { label: 'Actions', render: (r) => button('Remove', () => remove(r), { danger: true, ariaLabel: `Remove identity ${r.name}` }) },
