@@ -3,7 +3,7 @@
 // (a managed identity of the subscription, or an object ID) for access policies and role
 // assignments, and the resource-group and region fields of their Create panes.
 import * as api from '../api.js';
-import { h, clear, button, textInput, selectInput, radioGroup, messageArea, openPanel, table, notify, copyable, formatTime, errorBox } from '../ui.js';
+import { h, clear, button, textInput, selectInput, radioGroup, messageArea, openPanel, table, notify, copyable, formatTime, errorBox, confirmDialog } from '../ui.js';
 import { createGroupPanel } from './browse.js';
 
 // keyNameOf is the key's name in its identifier (https://store/keys/{name}[/{version}]).
@@ -87,18 +87,31 @@ export function groupAndRegion({ group, location } = {}) {
     if (g && !location) region.value = g.location;
   });
   const newGroup = button('Create new', () => {
-    // The pane under the new one is inert while it is open, as the page is under a pane.
+    // The pane under the new one is inert while it is open, as the page is under a pane, and
+    // Escape closes the new pane only (each pane listens for Escape on the document: this
+    // listener, on the window, hears it first).
     const outer = newGroup.closest('.backdrop');
-    const before = document.querySelectorAll('.backdrop').length;
     createGroupPanel(async (name) => {
       await loadGroups(name);
       const g = groups.find((x) => x.name === name);
       if (g) region.value = g.location;
     });
-    if (!outer) return;
+    const nested = [...document.querySelectorAll('.backdrop')].pop();
+    if (!outer || !nested || nested === outer) return;
     outer.inert = true;
+    const onKey = (e) => {
+      if (e.key !== 'Escape' || !nested.isConnected) return;
+      e.preventDefault();
+      e.stopImmediatePropagation();
+      nested.querySelector('.panel-head .close').click();
+    };
+    window.addEventListener('keydown', onKey, true);
     const observer = new MutationObserver(() => {
-      if (document.querySelectorAll('.backdrop').length <= before) { observer.disconnect(); outer.inert = false; }
+      if (nested.isConnected) return;
+      observer.disconnect();
+      window.removeEventListener('keydown', onKey, true);
+      outer.inert = false;
+      if (!outer.contains(document.activeElement)) rg.control.focus();
     });
     observer.observe(document.body, { childList: true });
   }, { ariaLabel: 'Create new resource group' });
@@ -136,15 +149,17 @@ export function retentionField(label) {
 
 // purgeProtection: the radio group of Azure's portal.
 export function purgeProtectionField() {
-  return radioGroup('Purge protection', [
+  const g = radioGroup('Purge protection', [
     { value: 'disable', label: 'Disable purge protection' },
     { value: 'enable', label: 'Enable purge protection' },
   ], { value: 'disable' });
+  g.el.append(h('p', { class: 'hint' }, 'Once enabled, purge protection cannot be turned off: a deleted store and its keys stay recoverable for the whole retention period. Azure Database for PostgreSQL requires it of a store that keeps a customer-managed key.'));
+  return g;
 }
 
 // keysSection renders a key store's keys into container: the list, Generate/Import, and for a
 // selected key its versions with Rotate, Enable/Disable and the key identifier.
-export function keysSection(container, storeUri, { storeLabel = 'key vault', keyTypes } = {}) {
+export function keysSection(container, storeUri, { storeLabel = 'key vault', keyTypes, forbiddenHint } = {}) {
   const msg = messageArea();
   const list = h('div', {});
   const versions = h('section', { 'aria-label': 'Key versions' });
@@ -154,12 +169,20 @@ export function keysSection(container, storeUri, { storeLabel = 'key vault', key
     button('Refresh', () => reload(), { ariaLabel: 'Refresh keys' }));
   container.append(h('h2', {}, 'Keys'), toolbar, msg.el, list, versions);
 
-  async function setEnabled(btn, name, enabled) {
+  // fail shows an API error inline, with what to do about a refusal when the store says.
+  function fail(where, e) {
+    clear(where).append(errorBox(e));
+    if (e && e.status === 403 && forbiddenHint) where.append(h('p', { class: 'hint' }, forbiddenHint));
+  }
+
+  // setEnabled enables or disables a key's current version, or the version given.
+  async function setEnabled(btn, name, enabled, version = '') {
+    const what = version ? `Version ${version} of key ${name}` : `Key ${name}`;
     await withBusy(btn, async () => {
-      msg.progress(`${enabled ? 'Enabling' : 'Disabling'} key ${name}…`);
+      msg.progress(`${enabled ? 'Enabling' : 'Disabling'} ${what.toLowerCase()}…`);
       try {
-        await api.keyData('PATCH', storeUri, `keys/${encodeURIComponent(name)}/`, { attributes: { enabled } });
-        msg.ok(`Key ${name} is ${enabled ? 'enabled' : 'disabled'}.`);
+        await api.keyData('PATCH', storeUri, `keys/${encodeURIComponent(name)}/${encodeURIComponent(version)}`, { attributes: { enabled } });
+        msg.ok(`${what} is ${enabled ? 'enabled' : 'disabled'}.`);
         await reload();
         if (selected === name) await showVersions(name);
       } catch (e) { msg.error(e); }
@@ -179,9 +202,22 @@ export function keysSection(container, storeUri, { storeLabel = 'key vault', key
     });
   }
 
+  async function remove(btn, name) {
+    if (!await confirmDialog('Delete key', `Delete key ${name} with all its versions? It stays recoverable during the ${storeLabel}'s retention period; whatever it encrypts cannot be decrypted meanwhile.`, 'Delete')) return;
+    await withBusy(btn, async () => {
+      msg.progress(`Deleting key ${name}…`);
+      try {
+        await api.keyData('DELETE', storeUri, `keys/${encodeURIComponent(name)}`);
+        msg.ok(`Deleted key ${name}.`);
+        if (selected === name) { selected = ''; clear(versions); }
+        await reload();
+      } catch (e) { msg.error(e); }
+    });
+  }
+
   async function reload() {
     let keys;
-    try { keys = await api.listKeys(storeUri); } catch (e) { clear(list).append(errorBox(e)); return; }
+    try { keys = await api.listKeys(storeUri); } catch (e) { fail(list, e); return; }
     keys.sort((a, b) => keyNameOf(a.kid).localeCompare(keyNameOf(b.kid)));
     clear(list).append(table('Keys', [
       { label: 'Name', render: (k) => keyNameOf(k.kid) },
@@ -192,8 +228,9 @@ export function keysSection(container, storeUri, { storeLabel = 'key vault', key
         const enabled = k.attributes && k.attributes.enabled;
         const rot = button('Rotate', () => rotate(rot, name), { ariaLabel: `Rotate key ${name}` });
         const tog = button(enabled ? 'Disable' : 'Enable', () => setEnabled(tog, name, !enabled), { ariaLabel: `${enabled ? 'Disable' : 'Enable'} key ${name}` });
+        const del = button('Delete', () => remove(del, name), { danger: true, ariaLabel: `Delete key ${name}` });
         return h('div', { class: 'toolbar' },
-          button('Versions', () => showVersions(name), { ariaLabel: `Show versions of key ${name}` }), rot, tog);
+          button('Versions', () => showVersions(name), { ariaLabel: `Show versions of key ${name}` }), rot, tog, del);
       } },
     ], keys, { empty: `This ${storeLabel} has no keys yet. Select Generate/Import to create one.` }));
   }
@@ -210,9 +247,15 @@ export function keysSection(container, storeUri, { storeLabel = 'key vault', key
         { label: 'Version', render: (v) => keyVersionOf(v.kid) },
         { label: 'Enabled', render: (v) => yesNo(v.attributes && v.attributes.enabled) },
         { label: 'Created', render: (v) => unixTime(v.attributes && v.attributes.created) },
-        { label: 'Key identifier', render: (v) => button('Copy', () => navigator.clipboard && navigator.clipboard.writeText(v.kid).catch(() => {}), { ariaLabel: `Copy key identifier of version ${keyVersionOf(v.kid)}` }) },
+        { label: 'Actions', render: (v) => {
+          const ver = keyVersionOf(v.kid);
+          const on = v.attributes && v.attributes.enabled;
+          const tog = button(on ? 'Disable' : 'Enable', () => setEnabled(tog, name, !on, ver), { ariaLabel: `${on ? 'Disable' : 'Enable'} version ${ver}` });
+          return h('div', { class: 'toolbar' },
+            button('Copy identifier', () => navigator.clipboard && navigator.clipboard.writeText(v.kid).catch(() => {}), { ariaLabel: `Copy key identifier of version ${ver}` }), tog);
+        } },
       ], vs, { empty: 'No versions.' }));
-    } catch (e) { versions.append(errorBox(e)); }
+    } catch (e) { const box = h('div', {}); versions.append(box); fail(box, e); }
   }
 
   reload();
