@@ -185,7 +185,7 @@ func TestPortalServerBlades(t *testing.T) {
 	// Key revocation, watched live: the key disabled through the API turns the open overview
 	// Inaccessible with the reason; enabled again, Ready.
 	v.SetEnabled("k1", false)
-	s := waitStatus(t, b, "Inaccessible: ", 30*time.Second)
+	s := waitStatus(t, b, "Inaccessible: ", 45*time.Second)
 	b.WaitText("(keyRevoked)", 10*time.Second)
 	api := f.Server(rg, "srv-cmk")
 	reason, _ := props(api)["stateReason"].(string)
