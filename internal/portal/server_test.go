@@ -164,6 +164,17 @@ func TestPortalServerBlades(t *testing.T) {
 		t.Fatalf("JDBC connection string %q", got)
 	}
 	markStatus(b)
+	// Cancel (or Escape) asks nothing of the API.
+	b.Click("button", "Stop server")
+	b.Within("alertdialog", "Stop server").Click("button", "Cancel")
+	b.WaitGone("alertdialog", "Stop server", 5*time.Second)
+	b.Click("button", "Stop server")
+	b.WaitFor("alertdialog", "Stop server")
+	b.Press("Escape")
+	b.WaitGone("alertdialog", "Stop server", 5*time.Second)
+	if st := props(f.Server(rg, "srv-cmk"))["state"]; st != "Ready" || statusText(b) != "Ready" {
+		t.Fatalf("after a cancelled Stop the API says %v, the overview %q", st, statusText(b))
+	}
 	b.Click("button", "Stop server")
 	b.Within("alertdialog", "Stop server").Click("button", "Yes")
 	waitStatus(t, b, "Stopped", 90*time.Second)
