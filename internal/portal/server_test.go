@@ -198,6 +198,7 @@ func TestPortalServerBlades(t *testing.T) {
 	v.SetEnabled("k1", false)
 	s := waitStatus(t, b, "Inaccessible: ", 45*time.Second)
 	b.WaitText("(keyRevoked)", 10*time.Second)
+	b.WaitText("Customer-managed key (key status: Invalid)", 10*time.Second)
 	api := f.Server(rg, "srv-cmk")
 	reason, _ := props(api)["stateReason"].(string)
 	if props(api)["state"] != "Inaccessible" || reason == "" || !strings.Contains(s, reason) {
@@ -344,9 +345,11 @@ func TestPortalServerBlades(t *testing.T) {
 	if de["primaryKeyURI"] != v.URI+"/keys/k3" {
 		t.Fatalf("primaryKeyURI %v, want the versionless %s/keys/k3", de["primaryKeyURI"], v.URI)
 	}
-	if iu, _ := de["primaryKeyVersionInUse"].(string); iu == "" {
+	iu, _ := de["primaryKeyVersionInUse"].(string)
+	if iu == "" {
 		t.Fatalf("no version in use: %v", de)
 	}
+	b.WaitText(iu, 5*time.Second) // the blade shows the version in use
 
 	// Create: a new identity from the panel, assigned and selected; Save is refused until the
 	// identity may use the key, then succeeds.
