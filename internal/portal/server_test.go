@@ -429,6 +429,18 @@ func TestPortalServerBlades(t *testing.T) {
 	if de := DataEncryption(f.Server(rg, "srv-geo")); de["geoBackupKeyURI"] != vg.URI+"/keys/kg2" || de["primaryKeyURI"] != geoPrimaryKid {
 		t.Fatalf("after Select a geo-backup key: %v", de)
 	}
+	// Opened afresh, the blade shows the versionless key with automatic update; unchecking it
+	// pins the key to the version in use.
+	b.Reload()
+	b.WaitText("Geo-backup key version in use", 10*time.Second)
+	if !b.Checked("checkbox", "Use automatic key version update for the geo-backup key") || b.Value("textbox", "Geo-backup key identifier") != vg.URI+"/keys/kg2" {
+		t.Fatal("a versionless geo-backup key is not shown with automatic key version update")
+	}
+	b.Click("checkbox", "Use automatic key version update for the geo-backup key")
+	geoInUse, _ := DataEncryption(f.Server(rg, "srv-geo"))["geoBackupKeyVersionInUse"].(string)
+	if got := b.Value("textbox", "Geo-backup key identifier"); geoInUse == "" || got != vg.URI+"/keys/kg2/"+geoInUse {
+		t.Fatalf("unchecking automatic update left the geo-backup key identifier %q (version in use %q)", got, geoInUse)
+	}
 
 	// A service-managed-key server: its key type cannot change here.
 	smkPath := f.ServerPath(rg, "srv-smk")

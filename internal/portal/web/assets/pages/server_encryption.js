@@ -116,7 +116,15 @@ export default async function render(ctx, server) {
     const identity = selectInput(r.identity, [], { required: true, hint: 'Only identities assigned to this server are listed.' });
     const create = button(r.create[0], () => createIdentity(), { ariaLabel: r.create[1] });
     const select = button(r.select[0], () => selectIdentity(), { ariaLabel: r.select[1] });
-    const automatic = checkbox(r.automatic, { hint: 'The server follows the key\'s newest version when the key is rotated.' });
+    // Unchecking automatic update pins the key in use to the version the server uses now.
+    const automatic = checkbox(r.automatic, {
+      hint: 'The server follows the key\'s newest version when the key is rotated.',
+      onchange: (on) => {
+        const de = (server.current.properties && server.current.properties.dataEncryption) || {};
+        const p = keyParts(keyId.value);
+        if (!on && p && !p.version && same(keyId.value, versionless(de[r.uri])) && de[r.inUse]) keyId.value = `${versionless(keyId.value)}/${de[r.inUse]}`;
+      },
+    });
     const keyId = textInput(r.keyId, { hint: 'https://{key store}/keys/{name}/{version}, or without the version for automatic key version update.' });
     const picked = h('p', { class: 'picked-key' });
     const pickErr = h('div', { class: 'field-error', role: 'alert', hidden: true });

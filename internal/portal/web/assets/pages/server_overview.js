@@ -57,7 +57,7 @@ export default async function render(ctx, server) {
   const connSection = h('section', { 'aria-labelledby': 'conn-strings-h' });
 
   main.append(
-    h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Server actions' },
+    h('div', { class: 'toolbar' },
       buttons.start, buttons.stop, buttons.restart, buttons.delete, buttons.refresh),
     msg.el,
     h('h2', {}, 'Essentials'), essentials,
