@@ -453,6 +453,19 @@ func TestPortalServerBlades(t *testing.T) {
 	// Delete, confirmed: back to the servers list, and the server is gone.
 	b.Go("/resource" + smkPath)
 	waitStatus(t, b, "Ready", 20*time.Second)
+	// A narrow window: nothing wider than the page.
+	b.SetViewport(390, 844)
+	for _, c := range []struct{ blade, heading string }{{"?blade=networking", "Firewall rules"},
+		{"?blade=identity", "User assigned managed identities"}, {"?blade=dataencryption", "Data encryption key"}, {"", "Essentials"}} {
+		b.Go("/resource" + smkPath + c.blade)
+		b.WaitFor("heading", c.heading)
+		var fits bool
+		b.Eval(`document.documentElement.scrollWidth <= window.innerWidth`, &fits)
+		if !fits {
+			t.Fatalf("the %q blade is wider than a narrow window", c.blade)
+		}
+	}
+	waitStatus(t, b, "Ready", 20*time.Second)
 	b.Click("button", "Delete server")
 	b.Within("alertdialog", "Delete server").Click("button", "Delete")
 	b.WaitForLong("heading", "Azure Database for PostgreSQL flexible servers", 90*time.Second)
