@@ -56,10 +56,9 @@ function keyBlock({ geo, getLocation, automatic, onChange }) {
     hint: 'The key\'s id (kid) as the key store reports it. Without a version, the service follows the key\'s newest version.',
   });
   identifierField.control.addEventListener('input', () => { identifierField.setError(''); onChange(); });
-  const selectWrap = h('div', { class: 'key-select' }, keyField.el, h('div', { class: 'toolbar' }, selectBtn));
+  const selectWrap = h('div', { class: 'key-select with-action' }, keyField.el, selectBtn);
   const identifierWrap = h('div', { class: 'key-identifier' }, identifierField.el);
-  const el = h('div', { class: 'key-block' },
-    identityField.el, h('div', { class: 'toolbar' }, changeBtn));
+  const el = h('div', { class: 'key-block with-action' }, identityField.el, changeBtn);
   return {
     el, selectWrap, identifierWrap, names,
     get identity() { return identity; },
