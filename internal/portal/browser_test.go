@@ -28,6 +28,7 @@ import (
 	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -47,6 +48,7 @@ type Browser struct {
 	scope  cdp.BackendNodeID
 
 	mu        *sync.Mutex
+	front     *context.Context // the tab in front, shared by a browser's tabs
 	console   *[]consoleEntry
 	shots     *[]shot
 	apiErrors *bool
@@ -77,7 +79,63 @@ func NewBrowser(t testing.TB, d *testenv.Daemon) *Browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	b := &Browser{t: t, D: d, ctx: ctx, Portal: strings.TrimRight(p.PortalEndpoint, "/"),
-		mu: &sync.Mutex{}, console: &[]consoleEntry{}, shots: &[]shot{}, apiErrors: new(bool)}
+		mu: &sync.Mutex{}, front: &ctx, console: &[]consoleEntry{}, shots: &[]shot{}, apiErrors: new(bool)}
+	b.listen(ctx)
+	if err := chromedp.Run(ctx, cdplog.Enable()); err != nil {
+		cancelCtx()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			b.checkConsole()
+		}
+		if t.Failed() {
+			b.writeShots()
+		}
+		cancelCtx()
+		cancelAlloc()
+	})
+	b.SignInWithLink()
+	return b
+}
+
+// NewTab opens another tab of the same browser (same cookies and storage, so the same
+// session), as a user watches one page while acting on another.
+func (b *Browser) NewTab() *Browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	c := *b
+	c.ctx, c.scope = ctx, 0
+	c.listen(ctx)
+	if err := chromedp.Run(ctx, cdplog.Enable()); err != nil {
+		b.t.Fatalf("new tab: %v", err)
+	}
+	return &c
+}
+
+// toFront brings b's tab to the front before it is used: a headless browser does not lay out
+// a tab behind another, so its accessibility tree would not answer.
+func (b *Browser) toFront() {
+	b.mu.Lock()
+	front := *b.front
+	b.mu.Unlock()
+	if front == b.ctx {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Run(ctx, page.BringToFront()); err != nil {
+		b.t.Fatalf("bring the tab to the front: %v", err)
+	}
+	b.mu.Lock()
+	*b.front = b.ctx
+	b.mu.Unlock()
+}
+
+// listen collects a tab's console errors, exceptions and log entries.
+func (b *Browser) listen(ctx context.Context) {
 	chromedp.ListenTarget(ctx, func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -102,23 +160,6 @@ func NewBrowser(t testing.TB, d *testenv.Daemon) *Browser {
 			}
 		}
 	})
-	if err := chromedp.Run(ctx, cdplog.Enable()); err != nil {
-		cancelCtx()
-		cancelAlloc()
-		t.Fatalf("start chromium: %v", err)
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			b.checkConsole()
-		}
-		if t.Failed() {
-			b.writeShots()
-		}
-		cancelCtx()
-		cancelAlloc()
-	})
-	b.SignInWithLink()
-	return b
 }
 
 // certificateSPKI is the base64 SHA-256 of the daemon's certificate key, for Chromium's
@@ -202,6 +243,7 @@ func (b *Browser) writeShots() {
 // run runs actions as one named step and screenshots the page after it.
 func (b *Browser) run(step string, actions ...chromedp.Action) {
 	b.t.Helper()
+	b.toFront()
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout+10*time.Second)
 	defer cancel()
 	err := chromedp.Run(ctx, actions...)
@@ -281,11 +323,13 @@ func (b *Browser) query(ctx context.Context, role, name string) ([]*accessibilit
 // find waits for exactly one control of role and name and returns its DOM node.
 func (b *Browser) find(role, name string, timeout time.Duration) cdp.BackendNodeID {
 	b.t.Helper()
+	b.toFront()
 	var found cdp.BackendNodeID
 	var last string
 	deadline := time.Now().Add(timeout)
 	for {
-		err := chromedp.Run(b.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+		qctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		err := chromedp.Run(qctx, chromedp.ActionFunc(func(ctx context.Context) error {
 			nodes, err := b.query(ctx, role, name)
 			if err != nil {
 				return err
@@ -300,6 +344,7 @@ func (b *Browser) find(role, name string, timeout time.Duration) cdp.BackendNode
 			}
 			return nil
 		}))
+		cancel()
 		if err != nil {
 			last = err.Error()
 		}
@@ -316,6 +361,7 @@ func (b *Browser) find(role, name string, timeout time.Duration) cdp.BackendNode
 
 // Has reports whether a control of role and name is on the page now.
 func (b *Browser) Has(role, name string) bool {
+	b.toFront()
 	var n int
 	_ = chromedp.Run(b.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
 		nodes, err := b.query(ctx, role, name)
@@ -487,6 +533,7 @@ func (b *Browser) PageText() string {
 // WaitText waits until the page's visible text contains text.
 func (b *Browser) WaitText(text string, timeout time.Duration) {
 	b.t.Helper()
+	b.toFront()
 	deadline := time.Now().Add(timeout)
 	for {
 		var s string
@@ -514,6 +561,7 @@ func (b *Browser) Alerts() []string {
 // WaitAlert waits for a visible alert that contains text.
 func (b *Browser) WaitAlert(text string, timeout time.Duration) {
 	b.t.Helper()
+	b.toFront()
 	deadline := time.Now().Add(timeout)
 	for {
 		var s []string
@@ -601,7 +649,7 @@ func (b *Browser) Reload() { b.t.Helper(); b.run("reload", chromedp.Reload()) }
 func (b *Browser) Navigate(url string) { b.t.Helper(); b.run("navigate", chromedp.Navigate(url)) }
 
 // Ctx is the browser's context, for chromedp actions a test runs itself.
-func (b *Browser) Ctx() context.Context { return b.ctx }
+func (b *Browser) Ctx() context.Context { b.toFront(); return b.ctx }
 
 func jsonValue(v any) ([]byte, error) { return json.Marshal(v) }
 

@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -208,7 +209,7 @@ func (p *Portal) serveAuth(w http.ResponseWriter, r *http.Request) {
 			arm.WriteJSON(w, http.StatusOK, map[string]any{"signedIn": false})
 			return
 		}
-		p.writeSession(w, s, false)
+		p.writeSession(w, r, s, false)
 	case "POST signin":
 		var in struct{ ClientID, ClientSecret string }
 		if !decodeJSON(w, r, &in) {
@@ -372,15 +373,20 @@ func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, oid, name,
 	p.mu.Unlock()
 	p.opt.Log.Info("portal session started", "objectId", oid)
 	http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: value, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	p.writeSession(w, s, true)
+	p.writeSession(w, r, s, true)
 }
 
 // writeSession describes the session to the page; only the answer to a sign-in carries its
 // second secret.
-func (p *Portal) writeSession(w http.ResponseWriter, s *session, withSecret bool) {
+func (p *Portal) writeSession(w http.ResponseWriter, r *http.Request, s *session, withSecret bool) {
 	info := map[string]any{}
 	for k, v := range p.opt.Info {
 		info[k] = v
+	}
+	// The browser's address as the daemon sees it: the Networking blade's "Add current client
+	// IP address", which a page cannot learn by itself.
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		info["clientIp"] = host
 	}
 	out := map[string]any{
 		"signedIn":    true,

@@ -42,6 +42,10 @@ export function session() { return state.session; }
 export function info() { return (state.session && state.session.info) || {}; }
 export function subscriptionId() { return info().subscriptionId; }
 
+// clientAddress is this browser's address as the daemon sees it (the session says), for
+// firewall rules' "Add current client IP address"; '' when unknown.
+export function clientAddress() { return info().clientIp || ''; }
+
 // The session's second secret (its CSRF token) is kept in this origin's storage, which is
 // separate per scheme, host and port, unlike the cookie, which the browser also sends to other
 // ports of the same host. Without it the cookie is worth nothing.

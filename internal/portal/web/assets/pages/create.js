@@ -16,16 +16,6 @@ const validName = (n) => /^[a-z0-9]([a-z0-9-]{1,61})[a-z0-9]$/.test(n);
 
 function ipNumber(ip) { return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0); }
 
-// clientAddress is the address the server sees this browser connect from, when the portal can
-// tell: on this machine (the portal on a localhost name), the loopback address.
-function clientAddress() {
-  const i = api.info();
-  if (i.clientIpAddress) return i.clientIpAddress;
-  const host = location.hostname;
-  if (host === 'localhost' || host.endsWith('.localhost') || host === '127.0.0.1') return '127.0.0.1';
-  return '';
-}
-
 async function capabilitiesOf(loc) {
   const body = await api.arm('GET', `/subscriptions/${api.subscriptionId()}/providers/Microsoft.DBforPostgreSQL/locations/${encodeURIComponent(loc)}/capabilities`, api.apiVersions.postgres);
   const v = (body && body.value && body.value[0]) || {};
@@ -261,7 +251,7 @@ export default async function render(ctx) {
           }),
           button('Add current client IP address', () => {
             rulesMsg.clear();
-            const ip = clientAddress();
+            const ip = api.clientAddress();
             if (!ip) { rulesMsg.error({ message: 'The portal cannot tell this browser\'s address: enter it as a rule\'s start and end IP address.' }); ruleStart.control.focus(); return; }
             const d = new Date();
             const two = (n) => String(n).padStart(2, '0');

@@ -46,19 +46,8 @@ export default async function render(ctx, server) {
     }
   }
 
-  // The client's address as the server's endpoint sees it: the session says it when the daemon
-  // knows it; a browser on the daemon's own machine (a loopback portal host) comes from
-  // 127.0.0.1.
-  function clientIP() {
-    const i = api.info();
-    if (i.clientIp) return i.clientIp;
-    const host = location.hostname;
-    if (host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host)) return '127.0.0.1';
-    return '';
-  }
-
   function addClientIP() {
-    const ip = clientIP();
+    const ip = api.clientAddress();
     if (!ip) {
       msg.error({ message: 'The portal cannot tell your client IP address. Enter it as the start and end IP address.' });
       return;
