@@ -187,7 +187,6 @@ func (m *keyMonitor) check(ctx context.Context, listed *Server) {
 	v := m.checkAccess(cctx, listed, listed.Encryption.PrimaryKeyURI, listed.Encryption.PrimaryIdentityID)
 	v = m.applyGrace(listed.UID+"/primary", v)
 	m.count("primary", v)
-	m.sample(listed, v, "")
 	geo := listed.Encryption.GeoKeyURI != ""
 	var gv verdict
 	if geo {
@@ -208,6 +207,9 @@ func (m *keyMonitor) check(ctx context.Context, listed *Server) {
 		srv.State == StateProvisioning || srv.State == StateDropping || keyConfig(srv) != keyConfig(listed) {
 		return
 	}
+	// Sampled only for a server that still exists and is not being dropped: a sample taken
+	// after a delete forgot the server's history would start a new one for it.
+	m.sample(srv, v, "")
 	// The state the check left the server in is sampled once the check has acted.
 	defer func() {
 		if cur, err := m.s.reload(context.WithoutCancel(ctx), srv.ID()); err == nil && cur != nil && cur.UID == srv.UID {

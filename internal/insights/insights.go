@@ -183,14 +183,19 @@ func parseDuration(s string) (time.Duration, bool) {
 	for i, unit := range []time.Duration{24 * time.Hour, time.Hour, time.Minute, time.Second} {
 		if m[i+1] != "" {
 			n, err := strconv.Atoi(m[i+1])
-			if err != nil {
+			// No metric here is kept for a year: a larger figure is a mistake, and would
+			// overflow time.Duration if multiplied out.
+			if err != nil || time.Duration(n) > maxDuration/unit {
 				return 0, false
 			}
 			d += time.Duration(n) * unit
 		}
 	}
-	return d, d > 0
+	return d, d > 0 && d <= maxDuration
 }
+
+// maxDuration bounds the durations a query may name.
+const maxDuration = 366 * 24 * time.Hour
 
 // parseQuery reads metricnames, timespan (start/end, default the last hour), interval (an
 // ISO 8601 duration of at least PT1M, or FULL; default PT1M) and aggregation.
@@ -299,14 +304,20 @@ func series(samples []sample, q *query, aggs []string) []map[string]any {
 	} else {
 		step = q.to.Sub(q.from)
 	}
+	// One pass over the samples in time order, not one per bucket: a query's cost is its
+	// buckets plus its samples.
+	sorted := slices.Clone(samples)
+	slices.SortStableFunc(sorted, func(a, b sample) int { return a.t.Compare(b.t) })
+	i := 0
 	var out []map[string]any
 	for b := start; b.Before(q.to); b = b.Add(step) {
 		end := b.Add(step)
 		var n int
 		var sum float64
 		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, s := range samples {
-			if s.t.Before(b) || !s.t.Before(end) || s.t.Before(q.from) || !s.t.Before(q.to) {
+		for ; i < len(sorted) && sorted[i].t.Before(end); i++ {
+			s := sorted[i]
+			if s.t.Before(b) || s.t.Before(q.from) || !s.t.Before(q.to) {
 				continue
 			}
 			n++

@@ -189,7 +189,9 @@ func TestDurations(t *testing.T) {
 		want time.Duration
 		ok   bool
 	}{{"PT1M", time.Minute, true}, {"PT5M", 5 * time.Minute, true}, {"PT1H", time.Hour, true}, {"P1D", 24 * time.Hour, true},
-		{"PT1H30M", 90 * time.Minute, true}, {"pt15m", 15 * time.Minute, true}, {"P", 0, false}, {"PT", 0, false}, {"1M", 0, false}} {
+		{"PT1H30M", 90 * time.Minute, true}, {"pt15m", 15 * time.Minute, true}, {"P", 0, false}, {"PT", 0, false}, {"1M", 0, false},
+		// Past a year, and past what time.Duration holds (which would wrap to a small interval).
+		{"P366D", 366 * 24 * time.Hour, true}, {"P367D", 0, false}, {"P213504D", 0, false}, {"PT9999999999999H", 0, false}} {
 		got, ok := parseDuration(tc.in)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("parseDuration(%q) = %v %v, want %v %v", tc.in, got, ok, tc.want, tc.ok)

@@ -152,6 +152,14 @@ func TestPortalSessions(t *testing.T) {
 		if r := d.Do(t, http.MethodGet, "/subscriptions?api-version=2022-12-01", tok, nil); r.Status != http.StatusOK {
 			t.Errorf("ARM with the portal's token: %d %s", r.Status, r.Raw)
 		}
+		for _, path := range []string{"/auth/activity", "/auth/signout"} {
+			if resp, body := c.post(path, c.origin, map[string]any{"active": true}); resp.StatusCode != http.StatusForbidden || errorCode(body) != "InvalidCsrfToken" {
+				t.Errorf("%s without CSRF token: %d %v", path, resp.StatusCode, body)
+			}
+		}
+		if status, _ := c.token(); status != http.StatusOK {
+			t.Errorf("a refused sign-out ended the session: token %d", status)
+		}
 		if resp, body := c.post("/auth/token", c.origin, map[string]any{"resource": "https://evil.example"}, "X-CSRF-Token", c.csrf); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("token for an unknown resource: %d %v", resp.StatusCode, body)
 		}

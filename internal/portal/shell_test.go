@@ -90,6 +90,6 @@ func TestPortalShell(t *testing.T) {
 		time.Sleep(3500 * time.Millisecond)
 		b.Go("/browse/servers")
 		b.WaitFor("heading", "Sign in to pgflex")
-		b.WaitAlert("Sign in", 5*time.Second)
+		b.WaitAlert("Your session ended. Sign in again.", 5*time.Second)
 	})
 }

@@ -3,7 +3,7 @@
 // ctx = {main, id, params, navigate, setTitle}, and may return a cleanup function (for timers)
 // that runs when the user leaves the page.
 import * as api from './api.js';
-import { h, clear, button, textInput, messageArea, link } from './ui.js';
+import { h, clear, button, textInput, messageArea, link, closeAllPanels } from './ui.js';
 
 const pages = {
   home: () => import('./pages/home.js'),
@@ -36,7 +36,12 @@ function navigate(route) {
 export function resourceRoute(id, blade) { return '/resource' + id + (blade ? '?blade=' + encodeURIComponent(blade) : ''); }
 
 function parseRoute() {
-  const raw = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  let raw;
+  try {
+    raw = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  } catch (e) {
+    return { page: null, params: new URLSearchParams() }; // a malformed address: Not found
+  }
   const [path, query] = raw.split('?');
   const params = new URLSearchParams(query || '');
   if (path.startsWith('/resource/')) {
@@ -49,13 +54,20 @@ function parseRoute() {
   return { page: path === '/' ? 'home' : null, params };
 }
 
+// renderGen counts renders: a page whose render was overtaken by a newer one (the user clicked
+// on before it loaded) is dropped, its cleanup run, and it adds nothing to the new page.
+let renderGen = 0;
+
 async function render() {
   if (!api.session()) return;
+  const my = ++renderGen;
+  const stale = () => my !== renderGen;
+  if (cleanup) { try { cleanup(); } catch (e) { /* the old page is gone anyway */ } cleanup = null; }
+  closeAllPanels();
   // Each page view tells the daemon whether the user is active, and finds an ended session
   // before showing a page whose data would come from a still-cached token.
   await api.heartbeat();
-  if (!api.session()) return;
-  if (cleanup) { try { cleanup(); } catch (e) { /* the old page is gone anyway */ } cleanup = null; }
+  if (!api.session() || stale()) return;
   const main = document.getElementById('main');
   clear(main);
   const route = parseRoute();
@@ -64,17 +76,26 @@ async function render() {
     main.append(h('h1', {}, 'Not found'), h('p', {}, 'The portal has no such page. '), link('Go home', '/'));
     return;
   }
-  const setTitle = (t) => { document.title = `${t} - pgflex portal`; };
+  const setTitle = (t) => { if (!stale()) document.title = `${t} - pgflex portal`; };
   setTitle('Home');
+  // The page draws into its own container, which joins the page only while it is current.
+  const own = h('div', { class: 'page' });
+  main.append(own);
   try {
     const mod = await load();
-    const c = await mod.default({ main, id: route.id, params: route.params, navigate, setTitle });
+    if (stale()) return;
+    const c = await mod.default({ main: own, id: route.id, params: route.params, navigate, setTitle });
+    if (stale()) {
+      if (typeof c === 'function') c();
+      own.remove();
+      return;
+    }
     if (typeof c === 'function') cleanup = c;
   } catch (e) {
-    if (e instanceof api.SessionEnded) return;
-    main.append(h('div', { class: 'error-box', role: 'alert' }, `The page could not be shown: ${e.message}`));
+    if (e instanceof api.SessionEnded || stale()) return;
+    own.append(h('div', { class: 'error-box', role: 'alert' }, `The page could not be shown: ${e.message}`));
   }
-  const h1 = main.querySelector('h1');
+  const h1 = own.querySelector('h1');
   if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
 }
 
@@ -163,7 +184,7 @@ async function boot() {
       return;
     }
   }
-  const s = await api.loadSession();
+  const s = await api.loadSession().catch(() => null);
   if (s) {
     api.setSession(s);
     started();

@@ -155,6 +155,14 @@ export function notify(text, kind = 'info') {
 // paneStack holds the open panes' backdrops, the top one last.
 const paneStack = [];
 
+// closeAllPanels closes every open pane (the page under them is being replaced).
+export function closeAllPanels() {
+  for (const b of [...paneStack].reverse()) {
+    const c = b.querySelector('.panel-head .close');
+    if (c) c.click();
+  }
+}
+
 // openPanel opens a context pane (a modal dialog on the right, as Azure's portal does) titled
 // title, with content and footer actions. Escape or the Close button closes it; focus returns
 // to where it was. Returns {el, body, close}.

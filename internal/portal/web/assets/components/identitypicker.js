@@ -48,12 +48,17 @@ export function pickIdentityPanel({ title = 'Select user assigned managed identi
     }
   }
 
+  let loadSeq = 0;
   async function load() {
+    const my = ++loadSeq;
     clear(items).append(h('p', { class: 'loading', role: 'status' }, 'Loading identities…'));
     try {
-      all = (await identitiesOf(sub.value || mySub)).sort((a, b) => a.name.localeCompare(b.name));
+      const listed = (await identitiesOf(sub.value || mySub)).sort((a, b) => a.name.localeCompare(b.name));
+      if (my !== loadSeq) return; // another subscription was chosen meanwhile
+      all = listed;
       draw();
     } catch (e) {
+      if (my !== loadSeq) return;
       clear(items);
       msg.error(e);
     }

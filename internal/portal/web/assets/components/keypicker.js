@@ -66,8 +66,9 @@ export function pickKeyPanel({ location, automatic = false, title = 'Select a ke
     const s = stores.find((x) => x.id === store.value);
     if (!s) return;
     try {
-      keys = (await api.listKeys(storeUri(s))).map((k) => ({ kid: k.kid, name: keyParts(k.kid).name, enabled: !k.attributes || k.attributes.enabled !== false }));
-      if (my !== seq) return;
+      const listed = (await api.listKeys(storeUri(s))).map((k) => ({ kid: k.kid, name: keyParts(k.kid).name, enabled: !k.attributes || k.attributes.enabled !== false }));
+      if (my !== seq) return; // another store was chosen meanwhile
+      keys = listed;
       keys.sort((a, b) => a.name.localeCompare(b.name));
       key.setOptions(keys.map((k) => ({ value: k.name, label: k.enabled ? k.name : `${k.name} (disabled)` })), '');
       if (keys.length) key.control.querySelector('option[value=""]').textContent = 'Select a key';

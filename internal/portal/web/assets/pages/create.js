@@ -114,10 +114,14 @@ export default async function render(ctx) {
     storage.value = t.storageGB.map(String).includes(prevStorage) ? prevStorage : String(t.storageGB.includes(32) ? 32 : t.storageGB[0]);
   }
 
+  let capsSeq = 0;
   async function loadCaps() {
     capsMsg.clear();
+    const my = ++capsSeq;
     try {
-      caps = await capabilitiesOf(region.value);
+      const got = await capabilitiesOf(region.value);
+      if (my !== capsSeq) return; // another region was chosen meanwhile
+      caps = got;
       const prevV = version.value;
       version.setOptions(caps.versions.map((v) => ({ value: v, label: v })), caps.versions.includes(prevV) ? prevV : caps.versions[0]);
       const prevT = tier.value || 'Burstable';

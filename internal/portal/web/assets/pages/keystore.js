@@ -213,11 +213,14 @@ export function keysSection(container, storeUri, { storeLabel = 'key vault', key
     ], keys, { empty: `This ${storeLabel} has no keys yet. Select Generate/Import to create one.` }));
   }
 
+  let versionsSeq = 0;
   async function showVersions(name) {
     selected = name;
+    const my = ++versionsSeq;
     clear(versions).append(h('h3', {}, `Versions of key ${name}`));
     try {
       const vs = await api.listKeyVersions(storeUri, name);
+      if (my !== versionsSeq) return; // another key's versions were asked for meanwhile
       vs.sort((a, b) => ((b.attributes && b.attributes.created) || 0) - ((a.attributes && a.attributes.created) || 0));
       const versionless = vs.length ? vs[0].kid.replace(/\/[^/]+$/, '') : '';
       if (versionless) versions.append(copyable('Key identifier', versionless));

@@ -80,7 +80,8 @@ async function loadEvents(server) {
   const filter = `eventTimestamp ge ${q(from.toISOString())} and eventTimestamp le ${q(to.toISOString())} and resourceUri eq ${q(server.id)}`;
   const path = `/subscriptions/${api.subscriptionId()}/providers/Microsoft.Insights/eventtypes/management/values?$filter=${encodeURIComponent(filter)}`;
   const events = await api.list(path, api.apiVersions.activity);
-  events.sort((a, b) => String(b.eventTimestamp).localeCompare(String(a.eventTimestamp)));
+  // Newest first, by time (RFC 3339 with fewer fraction digits does not sort as text).
+  events.sort((a, b) => Date.parse(b.eventTimestamp) - Date.parse(a.eventTimestamp));
   return events;
 }
 

@@ -23,6 +23,7 @@ export default async function render(ctx, server) {
   let busy = false; // an action of this blade runs
   let stopped = false;
   let timer = null;
+  let pollSeq = 0; // reads in flight: only the latest one is shown
 
   const buttons = {};
   for (const [k, a] of Object.entries(actions)) {
@@ -155,9 +156,10 @@ export default async function render(ctx, server) {
   async function poll(now = false) {
     clearTimeout(timer);
     if (stopped) return;
+    const my = ++pollSeq;
     try {
       const s = await server.get();
-      if (stopped) return;
+      if (stopped || my !== pollSeq) return; // a newer read is on its way
       fill(s);
     } catch (e) {
       if (stopped || e instanceof api.SessionEnded) return;
@@ -169,7 +171,7 @@ export default async function render(ctx, server) {
       // A failed read is shown but polling goes on: the next one may succeed.
       if (now) msg.error(e);
     }
-    if (!stopped) timer = setTimeout(poll, pollMs);
+    if (!stopped && my === pollSeq) timer = setTimeout(poll, pollMs);
   }
 
   async function runAction(k) {
