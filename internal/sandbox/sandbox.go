@@ -331,10 +331,44 @@ func detachOthers(volumes, own string) error {
 	}
 	// Deepest first.
 	sort.Slice(others, func(i, j int) bool { return len(others[i]) > len(others[j]) })
+	var vanished []string
 	for _, p := range others {
-		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+		err := syscall.Unmount(p, syscall.MNT_DETACH)
+		switch {
+		case err == nil || errors.Is(err, syscall.EINVAL):
+		case errors.Is(err, syscall.ENOENT):
+			// Unmounted on the host (and so here) since mountinfo was read, with its
+			// directory: checked below.
+			vanished = append(vanished, p)
+		default:
 			return fmt.Errorf("detach %s: %w", p, err)
 		}
 	}
+	if len(vanished) == 0 {
+		return nil
+	}
+	// A path that no longer resolves is fine only if its mount is gone too: a mount whose
+	// directory was removed elsewhere would still be listed.
+	b, err = os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	for _, p := range vanished {
+		if mountedAt(string(b), p) {
+			return fmt.Errorf("detach %s: its directory is gone but the mount is still here", p)
+		}
+	}
 	return nil
+}
+
+// mountedAt says whether mountinfo lists a mount at p, also one whose directory was removed
+// (listed as "p\040(deleted)").
+func mountedAt(mountinfo, p string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && (f[4] == p || f[4] == p+`\040(deleted)`) {
+			return true
+		}
+	}
+	return false
 }

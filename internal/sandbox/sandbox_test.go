@@ -268,3 +268,21 @@ func TestNoFollow(t *testing.T) {
 		t.Errorf("the NoFollow directory was writable:\n%s", out)
 	}
 }
+
+func TestMountedAt(t *testing.T) {
+	info := "36 35 0:30 / /run/a/one rw - fuse.gocryptfs x rw\n" +
+		"37 35 0:31 / /run/a/two\\040(deleted) rw - fuse.gocryptfs x rw\n"
+	for _, c := range []struct {
+		p    string
+		want bool
+	}{
+		{"/run/a/one", true},
+		{"/run/a/two", true}, // its directory was removed elsewhere: still a mount here
+		{"/run/a/three", false},
+		{"/run/a", false},
+	} {
+		if got := mountedAt(info, c.p); got != c.want {
+			t.Errorf("mountedAt(%q) = %v, want %v", c.p, got, c.want)
+		}
+	}
+}
