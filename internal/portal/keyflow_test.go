@@ -1,6 +1,7 @@
 package portal_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +14,23 @@ import (
 // server's overview open in one tab, the key vault's page in another; disabling the key there
 // turns the overview Inaccessible with its reason, live; enabling it brings Ready back, and the
 // data is still there.
+// waitKeyStatus waits until the Data encryption blade's key status is want.
+func waitKeyStatus(t *testing.T, b *Browser, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var s string
+		b.Eval(`(document.querySelector('[aria-label="Key status"]') || {}).innerText || ''`, &s)
+		if strings.Contains(s, "Key status\n"+want+"\n") || strings.Contains(s, "Key status\t"+want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Data encryption blade's key status is %q, want %s", s, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func TestPortalKeyRevocationAcrossPages(t *testing.T) {
 	needServers(t)
 	t.Parallel()
@@ -47,9 +65,25 @@ func TestPortalKeyRevocationAcrossPages(t *testing.T) {
 		t.Error("psql reached the server while its key was disabled")
 	}
 
+	// The Data encryption blade says the key is Invalid.
+	vault.Go("/resource" + f.ServerPath("rg", "revoked") + "?blade=dataencryption")
+	waitKeyStatus(t, vault, "Invalid")
+
+	vault.Go("/resource" + v.ID)
+	vault.Click("tab", "Keys")
 	vault.Click("button", "Enable key pgkey")
 	vault.WaitFor("button", "Disable key pgkey")
 	waitStatus(t, overview, "Ready", 60*time.Second)
+	vault.Go("/resource" + f.ServerPath("rg", "revoked") + "?blade=dataencryption")
+	waitKeyStatus(t, vault, "Valid")
+
+	// The key is versionless: a rotation is followed, and the activity log says so.
+	newVersion := v.Rotate("pgkey")
+	vault.Go("/resource" + f.ServerPath("rg", "revoked") + "?blade=activity")
+	vault.WaitForLong("cell", "Key version followed", 30*time.Second)
+	if iu := DataEncryption(f.Server("rg", "revoked"))["primaryKeyVersionInUse"]; !strings.HasSuffix(newVersion, "/"+fmt.Sprint(iu)) {
+		t.Errorf("version in use %v after the rotation to %s", iu, newVersion)
+	}
 	if got := f.PSQL("rg", "revoked", "pgadmin", srvPassword, "SELECT v FROM kept"); got != "under my key" {
 		t.Errorf("after the key came back: %q", got)
 	}
