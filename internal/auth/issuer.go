@@ -118,12 +118,7 @@ func (i *Issuer) IssueClientCredentials(ctx context.Context, clientID, secret, s
 		return "", time.Time{}, &OAuthError{http.StatusBadRequest, "invalid_scope",
 			fmt.Sprintf("AADSTS70011: The provided request must include a 'scope' input parameter naming a known resource. The provided value for the input parameter 'scope' is not valid: '%s'.", scope)}
 	}
-	var p *Principal
-	err := i.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		p, err = GetPrincipalByClientID(tx, clientID)
-		return err
-	})
+	p, err := i.lookup(ctx, GetPrincipalByClientID, clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", time.Time{}, &OAuthError{http.StatusBadRequest, "unauthorized_client",
 			fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", clientID, i.tenantID)}
@@ -146,12 +141,7 @@ func (i *Issuer) IssueForIdentity(ctx context.Context, objectID, audience string
 	if audience != i.aud.KeyVault && audience != i.aud.ManagedHSM {
 		return "", time.Time{}, fmt.Errorf("managed identity tokens are only issued for the key store, not for %q", audience)
 	}
-	var p *Principal
-	err := i.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		p, err = GetPrincipal(tx, objectID)
-		return err
-	})
+	p, err := i.lookup(ctx, GetPrincipal, objectID)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("managed identity principal %s: %w", objectID, err)
 	}
@@ -260,12 +250,7 @@ func (i *Issuer) ARMAuthenticator() arm.Authenticator {
 // grant does, for sign-ins that hold a session instead of a token (the portal). Managed
 // identities have no secret and cannot sign in.
 func (i *Issuer) SignIn(ctx context.Context, clientID, secret string) (*Principal, error) {
-	var p *Principal
-	err := i.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		p, err = GetPrincipalByClientID(tx, clientID)
-		return err
-	})
+	p, err := i.lookup(ctx, GetPrincipalByClientID, clientID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !p.checkSecret(secret)) {
 		return nil, &OAuthError{http.StatusUnauthorized, "invalid_client",
 			"AADSTS7000215: The application ID or the client secret is not valid. Sign in with the clientId and clientSecret of your pgflex profile."}
@@ -276,6 +261,27 @@ func (i *Issuer) SignIn(ctx context.Context, clientID, secret string) (*Principa
 	return p, nil
 }
 
+// lookup reads a principal with find (GetPrincipal by object id, GetPrincipalByClientID).
+func (i *Issuer) lookup(ctx context.Context, find func(store.Tx, string) (*Principal, error), id string) (*Principal, error) {
+	var p *Principal
+	err := i.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		p, err = find(tx, id)
+		return err
+	})
+	return p, err
+}
+
+// resolveResource is the audience a v1 resource parameter names, or Entra ID's refusal.
+func (i *Issuer) resolveResource(resource string) (string, error) {
+	aud, ok := i.aud.Resolve(resource)
+	if !ok {
+		return "", &OAuthError{http.StatusBadRequest, "invalid_resource",
+			fmt.Sprintf("AADSTS500011: The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, i.tenantID)}
+	}
+	return aud, nil
+}
+
 // SessionTokenLifetime is how long a session's token lives: short, so that a session that ends
 // (sign-out, idle expiry) leaves no token valid for long.
 const SessionTokenLifetime = 5 * time.Minute
@@ -284,17 +290,11 @@ const SessionTokenLifetime = 5 * time.Minute
 // earlier (SignIn) and holds a session: the portal's browser calls the same APIs as the CLI.
 // The principal must still exist and still have a secret, so deleting it ends its sessions.
 func (i *Issuer) IssueForSession(ctx context.Context, objectID, resource string) (string, time.Time, error) {
-	aud, ok := i.aud.Resolve(resource)
-	if !ok {
-		return "", time.Time{}, &OAuthError{http.StatusBadRequest, "invalid_resource",
-			fmt.Sprintf("AADSTS500011: The resource principal named %s was not found in the tenant named %s.", resource, i.tenantID)}
+	aud, err := i.resolveResource(resource)
+	if err != nil {
+		return "", time.Time{}, err
 	}
-	var p *Principal
-	err := i.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		p, err = GetPrincipal(tx, objectID)
-		return err
-	})
+	p, err := i.lookup(ctx, GetPrincipal, objectID)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signed-in principal %s: %w", objectID, err)
 	}

@@ -154,17 +154,11 @@ func (m *MSIEndpoint) isAdmin(ctx context.Context, kind, v string) bool {
 // names, without its secret. It is for the managed-identity endpoint, which has authenticated
 // the caller by other means.
 func (i *Issuer) IssueForAdministrator(ctx context.Context, objectID, resource string) (string, time.Time, error) {
-	aud, ok := i.aud.Resolve(resource)
-	if !ok {
-		return "", time.Time{}, &OAuthError{http.StatusBadRequest, "invalid_resource",
-			fmt.Sprintf("AADSTS500011: The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, i.tenantID)}
+	aud, err := i.resolveResource(resource)
+	if err != nil {
+		return "", time.Time{}, err
 	}
-	var p *Principal
-	err := i.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		p, err = GetPrincipal(tx, objectID)
-		return err
-	})
+	p, err := i.lookup(ctx, GetPrincipal, objectID)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("administrator %s: %w", objectID, err)
 	}
