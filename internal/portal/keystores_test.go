@@ -23,39 +23,21 @@ const (
 	hsmScope   = "https://managedhsm.localhost/.default"
 )
 
-func ksGroup(t *testing.T, d *testenv.Daemon, name, location string) {
-	t.Helper()
-	r := d.ARM(t, http.MethodPut, fmt.Sprintf("/subscriptions/%s/resourcegroups/%s?api-version=2021-04-01", d.Profile().SubscriptionID, name),
-		map[string]any{"location": location})
-	if r.Status != 200 && r.Status != 201 {
-		t.Fatalf("create group: %d %s", r.Status, r.Raw)
-	}
-}
-
 func ksPath(d *testenv.Daemon, group, typ, name string) string {
 	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/%s/%s", d.Profile().SubscriptionID, group, typ, name)
 }
 
-// ksIdentity makes a managed identity through the API and returns its principal (object) id.
+// ksIdentity makes a managed identity in eastus through the API and returns its principal id.
 func ksIdentity(t *testing.T, d *testenv.Daemon, group, name string) string {
 	t.Helper()
-	r := d.ARM(t, http.MethodPut, ksPath(d, group, "Microsoft.ManagedIdentity/userAssignedIdentities", name)+"?api-version=2023-01-31",
-		map[string]any{"location": "eastus"})
-	if r.Status/100 != 2 {
-		t.Fatalf("create identity: %d %s", r.Status, r.Raw)
-	}
-	return fmt.Sprint(r.Body["properties"].(map[string]any)["principalId"])
+	_, principal := newFx(t, d).Identity(group, name, "eastus")
+	return principal
 }
 
 // adminOID is the signed-in administrator's object id, from its token's oid claim.
 func adminOID(t *testing.T, d *testenv.Daemon) string {
 	t.Helper()
 	return testkit.TokenOID(t, d.Token(t, armScope))
-}
-
-func respProps(r testenv.ARMResponse) map[string]any {
-	p, _ := r.Body["properties"].(map[string]any)
-	return p
 }
 
 func strs(v any) []string {
@@ -91,7 +73,7 @@ func waitRows(t *testing.T, b *Browser, caption string, want int) {
 func TestPortalIdentities(t *testing.T) {
 	t.Parallel()
 	d := testenv.Start(t, testenv.Options{})
-	ksGroup(t, d, "rg-old", "eastus")
+	newFx(t, d).Group("rg-old", "eastus")
 	b := NewBrowser(t, d)
 	b.Go("/browse/identities")
 	b.WaitFor("heading", "Managed Identities")
@@ -130,7 +112,7 @@ func TestPortalIdentities(t *testing.T) {
 
 	path := ksPath(d, "rg-ids", "Microsoft.ManagedIdentity/userAssignedIdentities", "pg-cmk-id") + "?api-version=2023-01-31"
 	r := d.ARM(t, http.MethodGet, path, nil)
-	principal, _ := respProps(r)["principalId"].(string)
+	principal, _ := props(r.Body)["principalId"].(string)
 	if r.Status != 200 || len(principal) != 36 || r.Body["location"] != "westeurope" {
 		t.Fatalf("the identity through the API: %d %s", r.Status, r.Raw)
 	}
@@ -140,7 +122,7 @@ func TestPortalIdentities(t *testing.T) {
 	b.WaitFor("heading", "pg-cmk-id")
 	b.WaitText("Object (principal) ID", stepTimeout)
 	b.WaitText(principal, stepTimeout)
-	b.WaitText(fmt.Sprint(respProps(r)["clientId"]), stepTimeout)
+	b.WaitText(fmt.Sprint(props(r.Body)["clientId"]), stepTimeout)
 
 	// Delete from the list, after confirming.
 	b.Go("/browse/identities")
@@ -167,7 +149,7 @@ func TestPortalIdentities(t *testing.T) {
 func TestPortalKeyVault(t *testing.T) {
 	t.Parallel()
 	d := testenv.Start(t, testenv.Options{})
-	ksGroup(t, d, "rg", "eastus")
+	newFx(t, d).Group("rg", "eastus")
 	oid := ksIdentity(t, d, "rg", "cmk-id")
 	admin := adminOID(t, d)
 	b := NewBrowser(t, d)
@@ -196,7 +178,7 @@ func TestPortalKeyVault(t *testing.T) {
 	p.Click("button", "Create")
 	b.WaitFor("link", "kvportal1")
 	vaultPath := ksPath(d, "rg", "Microsoft.KeyVault/vaults", "kvportal1") + "?api-version=2023-07-01"
-	v := respProps(d.ARM(t, http.MethodGet, vaultPath, nil))
+	v := props(d.ARM(t, http.MethodGet, vaultPath, nil).Body)
 	if v["enablePurgeProtection"] != true || v["softDeleteRetentionInDays"] != float64(14) || v["enableRbacAuthorization"] != false {
 		t.Fatalf("the vault's properties: %v", v)
 	}
@@ -280,7 +262,7 @@ func TestPortalKeyVault(t *testing.T) {
 	ap.Click("button", "Add")
 	b.WaitFor("button", "Remove access policy of cmk-id")
 	var got []string
-	for _, p := range respProps(d.ARM(t, http.MethodGet, vaultPath, nil))["accessPolicies"].([]any) {
+	for _, p := range props(d.ARM(t, http.MethodGet, vaultPath, nil).Body)["accessPolicies"].([]any) {
 		if m := p.(map[string]any); strings.EqualFold(fmt.Sprint(m["objectId"]), oid) {
 			got = strs(m["permissions"].(map[string]any)["keys"])
 		}
@@ -294,7 +276,7 @@ func TestPortalKeyVault(t *testing.T) {
 	b.Click("button", "Remove access policy of cmk-id")
 	b.Within("alertdialog", "Remove access policy").Click("button", "Remove")
 	b.WaitGone("button", "Remove access policy of cmk-id", stepTimeout)
-	for _, p := range respProps(d.ARM(t, http.MethodGet, vaultPath, nil))["accessPolicies"].([]any) {
+	for _, p := range props(d.ARM(t, http.MethodGet, vaultPath, nil).Body)["accessPolicies"].([]any) {
 		if strings.EqualFold(fmt.Sprint(p.(map[string]any)["objectId"]), oid) {
 			t.Fatalf("the removed access policy is still there: %v", p)
 		}
@@ -304,7 +286,7 @@ func TestPortalKeyVault(t *testing.T) {
 func TestPortalKeyVaultRBAC(t *testing.T) {
 	t.Parallel()
 	d := testenv.Start(t, testenv.Options{})
-	ksGroup(t, d, "rg", "eastus")
+	newFx(t, d).Group("rg", "eastus")
 	oid := ksIdentity(t, d, "rg", "cmk-id")
 	b := NewBrowser(t, d)
 	b.Go("/browse/vaults")
@@ -316,7 +298,7 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 	p.Click("button", "Create")
 	b.WaitFor("link", "kvrbac1")
 	vaultID := ksPath(d, "rg", "Microsoft.KeyVault/vaults", "kvrbac1")
-	v := respProps(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil))
+	v := props(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil).Body)
 	if v["enableRbacAuthorization"] != true || len(v["accessPolicies"].([]any)) != 0 || v["softDeleteRetentionInDays"] != float64(90) || v["enablePurgeProtection"] == true {
 		t.Fatalf("the RBAC vault: %v", v)
 	}
@@ -331,7 +313,7 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 	b.Click("button", "Enable purge protection")
 	b.Within("alertdialog", "Enable purge protection").Click("button", "Enable")
 	b.WaitGone("button", "Enable purge protection", stepTimeout)
-	if v := respProps(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil)); v["enablePurgeProtection"] != true {
+	if v := props(d.ARM(t, http.MethodGet, vaultID+"?api-version=2023-07-01", nil).Body); v["enablePurgeProtection"] != true {
 		t.Fatalf("purge protection after Enable: %v", v)
 	}
 
@@ -404,7 +386,7 @@ func TestPortalKeyVaultRBAC(t *testing.T) {
 func TestPortalManagedHSM(t *testing.T) {
 	t.Parallel()
 	d := testenv.Start(t, testenv.Options{})
-	ksGroup(t, d, "rg", "eastus")
+	newFx(t, d).Group("rg", "eastus")
 	oid := ksIdentity(t, d, "rg", "cmk-id")
 	admin := adminOID(t, d)
 	b := NewBrowser(t, d)
@@ -420,7 +402,7 @@ func TestPortalManagedHSM(t *testing.T) {
 	}
 	p.Click("button", "Create")
 	b.WaitForLong("link", "hsmportal1", time.Minute)
-	h := respProps(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil))
+	h := props(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil).Body)
 	if h["softDeleteRetentionInDays"] != float64(7) || h["enablePurgeProtection"] != false ||
 		!slices.ContainsFunc(strs(h["initialAdminObjectIds"]), func(s string) bool { return strings.EqualFold(s, admin) }) {
 		t.Fatalf("the HSM's properties: %v", h)
@@ -432,7 +414,7 @@ func TestPortalManagedHSM(t *testing.T) {
 	b.Click("button", "Enable purge protection")
 	b.Within("alertdialog", "Enable purge protection").Click("button", "Enable")
 	b.WaitGone("button", "Enable purge protection", stepTimeout)
-	if h := respProps(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil)); h["enablePurgeProtection"] != true || h["softDeleteRetentionInDays"] != float64(7) {
+	if h := props(d.ARM(t, http.MethodGet, ksPath(d, "rg", "Microsoft.KeyVault/managedHSMs", "hsmportal1")+"?api-version=2023-07-01", nil).Body); h["enablePurgeProtection"] != true || h["softDeleteRetentionInDays"] != float64(7) {
 		t.Fatalf("the HSM after Enable purge protection: %v", h)
 	}
 	b.Click("tab", "Keys")
