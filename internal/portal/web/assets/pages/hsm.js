@@ -3,7 +3,7 @@
 import * as api from '../api.js';
 import { h, clear, button, textInput, selectInput, messageArea, openPanel, table, notify, confirmDialog, copyable, link, errorBox, tabs } from '../ui.js';
 import { resourceRoute } from '../app.js';
-import { groupAndRegion, retentionField, purgeProtectionField, keysSection, principals, principalName, principalPicker, withBusy, propsList, newGUID, keyNameOf } from './keystore.js';
+import { groupAndRegion, retentionField, purgeProtectionField, keysSection, principals, principalName, principalPicker, withBusy, propsList, newGUID, keyNameOf, purgeProtectionButton } from './keystore.js';
 import { roleAssignments as armRoleAssignments } from './keyvault.js';
 
 const browseRoute = '/browse/hsms';
@@ -121,21 +121,11 @@ function overview(c, v) {
   const msg = messageArea();
   let purgeAction = '';
   if (!p.enablePurgeProtection) {
-    const btn = button('Enable purge protection', async () => {
-      if (!await confirmDialog('Enable purge protection', `Enable purge protection on ${v.name}? It cannot be turned off again: a deleted HSM and its keys stay recoverable, and cannot be purged, for ${p.softDeleteRetentionInDays} days.`, 'Enable')) return;
-      await withBusy(btn, async () => {
-        msg.progress('Enabling purge protection…');
-        try {
-          // A Managed HSM is updated by PUT: the settable properties as they are, and the change.
-          const nv = await api.begin('PUT', v.id, api.apiVersions.hsm,
-            { location: v.location, sku: v.sku, tags: v.tags || {}, properties: { enablePurgeProtection: true } });
-          clear(c);
-          overview(c, nv);
-          notify(`Purge protection is enabled on ${v.name}.`, 'success');
-        } catch (e) { msg.error(e); }
-      });
-    }, { ariaLabel: 'Enable purge protection' });
-    purgeAction = btn;
+    // A Managed HSM is updated by PUT: the settable properties as they are, and the change.
+    purgeAction = purgeProtectionButton(v, 'HSM', msg,
+      (store) => api.begin('PUT', store.id, api.apiVersions.hsm,
+        { location: store.location, sku: store.sku, tags: store.tags || {}, properties: { enablePurgeProtection: true } }),
+      (nv) => { clear(c); overview(c, nv); });
   }
   c.append(h('h2', {}, 'Essentials'),
     propsList([

@@ -30,6 +30,23 @@ export async function withBusy(btn, fn) {
   try { return await fn(); } finally { btn.disabled = false; btn.removeAttribute('aria-busy'); }
 }
 
+// purgeProtectionButton offers to enable a key store's purge protection, which cannot be undone
+// (kind: "vault", "HSM"). update(store) makes the change and returns the store as it is then;
+// shown(store) draws it again.
+export function purgeProtectionButton(store, kind, msg, update, shown) {
+  const btn = button('Enable purge protection', async () => {
+    if (!await confirmDialog('Enable purge protection', `Enable purge protection on ${store.name}? It cannot be turned off again: a deleted ${kind} and its keys stay recoverable, and cannot be purged, for ${store.properties.softDeleteRetentionInDays} days.`, 'Enable')) return;
+    await withBusy(btn, async () => {
+      msg.progress('Enabling purge protection…');
+      try {
+        shown(await update(store));
+        notify(`Purge protection is enabled on ${store.name}.`, 'success');
+      } catch (e) { msg.error(e); }
+    });
+  }, { ariaLabel: 'Enable purge protection' });
+  return btn;
+}
+
 // principals is the directory the portal knows: the signed-in user and the subscription's
 // managed identities, by object id (lower case) → display name.
 export async function principals() {

@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 import { h, clear, button, textInput, selectInput, radioGroup, checkbox, messageArea, openPanel, table, notify, confirmDialog, copyable, link, errorBox, tabs } from '../ui.js';
 import { resourceRoute } from '../app.js';
-import { groupAndRegion, retentionField, purgeProtectionField, keysSection, principals, principalName, principalPicker, withBusy, propsList, newGUID } from './keystore.js';
+import { groupAndRegion, retentionField, purgeProtectionField, keysSection, principals, principalName, principalPicker, withBusy, propsList, newGUID, purgeProtectionButton } from './keystore.js';
 
 const browseRoute = '/browse/vaults';
 
@@ -154,19 +154,9 @@ function overview(c, v) {
   const msg = messageArea();
   let purgeAction = '';
   if (!p.enablePurgeProtection) {
-    const btn = button('Enable purge protection', async () => {
-      if (!await confirmDialog('Enable purge protection', `Enable purge protection on ${v.name}? It cannot be turned off again: a deleted vault and its keys stay recoverable, and cannot be purged, for ${p.softDeleteRetentionInDays} days.`, 'Enable')) return;
-      await withBusy(btn, async () => {
-        msg.progress('Enabling purge protection…');
-        try {
-          const nv = await api.arm('PATCH', v.id, api.apiVersions.keyvault, { properties: { enablePurgeProtection: true } });
-          clear(c);
-          overview(c, nv);
-          notify(`Purge protection is enabled on ${v.name}.`, 'success');
-        } catch (e) { msg.error(e); }
-      });
-    }, { ariaLabel: 'Enable purge protection' });
-    purgeAction = btn;
+    purgeAction = purgeProtectionButton(v, 'vault', msg,
+      (store) => api.arm('PATCH', store.id, api.apiVersions.keyvault, { properties: { enablePurgeProtection: true } }),
+      (nv) => { clear(c); overview(c, nv); });
   }
   c.append(h('h2', {}, 'Essentials'),
     propsList([
