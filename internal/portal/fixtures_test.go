@@ -172,17 +172,14 @@ func (f *fx) ServerStatus(group, name string) int {
 // WaitState waits until a server's state is want.
 func (f *fx) WaitState(group, name, want string, timeout time.Duration) map[string]any {
 	f.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s := f.Server(group, name)
-		if props(s)["state"] == want {
-			return s
+	var s map[string]any
+	testkit.Eventually(f.t, timeout, "server "+name+" "+want, func() error {
+		if s = f.Server(group, name); props(s)["state"] != want {
+			return fmt.Errorf("it is %v", props(s)["state"])
 		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("server %s is %v after %s, want %s", name, props(s)["state"], timeout, want)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
+	return s
 }
 
 // AllowLoopback adds a firewall rule for 127.0.0.1 (servers admit no client without one).

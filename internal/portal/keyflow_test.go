@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 // TestPortalKeyRevocationAcrossPages is the seed's revocation as a portal user lives it: the
@@ -17,18 +18,14 @@ import (
 // waitKeyStatus waits until the Data encryption blade's key status is want.
 func waitKeyStatus(t *testing.T, b *Browser, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, 30*time.Second, "the Data encryption blade's key status "+want, func() error {
 		var s string
 		b.Eval(`(document.querySelector('[aria-label="Key status"]') || {}).innerText || ''`, &s)
-		if strings.Contains(s, "Key status\n"+want+"\n") || strings.Contains(s, "Key status\t"+want) {
-			return
+		if !strings.Contains(s, "Key status\n"+want+"\n") && !strings.Contains(s, "Key status\t"+want) {
+			return fmt.Errorf("it shows %q", s)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the Data encryption blade's key status is %q, want %s", s, want)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestPortalKeyRevocationAcrossPages(t *testing.T) {

@@ -5,6 +5,7 @@ package portal_test
 // (and psql where data matters). One daemon and one browser serve the whole flow.
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/pgflex/pgflex/internal/testenv"
+	"github.com/pgflex/pgflex/internal/testkit"
 )
 
 const srvPassword = "Str0ng!Passw0rd"
@@ -84,17 +86,14 @@ func hasIdentity(server map[string]any, id string) bool {
 // waitEncryption waits until the server's dataEncryption field is want, and returns it.
 func waitEncryption(f *fx, group, name, field, want string) map[string]any {
 	f.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		de := DataEncryption(f.Server(group, name))
-		if de[field] == want {
-			return de
+	var de map[string]any
+	testkit.Eventually(f.t, 60*time.Second, name+"'s "+field, func() error {
+		if de = DataEncryption(f.Server(group, name)); de[field] != want {
+			return fmt.Errorf("it is %v, want %s", de[field], want)
 		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("%s's %s is %v, want %s", name, field, de[field], want)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
+	return de
 }
 
 // statusText is the overview's live status as the page shows it now.
@@ -107,19 +106,15 @@ func statusText(b *Browser) string {
 // waitStatus waits until the overview's status starts with want.
 func waitStatus(t *testing.T, b *Browser, want string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s := statusText(b)
-		if strings.HasPrefix(s, want) {
-			b.snap("status " + want)
-			return s
+	var s string
+	testkit.Eventually(t, timeout, "the overview's status "+want, func() error {
+		if s = statusText(b); !strings.HasPrefix(s, want) {
+			return fmt.Errorf("it shows %q", s)
 		}
-		if time.Now().After(deadline) {
-			b.snap("status not " + want)
-			t.Fatalf("the overview's status is %q after %s, want %q", s, timeout, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	b.snap("status " + want)
+	return s
 }
 
 // markStatus tags the status element; sameStatus says the page still shows that element (no
