@@ -15,8 +15,6 @@ import (
 	"github.com/pgflex/pgflex/internal/testenv"
 )
 
-const backupTestPassword = "Portal-Test-Pass-1!"
-
 // startBackupDaemon starts a daemon whose servers can be created and cleaned up, with the key
 // monitor checking every second.
 func startBackupDaemon(t *testing.T) (*testenv.Daemon, *fx) {
@@ -28,17 +26,16 @@ func startBackupDaemon(t *testing.T) (*testenv.Daemon, *fx) {
 	return d, f
 }
 
-// createServer creates a server through the API (as pgflex postgres flexible-server create
-// does) and waits until it is Ready; extra adds identity, properties.dataEncryption, ...
+// newServerAPI creates a server through the API from serverBody (as pgflex postgres
+// flexible-server create does) and waits until it is Ready; extra adds identity,
+// properties.dataEncryption, ...
 func (f *fx) newServerAPI(group, name string, extra map[string]any) map[string]any {
 	f.t.Helper()
-	props := map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": backupTestPassword,
-		"version": "15", "storage": map[string]any{"storageSizeGB": 32}}
-	body := map[string]any{"location": "eastus", "sku": map[string]any{"name": "Standard_B1ms", "tier": "Burstable"}, "properties": props}
+	body := serverBody("", "")
 	for k, v := range extra {
 		if k == "properties" {
 			for pk, pv := range v.(map[string]any) {
-				props[pk] = pv
+				body["properties"].(map[string]any)[pk] = pv
 			}
 			continue
 		}
@@ -253,12 +250,12 @@ func TestPortalRestoreSMKToCMK(t *testing.T) {
 	d, f := startBackupDaemon(t)
 	f.newServerAPI("rg", "rs-src", nil)
 	f.AllowLoopback("rg", "rs-src")
-	f.PSQL("rg", "rs-src", "pgadmin", backupTestPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('written before the restore')")
+	f.PSQL("rg", "rs-src", "pgadmin", srvPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('written before the restore')")
 	// A restore point between two rows, for the custom point-in-time restore below.
 	time.Sleep(1200 * time.Millisecond)
 	point := time.Now().UTC().Truncate(time.Second)
 	time.Sleep(1200 * time.Millisecond)
-	f.PSQL("rg", "rs-src", "pgadmin", backupTestPassword, "INSERT INTO notes VALUES ('written after the restore point')")
+	f.PSQL("rg", "rs-src", "pgadmin", srvPassword, "INSERT INTO notes VALUES ('written after the restore point')")
 	// The seed's preparation: an identity with rights on a key in a vault with purge protection.
 	idID, principal := f.Identity("rg", "rs-id", "eastus")
 	v := f.Vault("rg", "kvrestore", "eastus", true)
@@ -303,7 +300,7 @@ func TestPortalRestoreSMKToCMK(t *testing.T) {
 		t.Fatalf("the source's dataEncryption changed: %v", de)
 	}
 	f.AllowLoopback("rg", "rs-cmk")
-	if got := f.PSQL("rg", "rs-cmk", "pgadmin", backupTestPassword, "SELECT v FROM notes ORDER BY v"); got != "written after the restore point\nwritten before the restore" {
+	if got := f.PSQL("rg", "rs-cmk", "pgadmin", srvPassword, "SELECT v FROM notes ORDER BY v"); got != "written after the restore point\nwritten before the restore" {
 		t.Fatalf("the restored server's rows: %q", got)
 	}
 
@@ -319,7 +316,7 @@ func TestPortalRestoreSMKToCMK(t *testing.T) {
 		t.Fatalf("the point-in-time restored server's dataEncryption: %v", de)
 	}
 	f.AllowLoopback("rg", "rs-pitr")
-	if got := f.PSQL("rg", "rs-pitr", "pgadmin", backupTestPassword, "SELECT v FROM notes"); got != "written before the restore" {
+	if got := f.PSQL("rg", "rs-pitr", "pgadmin", srvPassword, "SELECT v FROM notes"); got != "written before the restore" {
 		t.Fatalf("the rows restored to %s: %q", point.Format(time.RFC3339), got)
 	}
 }
@@ -329,7 +326,7 @@ func TestPortalGeoRestore(t *testing.T) {
 	d, f := startBackupDaemon(t)
 	f.newServerAPI("rg", "geo-src", map[string]any{"properties": map[string]any{"backup": map[string]any{"geoRedundantBackup": "Enabled"}}})
 	f.AllowLoopback("rg", "geo-src")
-	f.PSQL("rg", "geo-src", "pgadmin", backupTestPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('copied to the paired region')")
+	f.PSQL("rg", "geo-src", "pgadmin", srvPassword, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('copied to the paired region')")
 
 	b := NewBrowser(t, d)
 	b.Go(bladeRoute(f, "rg", "geo-src", "backup"))
@@ -349,7 +346,7 @@ func TestPortalGeoRestore(t *testing.T) {
 		t.Fatalf("the geo-restored server: location %v, dataEncryption %v", restored["location"], DataEncryption(restored))
 	}
 	f.AllowLoopback("rg", "geo-copy")
-	if got := f.PSQL("rg", "geo-copy", "pgadmin", backupTestPassword, "SELECT v FROM notes"); got != "copied to the paired region" {
+	if got := f.PSQL("rg", "geo-copy", "pgadmin", srvPassword, "SELECT v FROM notes"); got != "copied to the paired region" {
 		t.Fatalf("the geo-restored server's row: %q", got)
 	}
 }
