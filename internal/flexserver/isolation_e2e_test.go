@@ -466,9 +466,15 @@ func plantedLinks(t *testing.T, d *testenv.Daemon, runDir string, a *isoServer) 
 
 	t.Run("WAL and data files linked to pgBackRest's own environment", func(t *testing.T) {
 		// Positive control: a regular history file is archived, so a linked one failing is the
-		// link's doing.
+		// link's doing. The regular one goes first and alone: the archiver takes the ready files
+		// it found in one scan, and one scan that saw only the linked file would retry it
+		// forever, never reaching the regular one.
 		shell(t, a.db, a.postmaster(t), nil, "cd "+pgdata+"/pg_wal && printf '1\t0/3000000\tcontrol\n' > 00000008.history && "+
-			"ln -s /proc/self/environ 00000009.history && touch archive_status/00000008.history.ready archive_status/00000009.history.ready")
+			"touch archive_status/00000008.history.ready")
+		// Whatever happens below, the link goes, or it would stop archiving for the tests after.
+		t.Cleanup(func() {
+			shell(t, a.db, a.postmaster(t), nil, "cd "+pgdata+" && rm -f leak pg_wal/00000009.history pg_wal/archive_status/00000009.history.ready")
+		})
 		archived := func(name string) bool {
 			m, _ := filepath.Glob(filepath.Join(repoDir(d, "eastus", a.uid), "archive", a.uid, "*", name+"*"))
 			return len(m) > 0
@@ -480,7 +486,9 @@ func plantedLinks(t *testing.T, d *testenv.Daemon, runDir string, a *isoServer) 
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		// The archiver tries the linked one next (in name order) and fails each time.
+		shell(t, a.db, a.postmaster(t), nil, "cd "+pgdata+"/pg_wal && ln -s /proc/self/environ 00000009.history && touch archive_status/00000009.history.ready")
+		// The archiver tries the linked one next and fails each time.
+		deadline = time.Now().Add(time.Minute)
 		for {
 			failed := sqlValues(t, d, a.srv, "SELECT coalesce(last_failed_wal, '') FROM pg_stat_archiver")
 			if len(failed) == 1 && failed[0] == "00000009.history" {
