@@ -19,6 +19,8 @@ type Instance struct {
 	AdminLogin    string
 	VCores        int
 	MemoryMB      int
+	// StorageSizeGB is the size of the server's volume, for a layer that has one.
+	StorageSizeGB int
 	// Backups: repository 1 in Location; repository 2 in GeoLocation ("" without geo-redundant
 	// backup), left out while GeoPaused (its key is unusable).
 	Location      string
@@ -128,7 +130,7 @@ func (s *Server) instance() Instance {
 	inst := Instance{UID: s.UID, Name: s.Name, Version: s.Version, ListenAddress: s.listenAddress(), Port: s.Port,
 		AdminLogin: s.AdministratorLogin, VCores: info.VCores, MemoryMB: info.VCores * info.MemoryPerVCoreM,
 		Location: s.Location, RetentionDays: s.BackupRetentionDays, Parameters: s.effectiveParameters(),
-		AllowInsecureTransport: s.allowsPlaintext(), Extensions: s.extensions()}
+		AllowInsecureTransport: s.allowsPlaintext(), Extensions: s.extensions(), StorageSizeGB: s.StorageSizeGB}
 	if s.GeoRedundantBackup == "Enabled" {
 		inst.GeoLocation, _ = regions.PairOf(s.Location)
 		inst.GeoPaused = s.Encryption.GeoKeyStatus == KeyInvalid

@@ -120,6 +120,9 @@ var _ Layer = (*Gocryptfs)(nil)
 // Name implements Layer.
 func (g *Gocryptfs) Name() string { return "gocryptfs" }
 
+// DataDir implements Layer: the whole mount is plaintext.
+func (g *Gocryptfs) DataDir(mountDir string) string { return mountDir }
+
 func (g *Gocryptfs) binary() string {
 	if g.Binary != "" {
 		return g.Binary
@@ -168,7 +171,7 @@ func (o GocryptfsOptions) MountArgs() []string {
 }
 
 // Init implements Layer.
-func (g *Gocryptfs) Init(ctx context.Context, cipherDir string, key []byte) error {
+func (g *Gocryptfs) Init(ctx context.Context, cipherDir string, key []byte, _ InitOptions) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}

@@ -21,9 +21,41 @@ var (
 	ErrAlreadyInitialized = errors.New("volume: cipher directory already holds a volume")
 	// ErrForeignMount: something other than this volume is mounted on its mount directory.
 	ErrForeignMount = errors.New("volume: mount directory holds another mount")
-	// ErrLayerMissing: the FUSE filesystem binary or /dev/fuse is not available.
+	// ErrLayerMissing: the layer's filesystem, binary or device is not available on this host.
 	ErrLayerMissing = errors.New("volume: encrypting filesystem not available")
+	// ErrNotSizable: the layer has no size of its own (it shares the host's filesystem).
+	ErrNotSizable = errors.New("volume: this layer has no size of its own")
+	// ErrShrink: a volume's size can only grow.
+	ErrShrink = errors.New("volume: a volume cannot shrink")
 )
+
+// InitOptions are what a new volume is made with.
+type InitOptions struct {
+	// Size is the filesystem's size in bytes for a layer that has one (fscrypt's image); a
+	// layer on the host's filesystem (gocryptfs) ignores it.
+	Size int64
+}
+
+// Usage is a mounted volume's space, in bytes, as the filesystem reports it (statfs): for a
+// layer without a size of its own, the host filesystem's.
+type Usage struct {
+	Total, Used, Avail uint64
+}
+
+// Percent is Used as a percentage of Total.
+func (u Usage) Percent() float64 {
+	if u.Total == 0 {
+		return 0
+	}
+	return 100 * float64(u.Used) / float64(u.Total)
+}
+
+// Sizer is a Layer whose volumes have a size of their own, which can grow.
+type Sizer interface {
+	// Grow makes the volume in cipherDir size bytes large; if it is mounted on mountDir the
+	// filesystem grows online. It reports ErrShrink for a smaller size.
+	Grow(ctx context.Context, cipherDir, mountDir string, size int64) error
+}
 
 // State is what the kernel says about a mount directory.
 type State int
@@ -50,8 +82,9 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
-// Layer is an encrypting FUSE filesystem. It is an interface so that the
-// filesystem can be swapped (gocryptfs today) without touching callers.
+// Layer is an encrypting filesystem: a FUSE filesystem (gocryptfs) or the kernel's own
+// filesystem encryption (fscrypt). It is an interface so that each server keeps the layer it
+// was made with while new servers get another.
 //
 // Keys are passed as byte slices that the Layer never retains, copies into a
 // string, or passes through a command line, environment variable or file; the
@@ -61,7 +94,10 @@ type Layer interface {
 	Name() string
 	// Init creates a new, empty encrypted volume in cipherDir, which must
 	// be empty or absent. It reports ErrAlreadyInitialized otherwise.
-	Init(ctx context.Context, cipherDir string, key []byte) error
+	Init(ctx context.Context, cipherDir string, key []byte, opts InitOptions) error
+	// DataDir is where the plaintext lives under a mount directory: the mount itself, or a
+	// directory in it (fscrypt encrypts a directory, not a filesystem's root).
+	DataDir(mountDir string) string
 	// Mount mounts the volume in cipherDir on mountDir and returns once the
 	// mount is usable. It returns ErrWrongKey when key does not open it.
 	// The FUSE daemon outlives the caller: a restarted caller adopts it

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/pgflex/pgflex/internal/fsutil"
 )
@@ -38,6 +39,8 @@ type Volume struct {
 	// daemon mounts under a runtime directory that the PostgreSQL user can traverse, while Dir
 	// (ciphertext and header) stays inside the root-only data directory.
 	MountPath string
+	// Size is the size in bytes Create gives a layer that has one (see InitOptions).
+	Size int64
 }
 
 // CipherDir is the backing directory holding only ciphertext.
@@ -50,6 +53,13 @@ func (v *Volume) MountDir() string {
 	}
 	return filepath.Join(v.Dir, "mount")
 }
+
+// DataDir is where the plaintext lives while the volume is mounted: MountDir or a directory
+// in it, as the layer says.
+func (v *Volume) DataDir() string { return v.layer().DataDir(v.MountDir()) }
+
+// LayerName names the volume's layer.
+func (v *Volume) LayerName() string { return v.layer().Name() }
 
 // HeaderPath is where the wrapped-DEK header is kept.
 func (v *Volume) HeaderPath() string { return filepath.Join(v.Dir, "header.json") }
@@ -84,7 +94,7 @@ func (v *Volume) Create(ctx context.Context, key []byte) error {
 	if err := os.Mkdir(v.MountDir(), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("volume create: %w", err)
 	}
-	if err := v.layer().Init(ctx, v.CipherDir(), key); err != nil {
+	if err := v.layer().Init(ctx, v.CipherDir(), key, InitOptions{Size: v.Size}); err != nil {
 		return fmt.Errorf("volume create %s: %w", v.Dir, err)
 	}
 	return nil
@@ -198,6 +208,36 @@ func (v *Volume) Destroy(ctx context.Context) error {
 		return fmt.Errorf("volume destroy: %w", err)
 	}
 	v.logger().InfoContext(ctx, "volume destroyed", "dir", v.Dir)
+	return nil
+}
+
+// Usage reports the mounted volume's space (statfs of DataDir).
+func (v *Volume) Usage(ctx context.Context) (Usage, error) {
+	st, err := v.Status(ctx)
+	if err != nil {
+		return Usage{}, err
+	}
+	if st != Mounted {
+		return Usage{}, fmt.Errorf("volume usage %s: volume is %s", v.Dir, st)
+	}
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(v.DataDir(), &sfs); err != nil {
+		return Usage{}, fmt.Errorf("volume usage %s: %w", v.Dir, err)
+	}
+	bs := uint64(sfs.Bsize)
+	return Usage{Total: sfs.Blocks * bs, Used: (sfs.Blocks - sfs.Bfree) * bs, Avail: sfs.Bavail * bs}, nil
+}
+
+// Grow makes the volume size bytes large, online if it is mounted. It reports ErrNotSizable
+// for a layer without a size of its own and ErrShrink for a smaller size.
+func (v *Volume) Grow(ctx context.Context, size int64) error {
+	s, ok := v.layer().(Sizer)
+	if !ok {
+		return fmt.Errorf("volume grow %s: %w", v.Dir, ErrNotSizable)
+	}
+	if err := s.Grow(ctx, v.CipherDir(), v.MountDir(), size); err != nil {
+		return fmt.Errorf("volume grow %s: %w", v.Dir, err)
+	}
 	return nil
 }
 
