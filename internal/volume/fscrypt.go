@@ -345,14 +345,21 @@ func (f *Fscrypt) Unmount(ctx context.Context, mountDir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if id, err := policyKey(filepath.Join(mountDir, fscryptData)); err == nil {
-		if err := removeKey(mountDir, id); err != nil {
-			return fmt.Errorf("fscrypt unmount %s: %w", mountDir, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if err := f.RemoveKey(mountDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("fscrypt unmount %s: %w", mountDir, err)
 	}
 	return unmountImage(ctx, f.logger(), mountDir)
+}
+
+// RemoveKey removes the key of the volume mounted on mountDir from its filesystem, for every
+// user, evicting the plaintext it unlocked; the volume stays mounted, Stale. Unmount does this
+// first; alone it is what a key lost behind the daemon's back looks like.
+func (f *Fscrypt) RemoveKey(mountDir string) error {
+	id, err := policyKey(filepath.Join(mountDir, fscryptData))
+	if err != nil {
+		return err
+	}
+	return removeKey(mountDir, id)
 }
 
 // Status implements Layer: Mounted when the image is mounted on mountDir with its key present,
