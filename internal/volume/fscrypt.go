@@ -81,6 +81,9 @@ const (
 	ext4IOCResizeFS = 0x40086610
 	// fscryptMountFlags: nothing on a volume is a device or a set-uid program.
 	fscryptMountFlags = unix.MS_NOSUID | unix.MS_NODEV
+	// fscryptMountOptions: a filesystem error stops writes rather than spreading; inode tables
+	// are never zeroed in the background (the sparse image reads as zeros).
+	fscryptMountOptions = "errors=remount-ro,noinit_itable"
 )
 
 // Name implements Layer.
@@ -550,17 +553,23 @@ func ioctlPath(path string, req uint, arg unsafe.Pointer) error {
 }
 
 // mountImage attaches img to a free loop device (direct I/O, cleared with its last user) and
-// mounts its ext4 filesystem on mnt.
+// mounts its ext4 filesystem on mnt. An image a loop device already serves (its filesystem
+// still mounted in a mount namespace some process made while it was mounted here) is mounted
+// from that device: the kernel then shares the one filesystem, where a second device would
+// make two filesystems over one image and corrupt it.
 func mountImage(ctx context.Context, img, mnt string) error {
 	abs, err := filepath.Abs(img)
 	if err != nil {
 		return err
 	}
-	if dev, ok := loopOf(abs); ok {
-		return fmt.Errorf("%s is already attached to %s (mounted elsewhere?): refusing to mount it twice", abs, dev)
-	}
 	if err := os.MkdirAll(mnt, 0o700); err != nil {
 		return err
+	}
+	if dev, ok := loopOf(abs); ok {
+		if err := unix.Mount(dev, mnt, "ext4", fscryptMountFlags, fscryptMountOptions); err != nil {
+			return fmt.Errorf("mount %s (%s, attached before) on %s: %w", dev, abs, mnt, err)
+		}
+		return nil
 	}
 	loop, dev, err := attachLoop(ctx, abs)
 	if err != nil {
@@ -569,7 +578,7 @@ func mountImage(ctx context.Context, img, mnt string) error {
 	// The mount holds the device; closing this descriptor leaves it to the mount, and, should
 	// the mount fail, clears it (LO_FLAGS_AUTOCLEAR).
 	defer loop.Close()
-	if err := unix.Mount(dev, mnt, "ext4", fscryptMountFlags, "errors=remount-ro,noinit_itable"); err != nil {
+	if err := unix.Mount(dev, mnt, "ext4", fscryptMountFlags, fscryptMountOptions); err != nil {
 		return fmt.Errorf("mount %s (%s) on %s: %w", dev, abs, mnt, err)
 	}
 	return nil
