@@ -100,6 +100,15 @@ func TestFscryptBytesOnDisk(t *testing.T) {
 			t.Errorf("the image holds %q in clear", needle[:24])
 		}
 	}
+	mk, err := masterKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, k := range map[string][]byte{"the volume key": key, "the derived master key": mk, "its first half": mk[:32]} {
+		if bytes.Contains(img, k) {
+			t.Errorf("the image holds %s", what)
+		}
+	}
 	if err := os.Remove(filepath.Join(v.MountDir(), "control")); err != nil {
 		t.Fatal(err)
 	}
