@@ -314,13 +314,8 @@ func (m *Manager) newVolume(ctx context.Context, inst flexserver.Instance, env *
 // group holds both): another account's working directory in it would keep the volume busy and
 // make Stop fail.
 func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
-	if plain := m.volume(inst).DataDir(); plain != m.mountDir(inst) {
-		if err := os.Lchown(plain, 0, int(db.GID)); err != nil {
-			return fmt.Errorf("the volume's plaintext directory: %w", err)
-		}
-		if err := os.Chmod(plain, 0o710); err != nil {
-			return fmt.Errorf("the volume's plaintext directory: %w", err)
-		}
+	if err := m.closePlainDir(inst, db, 0o710); err != nil {
+		return err
 	}
 	dir := m.tmpDir(inst)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -330,6 +325,23 @@ func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
 		return fmt.Errorf("private /tmp: %w", err)
 	}
 	return os.Chmod(dir, 0o700)
+}
+
+// closePlainDir gives a fscrypt volume's plaintext directory to root and the server's group
+// with mode (0710: the server's accounts may enter it, no one else); gocryptfs's plaintext is
+// the mount itself, left as it is.
+func (m *Manager) closePlainDir(inst flexserver.Instance, db osuser.User, mode os.FileMode) error {
+	plain := m.volume(inst).DataDir()
+	if plain == m.mountDir(inst) {
+		return nil
+	}
+	if err := os.Lchown(plain, 0, int(db.GID)); err != nil {
+		return fmt.Errorf("the volume's plaintext directory: %w", err)
+	}
+	if err := os.Chmod(plain, mode); err != nil {
+		return fmt.Errorf("the volume's plaintext directory: %w", err)
+	}
+	return nil
 }
 
 // configure installs a certificate from pgflex's CA and writes the server's configuration,
