@@ -207,12 +207,17 @@ func (srv *Server) allowsPlaintext() bool { return srv.Parameters[requireSecureT
 
 // effectiveParameters are what the data plane writes into the server's user configuration:
 // the SKU's defaults, then the user's overrides. Azure-level parameters are not PostgreSQL's.
+// A server made read-only by the storage monitor has default_transaction_read_only on,
+// whatever the user set.
 func (srv *Server) effectiveParameters() map[string]string {
 	out := skuDefaults(srv.memoryMB())
 	for n, v := range srv.Parameters {
 		if n != requireSecureTransport && n != azureExtensions {
 			out[n] = v
 		}
+	}
+	if srv.StorageReadOnly != "" {
+		out["default_transaction_read_only"] = "on"
 	}
 	return out
 }
