@@ -52,10 +52,14 @@ func (m *Manager) GrowStorage(ctx context.Context, inst flexserver.Instance) err
 	if !sizable(vol) || inst.StorageSizeGB <= 0 {
 		return nil
 	}
-	if err := vol.Grow(ctx, int64(inst.StorageSizeGB)*gib); err != nil && !errors.Is(err, volume.ErrNotSizable) {
-		return fmt.Errorf("grow the storage of server %s to %d GiB: %w", inst.Name, inst.StorageSizeGB, err)
+	err := vol.Grow(ctx, int64(inst.StorageSizeGB)*gib)
+	switch {
+	case err == nil, errors.Is(err, volume.ErrNotSizable):
+		return nil
+	case errors.Is(err, volume.ErrRemountToGrow):
+		return fmt.Errorf("%w: %w", flexserver.ErrStorageGrowsAtRestart, err)
 	}
-	return nil
+	return fmt.Errorf("grow the storage of server %s to %d GiB: %w", inst.Name, inst.StorageSizeGB, err)
 }
 
 // sizable: the volume's layer gives it a filesystem of its own.

@@ -32,6 +32,8 @@ type updateData struct {
 	// GrowStorage: the update raised storageSizeGB; the volume grows to it (idempotent, so
 	// an update resumed after a restart grows it again).
 	GrowStorage bool `json:"growStorage,omitempty"`
+	// AutoGrow is set when storage autogrow started the update: what it measured.
+	AutoGrow *autoGrowData `json:"autoGrow,omitempty"`
 }
 
 // applyUpdate validates and applies an update (PATCH, or PUT on an existing server) as a
@@ -185,7 +187,7 @@ func (s *Service) finishUpdate(ctx context.Context, op *arm.Operation, password 
 	var d updateData
 	_ = json.Unmarshal(op.Data, &d)
 	if d.GrowStorage {
-		if err := s.growStorage(ctx, id); err != nil {
+		if err := s.growStorage(ctx, id, d.AutoGrow); err != nil {
 			return err
 		}
 	}

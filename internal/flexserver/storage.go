@@ -2,6 +2,7 @@ package flexserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -69,13 +70,6 @@ func nextStorageSize(sizeGB int) (int, bool) {
 		return 0, false
 	}
 	return StorageSizesGB[i], true
-}
-
-// undersized: a volume with a size of its own whose filesystem is well short of the size the
-// server records (a grow recorded but not done: the daemon stopped in between, or the grow
-// failed). A filesystem's own metadata takes a few percent of it, and sizes at least double.
-func undersized(u StorageUsage, sizeGB int) bool {
-	return u.Sizable && u.Total < uint64(sizeGB)*gib*8/10
 }
 
 // storageMonitor measures the servers' storage and acts on it.
@@ -158,8 +152,8 @@ func (m *storageMonitor) latest(uid string) *storageSample {
 	return nil
 }
 
-// check measures one server and acts: grows it (an undersized volume, or storage autogrow),
-// then makes it read-only or read-write again.
+// check measures one server and acts: storage autogrow starts an update that grows it, else
+// the server is made read-only or read-write again as its usage says.
 func (m *storageMonitor) check(ctx context.Context, srv *Server) {
 	u, err := m.measure(ctx, srv)
 	if err != nil {
@@ -167,25 +161,14 @@ func (m *storageMonitor) check(ctx context.Context, srv *Server) {
 		m.s.log.Debug("storage monitor: measure", "server", srv.Name, "err", err)
 		return
 	}
-	grow := 0
-	if undersized(u, srv.StorageSizeGB) {
-		grow = srv.StorageSizeGB
-	} else if srv.AutoGrow == "Enabled" && autoGrowDue(u, srv.StorageSizeGB) {
-		grow, _ = nextStorageSize(srv.StorageSizeGB) // 0 at the largest size
+	if srv.AutoGrow == "Enabled" && autoGrowDue(u, srv.StorageSizeGB) {
+		if next, ok := nextStorageSize(srv.StorageSizeGB); ok {
+			// The read-only rule applies again once the grow is over (at the next pass).
+			m.autoGrow(ctx, srv, u, next)
+			return
+		}
 	}
-	if grow == 0 {
-		m.setReadOnly(ctx, srv, u)
-		return
-	}
-	m.grow(ctx, srv, u, grow)
-	// Measured again after a grow: the read-only rule applies to the storage as it is now.
-	cur, err := m.s.reload(ctx, srv.ID())
-	if err != nil || cur == nil || cur.UID != srv.UID {
-		return
-	}
-	if u, err = m.measure(ctx, cur); err == nil {
-		m.setReadOnly(ctx, cur, u)
-	}
+	m.setReadOnly(ctx, srv, u)
 }
 
 // measure reads a server's storage, keeps it for GET and records it for the metrics API.
@@ -223,51 +206,44 @@ func (m *storageMonitor) lockIdle(ctx context.Context, listed *Server) (*Server,
 	return cur, mu.Unlock
 }
 
-// grow records the server's new size, then grows its volume online: a daemon that stops in
-// between finds the volume undersized at its next check and grows it then.
-func (m *storageMonitor) grow(ctx context.Context, listed *Server, u StorageUsage, sizeGB int) {
+// autoGrowData is what storage autogrow measured when it started an update.
+type autoGrowData struct {
+	FromGB      int     `json:"fromGB"`
+	UsedPercent float64 `json:"usedPercent"`
+	FreeBytes   uint64  `json:"freeBytes"`
+}
+
+// autoGrow starts the update that grows a server to sizeGB, as a PATCH of storageSizeGB
+// would: the size is recorded with the operation, which the daemon resumes after a restart.
+func (m *storageMonitor) autoGrow(ctx context.Context, listed *Server, u StorageUsage, sizeGB int) {
 	cur, unlock := m.lockIdle(ctx, listed)
 	if cur == nil {
 		return
 	}
 	defer unlock()
-	from := cur.StorageSizeGB
-	if from != listed.StorageSizeGB {
-		return // the size changed since the measurement
-	}
-	if sizeGB != from {
-		var err error
-		cur, err = m.s.mutate(ctx, cur.ID(), func(s *Server) error {
-			if s.StorageSizeGB != from || s.Operation != "" {
-				return errSkip
-			}
-			s.StorageSizeGB = sizeGB
-			return nil
-		})
-		if err != nil {
-			if !errors.Is(err, errSkip) {
-				m.s.log.Error("storage autogrow: record the new size", "server", listed.Name, "err", err)
-			}
-			return
+	from := listed.StorageSizeGB
+	var op *arm.Operation
+	_, err := m.s.mutate(ctx, cur.ID(), func(s *Server) error {
+		if s.StorageSizeGB != from || s.Operation != "" || s.State != StateReady {
+			return errSkip // changed since the measurement
 		}
-	}
-	if err := m.s.dp.GrowStorage(ctx, cur.instance()); err != nil {
-		m.s.log.Error("storage: grow the server's volume (retried at the next check)", "server", cur.Name, "size_gb", sizeGB, "err", err)
+		s.StorageSizeGB = sizeGB
+		op = m.s.newOperation(s, kindUpdate)
+		op.Data, _ = json.Marshal(updateData{GrowStorage: true, AutoGrow: &autoGrowData{FromGB: from, UsedPercent: u.Percent(), FreeBytes: u.Avail}})
+		s.Operation, s.State = op.Name, StateUpdating
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errSkip) {
+			m.s.log.Error("storage autogrow: record the new size", "server", listed.Name, "err", err)
+		}
 		return
 	}
-	if sizeGB == from {
-		m.s.log.Info("storage: grew an undersized volume to the server's size", "server", cur.Name, "size_gb", sizeGB)
-		return
+	m.s.log.Info("storage autogrow", "server", listed.Name, "from_gb", from, "to_gb", sizeGB, "used_percent", u.Percent(), "operation", op.Name)
+	if err := m.s.ops.Start(ctx, op, func(ctx context.Context, op *arm.Operation) error { return m.s.finishUpdate(ctx, op, nil) }); err != nil {
+		m.s.log.Error("storage autogrow: start the update", "server", listed.Name, "err", err)
+		m.s.endUpdate(ctx, cur.ID())
 	}
-	what := "its volume grew online"
-	if !u.Sizable {
-		what = "its storage limit was raised (its volume shares the host's filesystem)"
-	}
-	m.s.log.Info("storage autogrow", "server", cur.Name, "from_gb", from, "to_gb", sizeGB, "used_percent", u.Percent())
-	m.s.event(ctx, cur, "storageAutoGrow", activitylog.LevelInformational,
-		fmt.Sprintf("Storage autogrow: server '%s' had %s free of its %d GiB (%.1f%% used); %s to %d GiB.",
-			cur.Name, formatGiB(u.Avail), from, u.Percent(), what, sizeGB),
-		map[string]string{"previousStorageSizeGB": fmt.Sprint(from), "storageSizeGB": fmt.Sprint(sizeGB)})
 }
 
 // setReadOnly makes the server read-only when its storage is nearly full, and read-write again
@@ -373,22 +349,50 @@ func (s *Server) storageView() map[string]any {
 	return out
 }
 
-// growStorage grows the volume of an updated server to its recorded size.
-func (s *Service) growStorage(ctx context.Context, id arm.ResourceID) error {
+// ErrStorageGrowsAtRestart is what DataPlane.GrowStorage reports when the volume's image
+// grew but its mounted filesystem cannot follow online (the host withholds CAP_SYS_RESOURCE
+// from the daemon): it takes its new size when it is mounted again.
+var ErrStorageGrowsAtRestart = errors.New("the storage takes its new size when the server restarts")
+
+// growStorage grows the volume of an updated server to its recorded size: online, or, where
+// the host does not allow that, with a restart of the server (its volume is mounted again at
+// its new size), as Azure restarts a server whose disk crosses 4 TiB. ag is set when storage
+// autogrow started the update.
+func (s *Service) growStorage(ctx context.Context, id arm.ResourceID, ag *autoGrowData) error {
 	srv, err := s.load(ctx, id)
 	if err != nil {
 		return err
 	}
 	if st, err := s.dp.Status(ctx, srv.instance()); err != nil || !st.Mounted {
-		// A stopped server's volume grows once it runs again: the storage monitor finds it
-		// smaller than its recorded size.
-		s.log.Info("server storage grows when the server runs", "server", srv.Name, "size_gb", srv.StorageSizeGB)
+		// A stopped server's volume takes its new size when it is mounted again.
+		s.log.Info("server storage grows when the server starts", "server", srv.Name, "size_gb", srv.StorageSizeGB)
 		return nil
 	}
-	if err := s.dp.GrowStorage(ctx, srv.instance()); err != nil {
-		// The size stays recorded; the storage monitor grows the volume once it can.
+	how := "online"
+	err = s.dp.GrowStorage(ctx, srv.instance())
+	if errors.Is(err, ErrStorageGrowsAtRestart) {
+		how = "with a restart of the server (this host does not let its filesystem grow online)"
+		s.log.Warn("server storage grows with a restart", "server", srv.Name, "size_gb", srv.StorageSizeGB, "cause", err)
+		if err = s.dp.Stop(ctx, srv.instance()); err == nil {
+			if err = s.bringUp(ctx, srv); err == nil {
+				// The restart applied any static parameter that was waiting for one.
+				s.clearPendingRestart(ctx, id)
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("grow the storage of server '%s' to %d GiB: %w", srv.Name, srv.StorageSizeGB, err)
 	}
-	s.log.Info("server storage grown", "server", srv.Name, "size_gb", srv.StorageSizeGB)
+	s.log.Info("server storage grown", "server", srv.Name, "size_gb", srv.StorageSizeGB, "how", how)
+	if ag != nil {
+		what := "its storage grew " + how
+		if st, err := s.dp.StorageUsage(ctx, srv.instance()); err == nil && !st.Sizable {
+			what = "its storage limit was raised (its volume shares the host's filesystem)"
+		}
+		s.event(ctx, srv, "storageAutoGrow", activitylog.LevelInformational,
+			fmt.Sprintf("Storage autogrow: server '%s' had %s free of its %d GiB (%.1f%% used); %s to %d GiB.",
+				srv.Name, formatGiB(ag.FreeBytes), ag.FromGB, ag.UsedPercent, what, srv.StorageSizeGB),
+			map[string]string{"previousStorageSizeGB": fmt.Sprint(ag.FromGB), "storageSizeGB": fmt.Sprint(srv.StorageSizeGB)})
+	}
 	return nil
 }
