@@ -89,7 +89,13 @@ type storageMonitor struct {
 
 type storageSample struct {
 	usage StorageUsage
-	at    time.Time
+}
+
+// undersized: a volume with a size of its own whose filesystem is well short of the size the
+// server records. A filesystem's own metadata takes a few percent of it, and sizes at least
+// double.
+func undersized(u StorageUsage, sizeGB int) bool {
+	return u.Sizable && u.Total < uint64(sizeGB)*gib*8/10
 }
 
 // newStorageMonitor makes the monitor. One measurement is a statfs (a volume of its own) or a
@@ -161,7 +167,9 @@ func (m *storageMonitor) check(ctx context.Context, srv *Server) {
 		m.s.log.Debug("storage monitor: measure", "server", srv.Name, "err", err)
 		return
 	}
-	if srv.AutoGrow == "Enabled" && autoGrowDue(u, srv.StorageSizeGB) {
+	// A volume still short of its recorded size is not grown further: its grow failed (or waits
+	// for the next mount, which finishes it), and growing again would double the size again.
+	if srv.AutoGrow == "Enabled" && !undersized(u, srv.StorageSizeGB) && autoGrowDue(u, srv.StorageSizeGB) {
 		if next, ok := nextStorageSize(srv.StorageSizeGB); ok {
 			// The read-only rule applies again once the grow is over (at the next pass).
 			m.autoGrow(ctx, srv, u, next)
@@ -179,7 +187,7 @@ func (m *storageMonitor) measure(ctx context.Context, srv *Server) (StorageUsage
 	}
 	now := m.s.now()
 	m.mu.Lock()
-	m.last[srv.UID] = storageSample{usage: u, at: now}
+	m.last[srv.UID] = storageSample{usage: u}
 	m.mu.Unlock()
 	if m.samples != nil {
 		id := srv.ID().String()
@@ -310,13 +318,15 @@ func (m *storageMonitor) setReadOnly(ctx context.Context, listed *Server, u Stor
 
 // storageReadOnlyReason says why a server is read-only and what to do, as its stateReason shows it.
 func storageReadOnlyReason(srv *Server, u StorageUsage) string {
-	todo := "increase its storage size (properties.storage.storageSizeGB)"
-	if _, ok := nextStorageSize(srv.StorageSizeGB); !ok {
-		todo = "its storage is at the largest size"
-	} else if srv.AutoGrow != "Enabled" {
-		todo += " or enable storage autogrow"
+	todo := "delete data in a session after SET default_transaction_read_only = off (its storage is at the largest size)"
+	if _, ok := nextStorageSize(srv.StorageSizeGB); ok {
+		todo = "increase its storage size (properties.storage.storageSizeGB)"
+		if srv.AutoGrow != "Enabled" {
+			todo += " or enable storage autogrow"
+		}
+		todo += ", or delete data in a session after SET default_transaction_read_only = off"
 	}
-	return fmt.Sprintf("its storage is %.1f%% used (%s free of %d GiB), and a server is made read-only when its storage reaches %.0f%% or less than %s remains. To make it writable again, %s, or delete data in a session after SET default_transaction_read_only = off.",
+	return fmt.Sprintf("its storage is %.1f%% used (%s free of %d GiB), and a server is made read-only when its storage reaches %.0f%% or less than %s remains. To make it writable again, %s.",
 		u.Percent(), formatGiB(u.Avail), srv.StorageSizeGB, readOnlyPercent, formatGiB(readOnlyMinAvail), todo)
 }
 

@@ -80,6 +80,26 @@ func TestStorageNextSize(t *testing.T) {
 	}
 }
 
+func TestStorageUndersized(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		u      StorageUsage
+		sizeGB int
+		want   bool
+	}{
+		// ext4 takes a few percent for its own metadata: a 32 GiB filesystem reports less.
+		{"32 GiB filesystem of a 32 GiB server", StorageUsage{Total: 31 * gib, Sizable: true}, 32, false},
+		{"32 GiB filesystem of a 64 GiB server: its grow is not done", StorageUsage{Total: 31 * gib, Sizable: true}, 64, true},
+		{"host filesystem: a limit only", StorageUsage{Total: 32 * gib}, 64, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := undersized(tc.u, tc.sizeGB); got != tc.want {
+				t.Errorf("undersized = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestStorageReadOnlyConfiguration: a read-only server's configuration sets
 // default_transaction_read_only on, over the user's own value, and show says why.
 func TestStorageReadOnlyConfiguration(t *testing.T) {
