@@ -81,6 +81,9 @@ const (
 	ext4IOCResizeFS = 0x40086610
 	// fscryptMountFlags: nothing on a volume is a device or a set-uid program.
 	fscryptMountFlags = unix.MS_NOSUID | unix.MS_NODEV
+	// fscryptMountOptions: a filesystem error stops writes rather than spreading; inode tables
+	// are never zeroed in the background (the sparse image reads as zeros).
+	fscryptMountOptions = "errors=remount-ro,noinit_itable"
 )
 
 // Name implements Layer.
@@ -345,14 +348,21 @@ func (f *Fscrypt) Unmount(ctx context.Context, mountDir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if id, err := policyKey(filepath.Join(mountDir, fscryptData)); err == nil {
-		if err := removeKey(mountDir, id); err != nil {
-			return fmt.Errorf("fscrypt unmount %s: %w", mountDir, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if err := f.RemoveKey(mountDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("fscrypt unmount %s: %w", mountDir, err)
 	}
 	return unmountImage(ctx, f.logger(), mountDir)
+}
+
+// RemoveKey removes the key of the volume mounted on mountDir from its filesystem, for every
+// user, evicting the plaintext it unlocked; the volume stays mounted, Stale. Unmount does this
+// first; alone it is what a key lost behind the daemon's back looks like.
+func (f *Fscrypt) RemoveKey(mountDir string) error {
+	id, err := policyKey(filepath.Join(mountDir, fscryptData))
+	if err != nil {
+		return err
+	}
+	return removeKey(mountDir, id)
 }
 
 // Status implements Layer: Mounted when the image is mounted on mountDir with its key present,
@@ -543,17 +553,23 @@ func ioctlPath(path string, req uint, arg unsafe.Pointer) error {
 }
 
 // mountImage attaches img to a free loop device (direct I/O, cleared with its last user) and
-// mounts its ext4 filesystem on mnt.
+// mounts its ext4 filesystem on mnt. An image a loop device already serves (its filesystem
+// still mounted in a mount namespace some process made while it was mounted here) is mounted
+// from that device: the kernel then shares the one filesystem, where a second device would
+// make two filesystems over one image and corrupt it.
 func mountImage(ctx context.Context, img, mnt string) error {
 	abs, err := filepath.Abs(img)
 	if err != nil {
 		return err
 	}
-	if dev, ok := loopOf(abs); ok {
-		return fmt.Errorf("%s is already attached to %s (mounted elsewhere?): refusing to mount it twice", abs, dev)
-	}
 	if err := os.MkdirAll(mnt, 0o700); err != nil {
 		return err
+	}
+	if dev, ok := loopOf(abs); ok {
+		if err := unix.Mount(dev, mnt, "ext4", fscryptMountFlags, fscryptMountOptions); err != nil {
+			return fmt.Errorf("mount %s (%s, attached before) on %s: %w", dev, abs, mnt, err)
+		}
+		return nil
 	}
 	loop, dev, err := attachLoop(ctx, abs)
 	if err != nil {
@@ -562,7 +578,7 @@ func mountImage(ctx context.Context, img, mnt string) error {
 	// The mount holds the device; closing this descriptor leaves it to the mount, and, should
 	// the mount fail, clears it (LO_FLAGS_AUTOCLEAR).
 	defer loop.Close()
-	if err := unix.Mount(dev, mnt, "ext4", fscryptMountFlags, "errors=remount-ro,noinit_itable"); err != nil {
+	if err := unix.Mount(dev, mnt, "ext4", fscryptMountFlags, fscryptMountOptions); err != nil {
 		return fmt.Errorf("mount %s (%s) on %s: %w", dev, abs, mnt, err)
 	}
 	return nil

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -94,6 +98,15 @@ func TestFscryptBytesOnDisk(t *testing.T) {
 	for _, needle := range []string{secret, name} {
 		if bytes.Contains(img, []byte(needle)) {
 			t.Errorf("the image holds %q in clear", needle[:24])
+		}
+	}
+	mk, err := masterKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, k := range map[string][]byte{"the volume key": key, "the derived master key": mk, "its first half": mk[:32]} {
+		if bytes.Contains(img, k) {
+			t.Errorf("the image holds %s", what)
 		}
 	}
 	if err := os.Remove(filepath.Join(v.MountDir(), "control")); err != nil {
@@ -334,4 +347,76 @@ func TestFscryptProbe(t *testing.T) {
 	if entries, _ := os.ReadDir(scratch); len(entries) != 0 {
 		t.Fatalf("the probe left %v", entries)
 	}
+}
+
+// TestFscryptMountHeldByAnotherNamespace: a process that made its own mount namespace while the
+// volume was mounted keeps a copy of the mount. Unmount still removes the key — in that
+// namespace the plaintext is gone too — and the next Mount shares the filesystem the kernel
+// still has (same loop device) instead of making a second one over the same image.
+func TestFscryptMountHeldByAnotherNamespace(t *testing.T) {
+	requireFscrypt(t)
+	ctx := context.Background()
+	v := newFscryptVolume(t, 64<<20)
+	key := newKey(t)
+	if err := v.Create(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Mount(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(v.DataDir(), "held")
+	if err := os.WriteFile(file, []byte("held-contents"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "120")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	inHolder := func(args ...string) ([]byte, error) {
+		return exec.Command("nsenter", append([]string{"--target", strconv.Itoa(holder.Process.Pid), "--mount", "--"}, args...)...).CombinedOutput()
+	}
+	testkit.Eventually(t, 10*time.Second, "the holder's namespace sees the volume", func() error {
+		out, err := inHolder("cat", file)
+		if err != nil || string(out) != "held-contents" {
+			return fmt.Errorf("%q, %v", out, err)
+		}
+		return nil
+	})
+	img, _ := filepath.Abs(imagePath(v.CipherDir()))
+	dev, _ := loopOf(img)
+	if err := v.Unmount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Without the key the plaintext name resolves to nothing and the listing shows only an
+	// encoded one.
+	if out, err := inHolder("cat", file); err == nil || strings.Contains(string(out), "held-contents") {
+		t.Fatalf("in the other namespace after Unmount: cat %q, %v; want the key gone", out, err)
+	}
+	if out, err := inHolder("ls", "-A", v.DataDir()); err != nil || strings.Contains(string(out), "held") || len(strings.Fields(string(out))) != 1 {
+		t.Fatalf("in the other namespace after Unmount: ls %q, %v; want one encoded name", out, err)
+	}
+	if again, ok := loopOf(img); !ok || again != dev {
+		t.Fatalf("the other namespace's filesystem: image served by %q (%v), want %s still", again, ok, dev)
+	}
+	if err := v.Mount(ctx, key); err != nil {
+		t.Fatalf("Mount while another namespace holds the filesystem: %v", err)
+	}
+	if got, _ := loopOf(img); got != dev {
+		t.Fatalf("remounted from %s, want the same device %s", got, dev)
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "held-contents" {
+		t.Fatalf("after the remount: %q, %v", b, err)
+	}
+	holder.Process.Kill()
+	holder.Wait()
+	if err := v.Unmount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the loop device goes with the last mount", func() error {
+		if d, ok := loopOf(img); ok {
+			return fmt.Errorf("%s still serves the image", d)
+		}
+		return nil
+	})
 }
