@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pgflex/pgflex/internal/flexserver"
 	"github.com/pgflex/pgflex/internal/volume"
@@ -60,6 +63,65 @@ func (m *Manager) GrowStorage(ctx context.Context, inst flexserver.Instance) err
 		return fmt.Errorf("%w: %w", flexserver.ErrStorageGrowsAtRestart, err)
 	}
 	return fmt.Errorf("grow the storage of server %s to %d GiB: %w", inst.Name, inst.StorageSizeGB, err)
+}
+
+// VolumeReleased waits until no loop device serves an image of the server's stopped volume any
+// more. The kernel releases the device once the last mount of its filesystem is gone, and a
+// mount namespace of the server's sandbox can outlive the stop by a moment: mounting the image
+// again (and growing it offline) before then would work on a filesystem that is still live.
+func (m *Manager) VolumeReleased(ctx context.Context, inst flexserver.Instance) error {
+	prefix := m.volume(inst).CipherDir() + "/"
+	start := time.Now()
+	logged := false
+	for {
+		dev, held := loopServing(prefix)
+		if !held {
+			if waited := time.Since(start); waited > 100*time.Millisecond {
+				m.log.Info("volume released", "server", inst.Name, "waited", waited.Round(time.Millisecond))
+			}
+			return nil
+		}
+		if !logged && time.Since(start) > 2*time.Second {
+			logged = true
+			m.log.Warn("volume still held after the server stopped", "server", inst.Name, "device", dev, "held_by", mountHolders(dev))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server %s: %s still serves its volume: %w", inst.Name, dev, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// loopServing finds a loop device whose backing file lies under prefix.
+func loopServing(prefix string) (string, bool) {
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), prefix) {
+			return "/dev/" + filepath.Base(filepath.Dir(filepath.Dir(f))), true
+		}
+	}
+	return "", false
+}
+
+// mountHolders lists the processes (pid and name) whose mount namespace still mounts dev.
+func mountHolders(dev string) []string {
+	var out []string
+	infos, _ := filepath.Glob("/proc/[0-9]*/mountinfo")
+	for _, f := range infos {
+		b, err := os.ReadFile(f)
+		if err != nil || !strings.Contains(string(b), " "+dev+" ") {
+			continue
+		}
+		dir := filepath.Dir(f)
+		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
+		out = append(out, filepath.Base(dir)+":"+strings.TrimSpace(string(comm)))
+		if len(out) == 10 {
+			break
+		}
+	}
+	return out
 }
 
 // sizable: the volume's layer gives it a filesystem of its own.

@@ -128,6 +128,9 @@ type DataPlane interface {
 	// mounted; idempotent. For storage without a size of its own it does nothing: the size is
 	// then the limit the storage monitor holds the server to.
 	GrowStorage(ctx context.Context, inst Instance) error
+	// VolumeReleased waits until nothing holds the server's stopped volume any more (the
+	// kernel may release it a moment after Stop returns); a volume is mounted again after it.
+	VolumeReleased(ctx context.Context, inst Instance) error
 }
 
 // StorageUsage is a server's storage, in bytes.

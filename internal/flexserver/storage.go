@@ -384,7 +384,10 @@ func (s *Service) growStorage(ctx context.Context, id arm.ResourceID, ag *autoGr
 		how = "with a restart of the server (this host does not let its filesystem grow online)"
 		s.log.Warn("server storage grows with a restart", "server", srv.Name, "size_gb", srv.StorageSizeGB, "cause", err)
 		if err = s.dp.Stop(ctx, srv.instance()); err == nil {
-			if err = s.remount(ctx, srv); err == nil {
+			err = s.volumeReleased(ctx, srv)
+		}
+		if err == nil {
+			if err = s.bringUp(ctx, srv); err == nil {
 				// The restart applied any static parameter that was waiting for one.
 				s.clearPendingRestart(ctx, id)
 			}
@@ -407,25 +410,13 @@ func (s *Service) growStorage(ctx context.Context, id arm.ResourceID, ag *autoGr
 	return nil
 }
 
-// remount brings a server up again right after its data plane stopped. The kernel releases the
-// loop device of an unmounted image once the last process that held it (in the server's
-// sandbox) is gone, which can take a moment after the stop returns: until then the image
-// refuses a second mount, so the first attempts may fail.
-func (s *Service) remount(ctx context.Context, srv *Server) error {
-	deadline := time.Now().Add(remountPatience)
-	for {
-		err := s.bringUp(ctx, srv)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		s.log.Info("server storage grow: bring the server up again (retrying)", "server", srv.Name, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+// volumeReleased waits, for a bounded time, until the server's stopped volume can be mounted
+// again.
+func (s *Service) volumeReleased(ctx context.Context, srv *Server) error {
+	ctx, cancel := context.WithTimeout(ctx, releasePatience)
+	defer cancel()
+	return s.dp.VolumeReleased(ctx, srv.instance())
 }
 
-// remountPatience bounds remount's retries.
-const remountPatience = 15 * time.Second
+// releasePatience bounds volumeReleased.
+const releasePatience = time.Minute
