@@ -271,9 +271,13 @@ func TestStorageReadOnlyWhenFull(t *testing.T) {
 		}
 		return nil
 	})
-	if err := insertErr(t, d, srv); !isReadOnlyError(err) {
-		t.Fatalf("insert into a read-only server: %v, want PostgreSQL's read-only error", err)
-	}
+	// PostgreSQL reads its configuration again when the postmaster handles the reload's signal.
+	testkit.Eventually(t, 10*time.Second, "PostgreSQL's read-only error", func() error {
+		if err := insertErr(t, d, srv); !isReadOnlyError(err) {
+			return fmt.Errorf("insert into a read-only server: %v", err)
+		}
+		return nil
+	})
 	waitActivity(t, d, "storageReadOnly", func(e activityEvent) bool {
 		return strings.EqualFold(e.ResourceID, srv["id"].(string)) && e.Level == "Critical"
 	})
