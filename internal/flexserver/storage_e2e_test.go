@@ -318,3 +318,45 @@ func TestStorageReadOnlyWhenFull(t *testing.T) {
 		return strings.EqualFold(e.ResourceID, srv["id"].(string))
 	})
 }
+
+// TestStorageOnHostFilesystem: a gocryptfs server has no filesystem of its own: its usage is
+// what its ciphertext takes, against storageSizeGB, which a PATCH raises without touching the
+// running server.
+func TestStorageOnHostFilesystem(t *testing.T) {
+	t.Parallel()
+	requireDataPlane(t)
+	runDir := testenv.RuntimeDir(t)
+	d := testenv.Start(t, testenv.Options{Args: []string{"--runtime-dir", runDir, "--volume-layer", "gocryptfs",
+		"--storage-check-interval", "200ms"}})
+	createGroup(t, d, "rg", "eastus")
+	srv := createServer(t, d, "rg", "shares", nil)
+	// A new cluster's files (WAL segments included) take tens of MiB, far from the host's usage.
+	used := func(sizeGB float64) float64 {
+		var u float64
+		testkit.Eventually(t, time.Minute, "storage used in show", func() error {
+			st := storageProps(t, d, "rg", "shares")
+			u, _ = st["storageUsedBytes"].(float64)
+			free, _ := st["storageFreeBytes"].(float64)
+			if u < 16<<20 || u > 1<<30 || free != sizeGB*gib-u || st["storageSizeGB"] != sizeGB {
+				return fmt.Errorf("storage %v", st)
+			}
+			return nil
+		})
+		return u
+	}
+	used(32)
+	sqlExec(t, d, srv, "CREATE TABLE t AS SELECT g, repeat('x', 1000) AS v FROM generate_series(1, 100000) g")
+	before := sqlValues(t, d, srv, "SELECT pg_postmaster_start_time()::text")[0]
+	r := patchStorage(t, d, "rg", "shares", map[string]any{"storageSizeGB": 64})
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("grow to 64 GiB: %d %s", r.Status, r.Raw)
+	}
+	waitSucceeded(t, d, "grow to 64 GiB", r.Header.Get("Azure-AsyncOperation"))
+	// The table's 100 MB are counted, against the new limit.
+	if u := used(64); u < 100<<20 {
+		t.Errorf("after writing 100 MB the server uses %.0f MiB", u/(1<<20))
+	}
+	if after := sqlValues(t, d, srv, "SELECT pg_postmaster_start_time()::text")[0]; after != before {
+		t.Errorf("raising a gocryptfs server's limit restarted it: started %s, then %s", before, after)
+	}
+}
