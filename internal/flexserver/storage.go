@@ -378,12 +378,11 @@ func (s *Service) growStorage(ctx context.Context, id arm.ResourceID, ag *autoGr
 	if err != nil {
 		return err
 	}
-	if st, err := s.dp.Status(ctx, srv.instance()); err != nil || !st.Mounted {
-		// A stopped server's volume takes its new size when it is mounted again.
-		s.log.Info("server storage grows when the server starts", "server", srv.Name, "size_gb", srv.StorageSizeGB)
-		return nil
-	}
 	how := "online"
+	if st, err := s.dp.Status(ctx, srv.instance()); err == nil && !st.Mounted {
+		// A stopped server's image grows now, its filesystem when it is mounted again.
+		how = "when the server starts"
+	}
 	err = s.dp.GrowStorage(ctx, srv.instance())
 	if errors.Is(err, ErrStorageGrowsAtRestart) {
 		how = "with a restart of the server (this host does not let its filesystem grow online)"
