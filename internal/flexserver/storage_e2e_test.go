@@ -247,6 +247,21 @@ func TestStorageAutoGrowAndResize(t *testing.T) {
 	if r = patchStorage(t, d, "rg", "grows", map[string]any{"storageSizeGB": 200}); r.Status != http.StatusBadRequest {
 		t.Errorf("grow to 200 GiB: %d %s", r.Status, r.Raw)
 	}
+
+	// A stopped server grows too: its filesystem has the new size when it starts.
+	serverAction(t, d, "rg", "stop", "grows")
+	r = patchStorage(t, d, "rg", "grows", map[string]any{"storageSizeGB": 256})
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("grow a stopped server to 256 GiB: %d %s", r.Status, r.Raw)
+	}
+	waitSucceeded(t, d, "grow a stopped server to 256 GiB", r.Header.Get("Azure-AsyncOperation"))
+	serverAction(t, d, "rg", "start", "grows")
+	if total, _ := statfs(t, dir); total < 240*gib || total > 256*gib {
+		t.Fatalf("after growing the stopped server to 256 GiB the filesystem has %.2f GiB", float64(total)/gib)
+	}
+	if n := sqlValues(t, d, srv, "SELECT count(*)::text FROM t")[0]; n != "1001" {
+		t.Errorf("after the grows, table t has %s rows, want 1001", n)
+	}
 }
 
 // TestStorageReadOnlyWhenFull: without autogrow, a server whose storage is 95 % used turns
