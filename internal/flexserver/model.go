@@ -131,7 +131,7 @@ type Server struct {
 	// stored, since the suffix is the daemon's setting.
 	fqdn string
 	// storageUsage is the server's latest storage measurement, set when the server is shown.
-	storageUsage *storageSample
+	storageUsage *StorageUsage
 }
 
 // Desired states.

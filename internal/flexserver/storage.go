@@ -80,15 +80,11 @@ type storageMonitor struct {
 
 	mu sync.Mutex
 	// last is each running server's latest measurement (by uid), shown by GET.
-	last map[string]storageSample
+	last map[string]StorageUsage
 	// enforced lists the servers whose configuration this daemon has made agree with their
 	// read-only state: a restarted daemon applies each server's state once, whatever its
 	// record says (the record may have been written by a daemon that stopped before applying).
 	enforced map[string]bool
-}
-
-type storageSample struct {
-	usage StorageUsage
 }
 
 // undersized: a volume with a size of its own whose filesystem is well short of the size the
@@ -105,7 +101,7 @@ func newStorageMonitor(s *Service, interval time.Duration, samples SampleRecorde
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	return &storageMonitor{s: s, interval: interval, samples: samples, last: map[string]storageSample{}, enforced: map[string]bool{}}
+	return &storageMonitor{s: s, interval: interval, samples: samples, last: map[string]StorageUsage{}, enforced: map[string]bool{}}
 }
 
 // RunStorageMonitor measures every running server's storage each interval until ctx ends.
@@ -149,11 +145,11 @@ func (m *storageMonitor) pass(ctx context.Context) {
 }
 
 // latest is a server's latest measurement, if it runs and was measured.
-func (m *storageMonitor) latest(uid string) *storageSample {
+func (m *storageMonitor) latest(uid string) *StorageUsage {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s, ok := m.last[uid]; ok {
-		return &s
+	if u, ok := m.last[uid]; ok {
+		return &u
 	}
 	return nil
 }
@@ -187,7 +183,7 @@ func (m *storageMonitor) measure(ctx context.Context, srv *Server) (StorageUsage
 	}
 	now := m.s.now()
 	m.mu.Lock()
-	m.last[srv.UID] = storageSample{usage: u}
+	m.last[srv.UID] = u
 	m.mu.Unlock()
 	if m.samples != nil {
 		id := srv.ID().String()
@@ -355,7 +351,7 @@ func (s *Server) storageView() map[string]any {
 	out := map[string]any{"storageSizeGB": s.StorageSizeGB, "autoGrow": s.AutoGrow, "tier": storageTier(s.StorageSizeGB),
 		"iops": storageIOPS(s.StorageSizeGB), "type": "Premium_LRS"}
 	if s.storageUsage != nil {
-		u := s.storageUsage.usage
+		u := s.storageUsage
 		out["storageUsedBytes"] = u.Used
 		out["storageFreeBytes"] = u.Avail
 		out["storagePercent"] = float64(int(u.Percent()*10)) / 10
