@@ -309,8 +309,19 @@ func (m *Manager) newVolume(ctx context.Context, inst flexserver.Instance, env *
 }
 
 // prepareTmp makes the server's private /tmp inside its mounted volume: what the server's
-// processes write there is encrypted like the rest, and seen by no other server.
+// processes write there is encrypted like the rest, and seen by no other server. Under fscrypt
+// it also closes the volume's plaintext directory to every account but the server's own (its
+// group holds both): another account's working directory in it would keep the volume busy and
+// make Stop fail.
 func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
+	if plain := m.volume(inst).DataDir(); plain != m.mountDir(inst) {
+		if err := os.Lchown(plain, 0, int(db.GID)); err != nil {
+			return fmt.Errorf("the volume's plaintext directory: %w", err)
+		}
+		if err := os.Chmod(plain, 0o710); err != nil {
+			return fmt.Errorf("the volume's plaintext directory: %w", err)
+		}
+	}
 	dir := m.tmpDir(inst)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("private /tmp: %w", err)
