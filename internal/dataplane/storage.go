@@ -70,7 +70,12 @@ func (m *Manager) GrowStorage(ctx context.Context, inst flexserver.Instance) err
 // mount namespace of the server's sandbox can outlive the stop by a moment: mounting the image
 // again (and growing it offline) before then would work on a filesystem that is still live.
 func (m *Manager) VolumeReleased(ctx context.Context, inst flexserver.Instance) error {
-	prefix := m.volume(inst).CipherDir() + "/"
+	dir := m.volume(inst).CipherDir()
+	// The kernel names a loop device's file by its resolved path.
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved
+	}
+	prefix := dir + "/"
 	start := time.Now()
 	logged := false
 	for {

@@ -392,6 +392,12 @@ func (s *Service) growStorage(ctx context.Context, id arm.ResourceID, ag *autoGr
 				s.clearPendingRestart(ctx, id)
 			}
 		}
+		if err == nil {
+			// A volume still held elsewhere is mounted shared, at its old size: say so.
+			if u, uerr := s.dp.StorageUsage(ctx, srv.instance()); uerr == nil && undersized(u, srv.StorageSizeGB) {
+				err = fmt.Errorf("the server restarted but its filesystem kept %s (it was still held elsewhere); it takes its new size at its next restart", formatGiB(u.Total))
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("grow the storage of server '%s' to %d GiB: %w", srv.Name, srv.StorageSizeGB, err)
