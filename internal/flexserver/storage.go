@@ -271,8 +271,9 @@ func (m *storageMonitor) setReadOnly(ctx context.Context, listed *Server, u Stor
 	if due {
 		reason = storageReadOnlyReason(cur, u)
 	}
-	// The configuration first, then the record: show says read-only once the server is.
-	if err := m.s.applyStorageReadOnly(ctx, cur.ID(), reason); err != nil {
+	// The configuration first, then the record (show says read-only once the server is), in
+	// turn with parameter changes.
+	if err := m.s.applyParametersWith(ctx, cur.ID(), func(s *Server) { s.StorageReadOnly = reason }); err != nil {
 		m.s.log.Error("storage monitor: apply the read-only state (retried at the next check)", "server", cur.Name, "read_only", due, "err", err)
 		return
 	}
@@ -290,31 +291,6 @@ func (m *storageMonitor) setReadOnly(ctx context.Context, listed *Server, u Stor
 			fmt.Sprintf("Server '%s' is read-write again: its storage is %.1f%% used, %s free of %d GiB.", cur.Name, u.Percent(), formatGiB(u.Avail), cur.StorageSizeGB),
 			map[string]string{"storagePercent": fmt.Sprintf("%.1f", u.Percent()), "storageFreeBytes": fmt.Sprint(u.Avail)})
 	}
-}
-
-// applyStorageReadOnly writes the server's configuration with its read-only state (reason, or
-// "" for read-write), reloads it, and records the state: in turn with parameter changes, each
-// of which reads the record afresh (see applyParameters).
-func (s *Service) applyStorageReadOnly(ctx context.Context, id arm.ResourceID, reason string) error {
-	mu, _ := s.paramLocks.LoadOrStore(id.Key(), &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	srv, err := s.reload(ctx, id)
-	if err != nil {
-		return err
-	}
-	if srv == nil {
-		return notFound(id)
-	}
-	srv.StorageReadOnly = reason
-	if err := s.dp.SetParameters(ctx, srv.instance()); err != nil {
-		return err
-	}
-	_, err = s.mutate(ctx, id, func(cur *Server) error {
-		cur.StorageReadOnly = reason
-		return nil
-	})
-	return err
 }
 
 // storageReadOnlyReason says why a server is read-only and what to do, as its stateReason shows it.
