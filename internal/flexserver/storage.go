@@ -376,7 +376,12 @@ func (s *Service) growStorage(ctx context.Context, id arm.ResourceID, ag *autoGr
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("grow the storage of server '%s' to %d GiB: %w", srv.Name, srv.StorageSizeGB, err)
+		err = fmt.Errorf("grow the storage of server '%s' to %d GiB: %w", srv.Name, srv.StorageSizeGB, err)
+		if ag != nil {
+			s.event(ctx, srv, "storageAutoGrow", activitylog.LevelError, fmt.Sprintf("Storage autogrow failed: %v.", err),
+				map[string]string{"previousStorageSizeGB": fmt.Sprint(ag.FromGB), "storageSizeGB": fmt.Sprint(srv.StorageSizeGB)})
+		}
+		return err
 	}
 	s.log.Info("server storage grown", "server", srv.Name, "size_gb", srv.StorageSizeGB, "how", how)
 	if ag != nil {
