@@ -309,13 +309,18 @@ func storageReadOnlyReason(srv *Server, u StorageUsage) string {
 
 func formatGiB(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/gib) }
 
-// event records an activity-log event about a server.
+// event records an activity-log event about a server (an action that succeeded).
 func (s *Service) event(ctx context.Context, srv *Server, op, level, desc string, props map[string]string) {
+	s.eventStatus(ctx, srv, op, level, "", desc, props)
+}
+
+// eventStatus records an activity-log event with its status ("" is Succeeded).
+func (s *Service) eventStatus(ctx context.Context, srv *Server, op, level, status, desc string, props map[string]string) {
 	if s.events == nil {
 		return
 	}
 	if err := s.events.Append(context.WithoutCancel(ctx), activitylog.Event{ResourceID: srv.ID().String(),
-		Operation: ResourceType + "/" + op + "/action", Level: level, Description: desc, Properties: props}); err != nil {
+		Operation: ResourceType + "/" + op + "/action", Level: level, Status: status, Description: desc, Properties: props}); err != nil {
 		s.log.Error("append activity event", "err", err)
 	}
 }
@@ -378,7 +383,7 @@ func (s *Service) growStorage(ctx context.Context, id arm.ResourceID, ag *autoGr
 	if err != nil {
 		err = fmt.Errorf("grow the storage of server '%s' to %d GiB: %w", srv.Name, srv.StorageSizeGB, err)
 		if ag != nil {
-			s.event(ctx, srv, "storageAutoGrow", activitylog.LevelError, fmt.Sprintf("Storage autogrow failed: %v.", err),
+			s.eventStatus(ctx, srv, "storageAutoGrow", activitylog.LevelError, "Failed", fmt.Sprintf("Storage autogrow failed: %v.", err),
 				map[string]string{"previousStorageSizeGB": fmt.Sprint(ag.FromGB), "storageSizeGB": fmt.Sprint(srv.StorageSizeGB)})
 		}
 		return err
