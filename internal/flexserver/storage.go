@@ -37,8 +37,9 @@ const gib = 1 << 30
 //     when the available space is less than 64 GiB. The smaller of the two ... for servers
 //     with more than 1 TiB", and 20% instead of 10% for servers of 1 TiB or less (a 128 GiB
 //     server grows with 25.6 GiB left); Premium SSD storage "always doubles in size": the next
-//     size of StorageSizesGB. (Azure does not autogrow across 4 TiB, a limit of its managed
-//     disks that needs a restart there; pgflex grows online at every size and does.)
+//     size of StorageSizesGB. (Azure does not autogrow across 4 TiB, where its managed disks
+//     need a restart; pgflex grows at every size, online where the host allows it, else with
+//     a restart of about a second.)
 const (
 	readOnlyPercent      = 95.0
 	readOnlyMinAvail     = 5 * gib
