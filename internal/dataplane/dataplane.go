@@ -718,7 +718,18 @@ func (m *Manager) connect(ctx context.Context, inst flexserver.Instance) (*pgx.C
 func serviceConnect(ctx context.Context, pi *postgres.Instance) (*pgx.Conn, error) {
 	ci := pi.SuperuserConnInfo()
 	ci.SearchPath = "pg_catalog"
-	return ci.Connect(ctx)
+	cfg, err := ci.Config()
+	if err != nil {
+		return nil, err
+	}
+	// The service's own sessions write (a password, a database) on a server the storage monitor
+	// made read-only, as a user's session may after SET default_transaction_read_only = off.
+	cfg.RuntimeParams["default_transaction_read_only"] = "off"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s:%d as %s: %w", ci.Host, ci.Port, ci.User, err)
+	}
+	return conn, nil
 }
 
 // SetAdminPassword changes the administrator's password (sent as a SCRAM verifier).
