@@ -480,6 +480,8 @@ func plantedLinks(t *testing.T, d *testenv.Daemon, runDir string, a *isoServer) 
 			m, _ := filepath.Glob(filepath.Join(repoDir(d, "eastus", a.uid), "archive", a.uid, "*", name+"*"))
 			return len(m) > 0
 		}
+		// The archiver scans archive_status/ when WAL is switched or every minute: wake it.
+		nudgeArchiver(t, a.postmaster(t))
 		deadline := time.Now().Add(time.Minute)
 		for !archived("00000008.history") {
 			if time.Now().After(deadline) {
@@ -488,6 +490,7 @@ func plantedLinks(t *testing.T, d *testenv.Daemon, runDir string, a *isoServer) 
 			time.Sleep(200 * time.Millisecond)
 		}
 		shell(t, a.db, a.postmaster(t), nil, "cd "+pgdata+"/pg_wal && ln -s /proc/self/environ 00000009.history && touch archive_status/00000009.history.ready")
+		nudgeArchiver(t, a.postmaster(t))
 		// The archiver tries the linked one next and fails each time.
 		deadline = time.Now().Add(time.Minute)
 		for {
@@ -515,6 +518,34 @@ func plantedLinks(t *testing.T, d *testenv.Daemon, runDir string, a *isoServer) 
 		shell(t, a.db, a.postmaster(t), nil, "cd "+pgdata+" && rm leak pg_wal/00000009.history pg_wal/archive_status/00000009.history.ready")
 		takeBackup(t, d, "rg", a.name, "links-gone")
 	})
+}
+
+// nudgeArchiver wakes the archiver of the postmaster (SIGUSR1 sets its latch, and it scans
+// archive_status/ again): ready files planted by hand are otherwise seen within a minute.
+func nudgeArchiver(t testing.TB, postmaster int) {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		fields := strings.Fields(rest)
+		if len(fields) < 2 || fields[1] != strconv.Itoa(postmaster) {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "cmdline"))
+		if strings.Contains(string(cmd), "archiver") {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+				t.Fatalf("wake the archiver %d: %v", pid, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no archiver among the children of postmaster %d", postmaster)
 }
 
 // passphraseCustody: while both servers archive and are backed up, every process whose
