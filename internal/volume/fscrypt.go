@@ -474,10 +474,7 @@ func (f *Fscrypt) RemoveKey(mountDir string) error {
 // Stale when it is mounted without its key (removed by someone else, or a removal that found
 // files busy): Adopt then unmounts it and Mount adds the key again.
 func (f *Fscrypt) Status(ctx context.Context, cipherDir, mountDir string) (State, error) {
-	if err := ctx.Err(); err != nil {
-		return NotMounted, err
-	}
-	e, ok, err := lookupMount(mountDir)
+	e, ok, err := mountAt(ctx, mountDir)
 	if err != nil {
 		return NotMounted, err
 	}

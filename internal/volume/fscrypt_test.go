@@ -62,6 +62,20 @@ func waitLoopGone(t *testing.T, img string) {
 	})
 }
 
+// mountedFscryptVolume is newFscryptVolume, created and mounted with a new key.
+func mountedFscryptVolume(t *testing.T, size int64) (*Volume, []byte) {
+	t.Helper()
+	v := newFscryptVolume(t, size)
+	key := newKey(t)
+	if err := v.Create(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Mount(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	return v, key
+}
+
 // readImage reads the volume's whole image: what an attacker with the disk has.
 func readImage(t *testing.T, v *Volume) []byte {
 	t.Helper()
@@ -173,14 +187,7 @@ func TestFscryptWrongKey(t *testing.T) {
 func TestFscryptWithoutKey(t *testing.T) {
 	requireFscrypt(t)
 	ctx := context.Background()
-	v := newFscryptVolume(t, 64<<20)
-	key := newKey(t)
-	if err := v.Create(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Mount(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	v, key := mountedFscryptVolume(t, 64<<20)
 	const name, contents = "orders.csv", "alice,42,secret"
 	if err := os.WriteFile(filepath.Join(v.DataDir(), name), []byte(contents), 0o600); err != nil {
 		t.Fatal(err)
@@ -249,14 +256,7 @@ func checkLocked(t *testing.T, dir, name string) {
 func TestFscryptAdoptAndBusy(t *testing.T) {
 	requireFscrypt(t)
 	ctx := context.Background()
-	v := newFscryptVolume(t, 64<<20)
-	key := newKey(t)
-	if err := v.Create(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Mount(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	v, _ := mountedFscryptVolume(t, 64<<20)
 	restarted := &Volume{Dir: v.Dir, Layer: &Fscrypt{}}
 	if ok, err := restarted.Adopt(ctx); err != nil || !ok {
 		t.Fatalf("Adopt after a restart: %v, %v; want true", ok, err)
@@ -284,14 +284,7 @@ func TestFscryptAdoptAndBusy(t *testing.T) {
 func TestFscryptGrow(t *testing.T) {
 	requireFscrypt(t)
 	ctx := context.Background()
-	v := newFscryptVolume(t, 64<<20)
-	key := newKey(t)
-	if err := v.Create(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Mount(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	v, key := mountedFscryptVolume(t, 64<<20)
 	if err := os.WriteFile(filepath.Join(v.DataDir(), "kept"), []byte("kept"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -363,14 +356,7 @@ func TestFscryptProbe(t *testing.T) {
 func TestFscryptMountHeldByAnotherNamespace(t *testing.T) {
 	requireFscrypt(t)
 	ctx := context.Background()
-	v := newFscryptVolume(t, 64<<20)
-	key := newKey(t)
-	if err := v.Create(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Mount(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	v, key := mountedFscryptVolume(t, 64<<20)
 	file := filepath.Join(v.DataDir(), "held")
 	if err := os.WriteFile(file, []byte("held-contents"), 0o600); err != nil {
 		t.Fatal(err)

@@ -399,10 +399,7 @@ func (g *Gocryptfs) runWithKey(cmd *exec.Cmd, key []byte) error {
 // status is the Layer.Status of any FUSE layer whose mountinfo source is
 // the absolute cipher directory.
 func status(ctx context.Context, fstype, cipherDir, mountDir string) (State, error) {
-	if err := ctx.Err(); err != nil {
-		return NotMounted, err
-	}
-	e, ok, err := lookupMount(mountDir)
+	e, ok, err := mountAt(ctx, mountDir)
 	if err != nil {
 		return NotMounted, err
 	}

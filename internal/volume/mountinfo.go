@@ -3,6 +3,7 @@ package volume
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +107,14 @@ func findMount(entries []mountEntry, mountPoint string) (mountEntry, bool) {
 		}
 	}
 	return found, ok
+}
+
+// mountAt is lookupMount for a Layer's Status: nothing is looked up once ctx is done.
+func mountAt(ctx context.Context, dir string) (mountEntry, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return mountEntry{}, false, err
+	}
+	return lookupMount(dir)
 }
 
 // lookupMount reads this process's mountinfo and returns the mount at dir.
