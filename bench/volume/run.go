@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pgflex/pgflex/internal/osuser"
+	"github.com/pgflex/pgflex/internal/postgres"
+)
+
+// result is one layer's figures in one round.
+type result struct {
+	load      time.Duration // pgbench -i
+	tps       float64       // TPC-B
+	selectTPS float64       // select-only, small shared_buffers, cold page cache
+	syncLat   time.Duration // median 8 KiB overwrite + fdatasync in the layer, before initdb
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("load %6.2fs  tpc-b %8.1f tps  select-only %8.1f tps  8KiB write+fdatasync %5.0fµs",
+		r.load.Seconds(), r.tps, r.selectTPS, float64(r.syncLat.Nanoseconds())/1e3)
+}
+
+// resetWorkDir empties the scratch directory, refusing to delete through a
+// mount (a mount left by an interrupted run must be looked at, not erased).
+func resetWorkDir(dir string) error {
+	if err := refuseMounts(dir); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o711)
+}
+
+// cleanWorkDir leaves no scratch data behind.
+func cleanWorkDir(dir string) error {
+	if err := refuseMounts(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// refuseMounts reports an error if anything is mounted at or below dir.
+func refuseMounts(dir string) error {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			return fmt.Errorf("%s is still mounted (left by an earlier run?); unmount it first", mp)
+		}
+	}
+	return nil
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space etc.).
+func unescapeMount(s string) string {
+	return regexp.MustCompile(`\\[0-7]{3}`).ReplaceAllStringFunc(s, func(e string) string {
+		n, _ := strconv.ParseUint(e[1:], 8, 8)
+		return string(rune(n))
+	})
+}
+
+// oneRun builds a fresh server on a fresh layer, loads it, runs TPC-B, then
+// restarts it with small shared_buffers and a cold page cache and runs
+// select-only, then tears everything down.
+func oneRun(ctx context.Context, c config, user osuser.User, l layer, v variant, log *slog.Logger) (res result, err error) {
+	dir := filepath.Join(c.workDir, l.name)
+	if err := resetWorkDir(dir); err != nil {
+		return res, err
+	}
+	parent, closeLayer, err := l.open(ctx, dir)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err = errors.Join(err, closeLayer(cctx))
+		if err == nil {
+			err = cleanWorkDir(dir)
+		}
+	}()
+	if res.syncLat, err = syncLatency(ctx, parent); err != nil {
+		return res, err
+	}
+	dataDir := filepath.Join(parent, "pgdata")
+	if err := postgres.InitDB(ctx, postgres.InitOptions{DataDir: dataDir, User: user}); err != nil {
+		return res, err
+	}
+	certPEM, keyPEM, err := selfSigned()
+	if err != nil {
+		return res, err
+	}
+	if err := postgres.InstallServerCertificate(ctx, dataDir, user, certPEM, keyPEM); err != nil {
+		return res, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	s := withPort(c.settings, port, filepath.Join(c.workDir, "run"))
+	if err := os.MkdirAll(s.SocketDir, 0o755); err != nil {
+		return res, err
+	}
+	if err := postgres.WriteConfig(ctx, dataDir, user, s); err != nil {
+		return res, err
+	}
+	if err := postgres.WriteUserConfig(ctx, dataDir, user, v.params); err != nil {
+		return res, err
+	}
+	inst := &postgres.Instance{DataDir: dataDir, User: user, Port: port, SocketDir: s.SocketDir, Logger: log}
+	if err := inst.Start(ctx); err != nil {
+		return res, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if serr := inst.Stop(sctx, postgres.StopFast); serr != nil {
+			_ = inst.Stop(sctx, postgres.StopImmediate)
+			err = errors.Join(err, serr)
+		}
+	}()
+
+	// pgbench connects over the Unix socket as the service superuser
+	// (peer authentication as root), keeping TLS out of the measurement.
+	base := []string{"-h", s.SocketDir, "-p", strconv.Itoa(port), "-U", postgres.DefaultSuperuser}
+	start := time.Now()
+	if _, err := pgbench(ctx, append(slices.Clone(base), "-i", "-q", "-s", strconv.Itoa(c.scale), "postgres")...); err != nil {
+		return res, err
+	}
+	res.load = time.Since(start)
+	if res.tps, err = pgbenchTPS(ctx, c, base, c.duration); err != nil {
+		return res, err
+	}
+
+	// Select-only: shared_buffers too small for the data, so most reads
+	// go to the kernel, starting from a cold page cache for this layer's
+	// files (see dropCaches).
+	if err := inst.Stop(ctx, postgres.StopFast); err != nil {
+		return res, err
+	}
+	s.SharedBuffers = c.selectSB
+	if err := postgres.WriteConfig(ctx, dataDir, user, s); err != nil {
+		return res, err
+	}
+	if err := dropCaches(dir); err != nil {
+		return res, err
+	}
+	if err := inst.Start(ctx); err != nil {
+		return res, err
+	}
+	res.selectTPS, err = pgbenchTPS(ctx, c, append(base, "-S"), c.selectDuration)
+	return res, err
+}
+
+func pgbenchTPS(ctx context.Context, c config, base []string, d time.Duration) (float64, error) {
+	out, err := pgbench(ctx, append(slices.Clone(base), "-c", strconv.Itoa(c.clients), "-j", strconv.Itoa(c.jobs),
+		"-T", strconv.Itoa(int(d.Seconds())), "postgres")...)
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`(?m)^tps = ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no tps in pgbench output:\n%s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+func pgbench(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(postgres.DefaultBinDir, "pgbench"), args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("pgbench %v: %w\n%s", args, err, out.Bytes())
+	}
+	return out.Bytes(), nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// dropCaches evicts from the page cache every file under dir — the
+// plaintext through the layer's mount and the ciphertext or image beneath
+// it — with fsync then POSIX_FADV_DONTNEED per file. It is scoped to this
+// benchmark's files on purpose: the machine is shared, and a global
+// drop_caches would also slow (and distort the measurements of) everyone
+// else. What stays cached is metadata (inodes, dentries), as on a server
+// that has been up for a while.
+func dropCaches(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("drop caches: fsync %s: %w", path, err)
+		}
+		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+			return fmt.Errorf("drop caches: fadvise %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// syncLatency is the median time of an 8 KiB overwrite + fdatasync in dir:
+// what one commit's WAL flush costs at least on this layer (PostgreSQL
+// overwrites zero-filled WAL segments, as wal_init_zero=on makes them).
+func syncLatency(ctx context.Context, dir string) (time.Duration, error) {
+	const page, pages = 8 << 10, 400
+	path := filepath.Join(dir, "synclat")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(path)
+	defer f.Close()
+	buf := make([]byte, page)
+	if _, err := f.Write(make([]byte, page*pages)); err != nil {
+		return 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	lat := make([]time.Duration, 0, pages)
+	for i := 0; i < pages; i++ {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		buf[0] = byte(i + 1)
+		t := time.Now()
+		if _, err := f.WriteAt(buf, int64(i)*page); err != nil {
+			return 0, err
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return 0, err
+		}
+		lat = append(lat, time.Since(t))
+	}
+	return median(lat), nil
+}
+
+func median[T int64 | float64 | time.Duration](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
