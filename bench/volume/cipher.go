@@ -92,7 +92,7 @@ func measureCipher(ctx context.Context, workDir string, mib int) (res cipherResu
 	if err := os.Truncate(img, imgSize); err != nil {
 		return res, err
 	}
-	if _, err := command(ctx, "mkfs.ext4", "-q", "-F", "-O", "encrypt", img); err != nil {
+	if _, err := command(ctx, "mkfs.ext4", mkfsArgs(img, true)...); err != nil {
 		return res, err
 	}
 	// Direct I/O as in the service, where tmpfs allows it (Linux ≥ 6.6).
@@ -104,7 +104,7 @@ func measureCipher(ctx context.Context, workDir string, mib int) (res cipherResu
 		}
 	}
 	undo = append(undo, func(ctx context.Context) error { return detachLoop(ctx, dev) })
-	if _, err := command(ctx, "mount", "-t", "ext4", "-o", "noatime", dev, mnt); err != nil {
+	if _, err := command(ctx, "mount", "-t", "ext4", "-o", ext4MountOptions, dev, mnt); err != nil {
 		return res, err
 	}
 	undo = append(undo, func(ctx context.Context) error { return unmountDir(ctx, mnt) })

@@ -99,7 +99,7 @@ func openLoop(ctx context.Context, dir string, size int64) (parent string, close
 	if err := os.Mkdir(mnt, 0o711); err != nil {
 		return "", nil, err
 	}
-	if _, err := command(ctx, "mkfs.ext4", mkfsArgs(img)...); err != nil {
+	if _, err := command(ctx, "mkfs.ext4", mkfsArgs(img, false)...); err != nil {
 		return "", nil, err
 	}
 	dev, err := attachLoop(ctx, img, true)
@@ -112,11 +112,14 @@ func openLoop(ctx context.Context, dir string, size int64) (parent string, close
 			_ = closeFn(context.Background())
 		}
 	}()
-	if _, err := command(ctx, "mount", "-t", "ext4", "-o", "noatime", dev, mnt); err != nil {
+	if _, err := command(ctx, "mount", "-t", "ext4", "-o", ext4MountOptions, dev, mnt); err != nil {
 		return "", nil, err
 	}
 	closeFn = func(ctx context.Context) error {
 		return errors.Join(unmountDir(ctx, mnt), detachLoop(ctx, dev))
+	}
+	if err := os.Chmod(mnt, 0o711); err != nil { // as volume.Fscrypt's root
+		return "", nil, err
 	}
 	parent = filepath.Join(mnt, "data")
 	if err := os.Mkdir(parent, 0o711); err != nil {
@@ -125,15 +128,24 @@ func openLoop(ctx context.Context, dir string, size int64) (parent string, close
 	return parent, closeFn, nil
 }
 
-// mkfsArgs are the mkfs.ext4 options of the loop layer: as the fscrypt
-// layer's image, minus the encrypt feature.
-func mkfsArgs(img string) []string {
-	return []string{"-q", "-F", "-t", "ext4", img}
+// mkfsArgs are the mkfs.ext4 options of volume.Fscrypt's image (without the
+// encrypt feature for the loop layer), so that the loop layer differs from
+// fscrypt in the encryption only.
+func mkfsArgs(img string, encrypt bool) []string {
+	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", "pgflex",
+		"-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0"}
+	if encrypt {
+		args = append(args, "-O", "encrypt")
+	}
+	return append(args, img)
 }
+
+// ext4MountOptions are volume.Fscrypt's.
+const ext4MountOptions = "nosuid,nodev,errors=remount-ro,noinit_itable"
 
 // attachLoop attaches img to a free loop device and returns the device.
 func attachLoop(ctx context.Context, img string, directIO bool) (string, error) {
-	args := []string{"--find", "--show"}
+	args := []string{"--find", "--show", "--sector-size", "4096"} // as volume.Fscrypt
 	if directIO {
 		args = append(args, "--direct-io=on")
 	}

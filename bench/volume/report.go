@@ -20,25 +20,27 @@ func report(c config, res map[cell][]result, ciphers []cipherResult) string {
 		}
 		fmt.Fprintf(&b, "### %s — %d round(s), TPC-B %s, select-only %s (shared_buffers %dMB, cold page cache)\n\n",
 			title, c.rounds, c.duration, c.selectDuration, c.selectSB>>20)
-		b.WriteString("| layer | TPC-B TPS | TPC-B ratio | `pgbench -i -s " + fmt.Sprint(c.scale) + "` s | load time ratio | select-only TPS | select-only ratio | 8 KiB write+fdatasync µs |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| layer | TPC-B TPS | TPC-B ratio | `pgbench -i -s " + fmt.Sprint(c.scale) + "` s | load time ratio | select-only TPS | select-only ratio | warm select-only ratio | 8 KiB write+fdatasync µs | checkpoints |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 		plain := res[cell{"plain", vi}]
 		for _, l := range c.layers {
 			r := res[cell{l, vi}]
-			fmt.Fprintf(&b, "| %s | %.0f | %s | %.1f | %s | %.0f | %s | %.0f |\n", l,
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %.1f | %s | %.0f | %s | %s | %.0f | %.0f |\n", l,
 				median(pick(r, tps)), ratios(r, plain, tps), median(pick(r, load)), ratios(r, plain, load),
-				median(pick(r, sel)), ratios(r, plain, sel), median(pick(r, syncUS)))
+				median(pick(r, sel)), ratios(r, plain, sel), ratios(r, plain, warm), median(pick(r, syncUS)), median(pick(r, ckpts)))
 		}
-		b.WriteString("\nRatios: layer/plain in the same round, median (range). TPS: higher is better; load time: lower is better.\n\n")
+		b.WriteString("\nRatios: layer/plain in the same round, median (range). TPS: higher is better; load time: lower is better. " +
+			"Select-only starts from a cold page cache; warm is its last third. " +
+			"Checkpoints: started by time or WAL volume during load and TPC-B.\n\n")
 	}
 	if len(c.variants) > 1 {
 		b.WriteString("### Each variant against the defaults on the same layer (same round)\n\n")
-		b.WriteString("| variant | layer | TPC-B | load time | select-only | TPC-B ratio to plain (same variant) |\n|---|---|---|---|---|---|\n")
+		b.WriteString("| variant | layer | TPC-B | load time | select-only | TPC-B ratio to plain (same variant) | load time ratio to plain (same variant) |\n|---|---|---|---|---|---|---|\n")
 		for vi, v := range c.variants[1:] {
 			for _, l := range c.layers {
 				r, d, p := res[cell{l, vi + 1}], res[cell{l, 0}], res[cell{"plain", vi + 1}]
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", v.name, l,
-					ratios(r, d, tps), ratios(r, d, load), ratios(r, d, sel), ratios(r, p, tps))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", v.name, l,
+					ratios(r, d, tps), ratios(r, d, load), ratios(r, d, sel), ratios(r, p, tps), ratios(r, p, load))
 			}
 		}
 		b.WriteString("\n")
@@ -61,6 +63,8 @@ func params(v variant) string {
 func tps(r result) float64    { return r.tps }
 func load(r result) float64   { return r.load.Seconds() }
 func sel(r result) float64    { return r.selectTPS }
+func warm(r result) float64   { return r.warmTPS }
+func ckpts(r result) float64  { return float64(r.checkpoints) }
 func syncUS(r result) float64 { return float64(r.syncLat.Nanoseconds()) / 1e3 }
 
 func pick(rs []result, f func(result) float64) []float64 {

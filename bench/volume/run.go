@@ -27,13 +27,22 @@ import (
 type result struct {
 	load      time.Duration // pgbench -i
 	tps       float64       // TPC-B
-	selectTPS float64       // select-only, small shared_buffers, cold page cache
-	syncLat   time.Duration // median 8 KiB overwrite + fdatasync in the layer, before initdb
+	selectTPS float64       // select-only, small shared_buffers, from a cold page cache
+	warmTPS   float64       // the same run's last third (page cache warm by then)
+	progress  []float64     // select-only TPS per sixth of the run
+	// checkpoints started by time or WAL volume (not shutdown) during the
+	// load and TPC-B: the only ones checkpoint spacing could remove.
+	checkpoints int
+	syncLat     time.Duration // median 8 KiB overwrite + fdatasync in the layer, before initdb
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("load %6.2fs  tpc-b %8.1f tps  select-only %8.1f tps  8KiB write+fdatasync %5.0fµs",
-		r.load.Seconds(), r.tps, r.selectTPS, float64(r.syncLat.Nanoseconds())/1e3)
+	p := make([]string, len(r.progress))
+	for i, v := range r.progress {
+		p[i] = strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return fmt.Sprintf("load %6.2fs  tpc-b %7.1f tps  select-only %7.1f tps (warm %7.1f; %s)  8KiB write+fdatasync %4.0fµs  checkpoints %d",
+		r.load.Seconds(), r.tps, r.selectTPS, r.warmTPS, strings.Join(p, " "), float64(r.syncLat.Nanoseconds())/1e3, r.checkpoints)
 }
 
 // resetWorkDir empties the scratch directory, refusing to delete through a
@@ -155,7 +164,11 @@ func oneRun(ctx context.Context, c config, user osuser.User, l layer, v variant,
 		return res, err
 	}
 	res.load = time.Since(start)
-	if res.tps, err = pgbenchTPS(ctx, c, base, c.duration); err != nil {
+	if res.tps, _, err = pgbenchTPS(ctx, c, base, c.duration); err != nil {
+		return res, err
+	}
+
+	if res.checkpoints, err = countCheckpoints(filepath.Join(dataDir, "log")); err != nil {
 		return res, err
 	}
 
@@ -175,21 +188,69 @@ func oneRun(ctx context.Context, c config, user osuser.User, l layer, v variant,
 	if err := inst.Start(ctx); err != nil {
 		return res, err
 	}
-	res.selectTPS, err = pgbenchTPS(ctx, c, append(base, "-S"), c.selectDuration)
-	return res, err
+	if res.selectTPS, res.progress, err = pgbenchTPS(ctx, c, append(base, "-S"), c.selectDuration); err != nil {
+		return res, err
+	}
+	progress := res.progress
+	// The last third of the intervals: the page cache has the data by
+	// then (on every layer the data fits in memory), so what remains is
+	// the cost of reads served from it.
+	if n := len(progress); n >= 3 {
+		for _, t := range progress[n-n/3:] {
+			res.warmTPS += t / float64(n/3)
+		}
+	}
+	return res, nil
 }
 
-func pgbenchTPS(ctx context.Context, c config, base []string, d time.Duration) (float64, error) {
-	out, err := pgbench(ctx, append(slices.Clone(base), "-c", strconv.Itoa(c.clients), "-j", strconv.Itoa(c.jobs),
-		"-T", strconv.Itoa(int(d.Seconds())), "postgres")...)
+var checkpointRE = regexp.MustCompile(`(?m)checkpoint starting: [a-z ]*\b(time|wal)\b`)
+
+// countCheckpoints counts the checkpoints the server's log (log_checkpoints
+// is on) says were started by checkpoint_timeout or max_wal_size.
+func countCheckpoints(logDir string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(logDir, "*.log"))
 	if err != nil {
 		return 0, err
 	}
-	m := regexp.MustCompile(`(?m)^tps = ([0-9.]+)`).FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("no tps in pgbench output:\n%s", out)
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		n += len(checkpointRE.FindAll(b, -1))
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	return n, nil
+}
+
+var (
+	tpsRE      = regexp.MustCompile(`(?m)^tps = ([0-9.]+)`)
+	progressRE = regexp.MustCompile(`(?m)^progress: [0-9.]+ s, ([0-9.]+) tps`)
+)
+
+// pgbenchTPS runs pgbench for d and returns its TPS and the TPS of each of
+// six progress intervals.
+func pgbenchTPS(ctx context.Context, c config, base []string, d time.Duration) (float64, []float64, error) {
+	secs := max(1, int(d.Seconds()))
+	out, err := pgbench(ctx, append(slices.Clone(base), "-c", strconv.Itoa(c.clients), "-j", strconv.Itoa(c.jobs),
+		"-T", strconv.Itoa(secs), "-P", strconv.Itoa(max(1, secs/6)), "postgres")...)
+	if err != nil {
+		return 0, nil, err
+	}
+	m := tpsRE.FindSubmatch(out)
+	if m == nil {
+		return 0, nil, fmt.Errorf("no tps in pgbench output:\n%s", out)
+	}
+	tps, err := strconv.ParseFloat(string(m[1]), 64)
+	var progress []float64
+	for _, p := range progressRE.FindAllSubmatch(out, -1) {
+		v, perr := strconv.ParseFloat(string(p[1]), 64)
+		if perr != nil {
+			return 0, nil, perr
+		}
+		progress = append(progress, v)
+	}
+	return tps, progress, err
 }
 
 func pgbench(ctx context.Context, args ...string) ([]byte, error) {
