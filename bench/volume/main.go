@@ -58,6 +58,7 @@ type config struct {
 	variants       []variant
 	cipherMiB      int
 	cipherOnly     bool
+	checkpoint     bool // CHECKPOINT between load and TPC-B
 }
 
 // variant is a set of PostgreSQL parameters every layer runs with, written as
@@ -120,6 +121,7 @@ func main() {
 	flag.BoolVar(&c.settings.SkipWALInitZero, "skip-wal-init-zero", false, "wal_init_zero=off (unsafe with -noprealloc, for measurement)")
 	flag.Var(variantFlag{&c.variants}, "pg-variant", "NAME:param=value,... — also run every layer with these PostgreSQL parameters (repeatable)")
 	flag.IntVar(&c.cipherMiB, "cipher-mib", 64, "MiB written and read per cipher-cost sample (0: skip)")
+	flag.BoolVar(&c.checkpoint, "checkpoint-before-tpcb", false, "CHECKPOINT after the load, so that TPC-B writes full-page images as a server between checkpoints does")
 	flag.BoolVar(&c.cipherOnly, "cipher-only", false, "measure only the cipher cost per page")
 	flag.Parse()
 	c.settings.SharedBuffers = postgres.Size(*sb) * postgres.MB
@@ -192,8 +194,8 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	host := hostFacts(ctx, c)
 	fmt.Print(host.markdown())
-	fmt.Printf("\nconfig: layers=%s duration=%s select-duration=%s rounds=%d scale=%d clients=%d jobs=%d volume-size=%dGiB select shared_buffers=%dMB\n",
-		strings.Join(c.layers, ","), c.duration, c.selectDuration, c.rounds, c.scale, c.clients, c.jobs, c.volumeSize>>30, c.selectSB/postgres.MB)
+	fmt.Printf("\nconfig: layers=%s duration=%s select-duration=%s rounds=%d scale=%d clients=%d jobs=%d volume-size=%dGiB select shared_buffers=%dMB checkpoint-before-tpcb=%v\n",
+		strings.Join(c.layers, ","), c.duration, c.selectDuration, c.rounds, c.scale, c.clients, c.jobs, c.volumeSize>>30, c.selectSB/postgres.MB, c.checkpoint)
 	fmt.Printf("gocryptfs: init %v, mount %v\n", c.gc.InitArgs(), c.gc.MountArgs())
 	conf, _ := withPort(c.settings, 1, "/x").PostgresqlConf()
 	fmt.Printf("postgresql.conf (tuning):\n%s\n", grepConf(conf, "shared_buffers|wal_|commit_|checkpoint_|max_wal|min_wal|fsync|full_page|synchronous_commit|maintenance"))

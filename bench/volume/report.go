@@ -20,18 +20,25 @@ func report(c config, res map[cell][]result, ciphers []cipherResult) string {
 		}
 		fmt.Fprintf(&b, "### %s — %d round(s), TPC-B %s, select-only %s (shared_buffers %dMB, cold page cache)\n\n",
 			title, c.rounds, c.duration, c.selectDuration, c.selectSB>>20)
-		b.WriteString("| layer | TPC-B TPS | TPC-B ratio | `pgbench -i -s " + fmt.Sprint(c.scale) + "` s | load time ratio | select-only TPS | select-only ratio | warm select-only ratio | 8 KiB write+fdatasync µs | checkpoints |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| layer | TPC-B TPS | TPC-B ratio | `pgbench -i -s " + fmt.Sprint(c.scale) + "` s | load time ratio | select-only TPS | select-only ratio | warm select-only ratio | 8 KiB write+fdatasync µs |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 		plain := res[cell{"plain", vi}]
 		for _, l := range c.layers {
 			r := res[cell{l, vi}]
-			fmt.Fprintf(&b, "| %s | %.0f | %s | %.1f | %s | %.0f | %s | %s | %.0f | %.0f |\n", l,
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %.1f | %s | %.0f | %s | %s | %.0f |\n", l,
 				median(pick(r, tps)), ratios(r, plain, tps), median(pick(r, load)), ratios(r, plain, load),
-				median(pick(r, sel)), ratios(r, plain, sel), ratios(r, plain, warm), median(pick(r, syncUS)), median(pick(r, ckpts)))
+				median(pick(r, sel)), ratios(r, plain, sel), ratios(r, plain, warm), median(pick(r, syncUS)))
 		}
 		b.WriteString("\nRatios: layer/plain in the same round, median (range). TPS: higher is better; load time: lower is better. " +
-			"Select-only starts from a cold page cache; warm is its last third. " +
-			"Checkpoints: started by time or WAL volume during load and TPC-B.\n\n")
+			"Select-only starts from a cold page cache; warm is its last third.\n\n")
+		b.WriteString("What was written (medians):\n\n| layer | database MiB | WAL of the load MiB | TPC-B WAL KiB per transaction | checkpoints (time/WAL) in load + TPC-B |\n|---|---|---|---|---|\n")
+		for _, l := range c.layers {
+			r := res[cell{l, vi}]
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.1f | %.0f |\n", l, median(pick(r, func(r result) float64 { return r.dbBytes / (1 << 20) })),
+				median(pick(r, func(r result) float64 { return r.loadWAL / (1 << 20) })),
+				median(pick(r, func(r result) float64 { return r.walPerTx / (1 << 10) })), median(pick(r, ckpts)))
+		}
+		b.WriteString("\n")
 	}
 	if len(c.variants) > 1 {
 		b.WriteString("### Each variant against the defaults on the same layer (same round)\n\n")

@@ -34,6 +34,9 @@ type result struct {
 	// load and TPC-B: the only ones checkpoint spacing could remove.
 	checkpoints int
 	syncLat     time.Duration // median 8 KiB overwrite + fdatasync in the layer, before initdb
+	// What the layer had to encrypt and write: the database's size and the
+	// WAL written by the load, and WAL bytes per TPC-B transaction.
+	dbBytes, loadWAL, walPerTx float64
 }
 
 func (r result) String() string {
@@ -41,8 +44,9 @@ func (r result) String() string {
 	for i, v := range r.progress {
 		p[i] = strconv.FormatFloat(v, 'f', 0, 64)
 	}
-	return fmt.Sprintf("load %6.2fs  tpc-b %7.1f tps  select-only %7.1f tps (warm %7.1f; %s)  8KiB write+fdatasync %4.0fµs  checkpoints %d",
-		r.load.Seconds(), r.tps, r.selectTPS, r.warmTPS, strings.Join(p, " "), float64(r.syncLat.Nanoseconds())/1e3, r.checkpoints)
+	return fmt.Sprintf("load %6.2fs  tpc-b %7.1f tps  select-only %7.1f tps (warm %7.1f; %s)  8KiB write+fdatasync %4.0fµs  checkpoints %d  db %.0fMiB load WAL %.0fMiB TPC-B WAL %.1fKiB/tx",
+		r.load.Seconds(), r.tps, r.selectTPS, r.warmTPS, strings.Join(p, " "), float64(r.syncLat.Nanoseconds())/1e3, r.checkpoints,
+		r.dbBytes/(1<<20), r.loadWAL/(1<<20), r.walPerTx/(1<<10))
 }
 
 // resetWorkDir empties the scratch directory, refusing to delete through a
@@ -164,7 +168,25 @@ func oneRun(ctx context.Context, c config, user osuser.User, l layer, v variant,
 		return res, err
 	}
 	res.load = time.Since(start)
+	if c.checkpoint {
+		if _, err := queryFloat(ctx, inst, "checkpoint"); err != nil {
+			return res, err
+		}
+	}
+	w0, err := walBytes(ctx, inst)
+	if err != nil {
+		return res, err
+	}
+	res.loadWAL = w0
 	if res.tps, _, err = pgbenchTPS(ctx, c, base, c.duration); err != nil {
+		return res, err
+	}
+	w1, err := walBytes(ctx, inst)
+	if err != nil {
+		return res, err
+	}
+	res.walPerTx = (w1 - w0) / (res.tps * c.duration.Seconds())
+	if res.dbBytes, err = queryFloat(ctx, inst, "select pg_database_size('postgres')::float8"); err != nil {
 		return res, err
 	}
 
@@ -201,6 +223,31 @@ func oneRun(ctx context.Context, c config, user osuser.User, l layer, v variant,
 		}
 	}
 	return res, nil
+}
+
+// walBytes is the WAL the server has written since it was made (pg_stat_wal
+// is kept across clean restarts).
+func walBytes(ctx context.Context, inst *postgres.Instance) (float64, error) {
+	return queryFloat(ctx, inst, "select wal_bytes::float8 from pg_stat_wal")
+}
+
+// queryFloat runs sql as the superuser and returns its one float8, or
+// nothing for a statement that returns no row (CHECKPOINT).
+func queryFloat(ctx context.Context, inst *postgres.Instance, sql string) (float64, error) {
+	conn, err := inst.Connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	if !strings.HasPrefix(sql, "select") {
+		_, err := conn.Exec(ctx, sql)
+		return 0, err
+	}
+	var v float64
+	if err := conn.QueryRow(ctx, sql).Scan(&v); err != nil {
+		return 0, fmt.Errorf("%s: %w", sql, err)
+	}
+	return v, nil
 }
 
 var checkpointRE = regexp.MustCompile(`(?m)checkpoint starting: [a-z ]*\b(time|wal)\b`)
