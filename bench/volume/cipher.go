@@ -73,12 +73,14 @@ func measureCipher(ctx context.Context, workDir string, mib int) (res cipherResu
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		var uerr error
 		for i := len(undo) - 1; i >= 0; i-- {
-			err = errors.Join(err, undo[i](cctx))
+			uerr = errors.Join(uerr, undo[i](cctx))
 		}
-		if err == nil {
-			err = cleanWorkDir(dir)
+		if uerr == nil {
+			uerr = cleanWorkDir(dir)
 		}
+		err = errors.Join(err, uerr)
 	}()
 	imgSize := int64(2*mib+128) << 20
 	if _, err := command(ctx, "mount", "-t", "tmpfs", "-o", "mode=0700,size="+sizeMiB(imgSize+(16<<20)), "pgflex-bench", tmp); err != nil {

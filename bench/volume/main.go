@@ -180,7 +180,7 @@ type cell struct {
 	variant int
 }
 
-func run(ctx context.Context, c config, log *slog.Logger) error {
+func run(ctx context.Context, c config, log *slog.Logger) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("run as root")
 	}
@@ -192,6 +192,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err := resetWorkDir(c.workDir); err != nil {
 		return err
 	}
+	// Leave no scratch data behind, also after an error or Ctrl-C (every
+	// layer has been unmounted by then; a mount left is refused, not erased).
+	defer func() { err = errors.Join(err, cleanWorkDir(c.workDir)) }()
 	host := hostFacts(ctx, c)
 	fmt.Print(host.markdown())
 	fmt.Printf("\nconfig: layers=%s duration=%s select-duration=%s rounds=%d scale=%d clients=%d jobs=%d volume-size=%dGiB select shared_buffers=%dMB checkpoint-before-tpcb=%v\n",
@@ -237,9 +240,6 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			results[cl] = append(results[cl], res)
 			fmt.Printf("round %d %-14s %-10s %s  (%.0fs)\n", r+1, cl.layer, c.variants[cl.variant].name, res, time.Since(t).Seconds())
 		}
-	}
-	if err := cleanWorkDir(c.workDir); err != nil {
-		return err
 	}
 	fmt.Println()
 	fmt.Print(host.markdown())

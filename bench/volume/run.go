@@ -114,9 +114,10 @@ func oneRun(ctx context.Context, c config, user osuser.User, l layer, v variant,
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		err = errors.Join(err, closeLayer(cctx))
-		if err == nil {
-			err = cleanWorkDir(dir)
+		if cerr := closeLayer(cctx); cerr != nil {
+			err = errors.Join(err, cerr)
+		} else {
+			err = errors.Join(err, cleanWorkDir(dir))
 		}
 	}()
 	if res.syncLat, err = syncLatency(ctx, parent); err != nil {
