@@ -13,6 +13,8 @@ packages=(
 	postgresql-contrib-15  # extensions users expect
 	postgresql-server-dev-15  # headers and PGXS, to build pgflex_guard (internal/postgres/pgflex_guard)
 	fuse3                  # /dev/fuse user space, fusermount3
+	e2fsprogs              # mkfs.ext4, e2fsck, resize2fs: the ext4 images of fscrypt volumes (internal/volume)
+	util-linux             # unshare and nsenter (the tests' namespace attacks); losetup to look at loop devices
 	# gocryptfs is not taken from Debian: it is built below at a pinned version.
 	pgbackrest             # backups (internal/backup)
 	passwd                 # useradd, for the unprivileged PostgreSQL user

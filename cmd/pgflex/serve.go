@@ -66,6 +66,7 @@ func newServeCommand() *cobra.Command {
 		"for az login --identity with MSI_ENDPOINT={endpoint}/msi/token. Anyone who can run code as that account, root included, gets administrator tokens.")
 	f.StringSliceVar(&cfg.ExtraHosts, "tls-host", nil, "Extra host names or addresses for the HTTPS certificate.")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+	f.StringVar(&cfg.VolumeLayer, "volume-layer", "auto", "Encrypting layer of new servers' volumes: auto (picked from what the host offers, logged), fscrypt (the kernel's ext4 encryption on a per-server image) or gocryptfs (FUSE). Existing servers keep theirs.")
 	f.StringVar(&cfg.RuntimeDir, "runtime-dir", "", "Directory for the servers' mount points and sockets (default /run/pgflex/{hash of the data dir}).")
 	f.StringVar(&cfg.Servers.ListenAddress, "server-address", "127.0.0.1", "The host's address for PostgreSQL clients: the PostgreSQL endpoint's default address (servers themselves listen on 127.0.0.1 only, behind the endpoint and its firewall rules).")
 	f.StringVar(&cfg.PostgresAddr, "postgres-addr", "", "Address of the PostgreSQL endpoint, where every server is reached by its host name (default {--server-address}:5432). Port 0 picks a free port.")

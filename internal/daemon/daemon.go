@@ -70,6 +70,10 @@ type Config struct {
 
 	// RuntimeDir holds the servers' mount points and sockets (default /run/pgflex/{id}).
 	RuntimeDir string
+	// VolumeLayer is the encrypting layer of new servers' volumes: volume.LayerAuto (the
+	// default: picked from what the host offers, see volume.Choose), volume.LayerFscrypt or
+	// volume.LayerGocryptfs. Existing servers keep theirs.
+	VolumeLayer string
 	// Servers is the flexible-server provider's settings (listen address, port range).
 	Servers flexserver.Config
 	// KeyMonitor tunes the customer-managed key monitor (interval, grace period).

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/pgflex/pgflex/internal/identity"
 	"github.com/pgflex/pgflex/internal/keyvault"
 	"github.com/pgflex/pgflex/internal/localnet"
+	"github.com/pgflex/pgflex/internal/volume"
 )
 
 // openServers wires the flexible-server provider to the data plane, the identities, the key
@@ -29,9 +31,14 @@ func (d *Daemon) openServers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	layer, err := d.chooseVolumeLayer(ctx, dataDir)
+	if err != nil {
+		return err
+	}
 	dp, err := dataplane.New(ctx, dataplane.Config{Root: filepath.Join(dataDir, "servers"),
 		BackupRoot: filepath.Join(dataDir, "regions"), RuntimeDir: d.cfg.RuntimeDir, CA: d.ca,
-		InstallationID: d.cfg.installationID(), Hide: []string{dataDir}, DNSSuffix: d.cfg.PostgresDNSSuffix, Logger: d.log})
+		InstallationID: d.cfg.installationID(), Hide: []string{dataDir}, DNSSuffix: d.cfg.PostgresDNSSuffix,
+		VolumeLayer: layer, Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -59,6 +66,20 @@ func (d *Daemon) openServers(ctx context.Context) error {
 		}
 	})
 	return nil
+}
+
+// chooseVolumeLayer picks the layer of new servers' volumes from --volume-layer and what this
+// host offers (a throwaway fscrypt volume made under the data directory proves fscrypt), and
+// logs why.
+func (d *Daemon) chooseVolumeLayer(ctx context.Context, dataDir string) (string, error) {
+	facts := volume.ProbeHost(ctx, dataDir)
+	choice, err := volume.Choose(d.cfg.VolumeLayer, facts)
+	if err != nil {
+		return "", err
+	}
+	d.log.InfoContext(ctx, "volume layer for new servers", "layer", choice.Layer, "requested", cmp.Or(d.cfg.VolumeLayer, volume.LayerAuto),
+		"reason", choice.Reason)
+	return choice.Layer, nil
 }
 
 // identityTokens issues a key-store token for a managed identity's principal; the audience

@@ -4,11 +4,13 @@
 //
 // Layout, per server uid:
 //
-//	{Root}/{uid}/cipher/         ciphertext (root only, inside the daemon's data directory)
+//	{Root}/{uid}/cipher/         ciphertext (root only, inside the daemon's data directory):
+//	                             gocryptfs's files, or fscrypt's ext4 image (volume.img)
 //	{Root}/{uid}/header.json     the wrapped DEK and the key that wrapped it
-//	{RuntimeDir}/mnt/{uid}/      the plaintext view, only while mounted: PostgreSQL's data
-//	                             directory (pgdata/: WAL, temp files, logs and statistics) and
-//	                             the server's private /tmp (tmp/) all live here
+//	{RuntimeDir}/mnt/{uid}/      the volume, only while mounted; in its plaintext directory
+//	                             (the mount itself for gocryptfs, data/ for fscrypt) live
+//	                             PostgreSQL's data directory (pgdata/: WAL, temp files, logs and
+//	                             statistics) and the server's private /tmp (tmp/)
 //	{RuntimeDir}/sock/{id}/      PostgreSQL's Unix socket (no data)
 //
 // # Isolation
@@ -72,6 +74,9 @@ type Config struct {
 	Hide []string
 	// AccountRange is where account ids are taken from; zero means osuser.DefaultRange.
 	AccountRange osuser.Range
+	// VolumeLayer is the layer new servers' volumes get (volume.LayerFscrypt or
+	// volume.LayerGocryptfs; "" means gocryptfs); a server keeps the layer it was made with.
+	VolumeLayer string
 	// DNSSuffix makes each server's host name, {name}.{DNSSuffix}, which its certificate
 	// covers (clients verify it with sslmode=verify-full); default flexserver.DefaultDNSSuffix.
 	DNSSuffix string
@@ -97,6 +102,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if cfg.DNSSuffix == "" {
 		cfg.DNSSuffix = flexserver.DefaultDNSSuffix
+	}
+	if cfg.VolumeLayer != "" {
+		if _, err := volume.LayerByName(cfg.VolumeLayer, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("data plane: %w", err)
+		}
 	}
 	if !installationRE.MatchString(cfg.InstallationID) {
 		return nil, fmt.Errorf("data plane: installation id %q must be 1-32 letters or digits", cfg.InstallationID)
@@ -143,8 +153,20 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 
 var installationRE = regexp.MustCompile(`^[A-Za-z0-9]{1,32}$`)
 
+// volume is the server's volume, under the layer its files show (volume.DetectLayer), or, for a
+// volume not made yet, the layer new servers get.
 func (m *Manager) volume(inst flexserver.Instance) *volume.Volume {
-	return &volume.Volume{Dir: filepath.Join(m.cfg.Root, inst.UID), MountPath: m.mountDir(inst), Logger: m.log}
+	v := &volume.Volume{Dir: filepath.Join(m.cfg.Root, inst.UID), MountPath: m.mountDir(inst), Logger: m.log,
+		Size: int64(inst.StorageSizeGB) << 30}
+	name := volume.DetectLayer(v.CipherDir())
+	if name == "" {
+		name = m.cfg.VolumeLayer
+	}
+	if name == "" {
+		name = volume.LayerGocryptfs
+	}
+	v.Layer, _ = volume.LayerByName(name, m.log) // New checked the configured name
+	return v
 }
 
 func (m *Manager) mountDir(inst flexserver.Instance) string {
@@ -155,7 +177,7 @@ func (m *Manager) mountDir(inst flexserver.Instance) string {
 func (m *Manager) MountDir(uid string) string { return filepath.Join(m.cfg.RuntimeDir, "mnt", uid) }
 
 func (m *Manager) dataDir(inst flexserver.Instance) string {
-	return filepath.Join(m.mountDir(inst), "pgdata")
+	return filepath.Join(m.volume(inst).DataDir(), "pgdata")
 }
 
 // socketDir is short: Unix socket paths are limited to 107 bytes.
@@ -171,7 +193,7 @@ func binDir(version string) string { return filepath.Join("/usr/lib/postgresql",
 
 // tmpDir is the server's private /tmp, inside its volume.
 func (m *Manager) tmpDir(inst flexserver.Instance) string {
-	return filepath.Join(m.mountDir(inst), "tmp")
+	return filepath.Join(m.volume(inst).DataDir(), "tmp")
 }
 
 // instance returns the server's PostgreSQL, run by its own account inside its sandbox.

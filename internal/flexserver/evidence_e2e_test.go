@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgflex/pgflex/internal/testenv"
 	"github.com/pgflex/pgflex/internal/testkit"
+	"github.com/pgflex/pgflex/internal/volume"
 )
 
 // What the end-to-end tests' claims rest on: scans of everything the service writes outside
@@ -67,7 +68,7 @@ func scanOutside(t testing.TB, d *testenv.Daemon, runDir string, needles testkit
 	}
 	var res testkit.ScanResult
 	for _, root := range roots {
-		opts := testkit.ScanOptions{SkipFUSE: true}
+		opts := testkit.ScanOptions{SkipVolumeMounts: true}
 		for _, other := range roots {
 			if other != root && strings.HasPrefix(other, root+"/") {
 				opts.Skip = append(opts.Skip, other) // scanned as a root of its own
@@ -115,23 +116,51 @@ func daemonLogHits(t testing.TB, d *testenv.Daemon, needles testkit.Needles, kno
 func serverMount(t testing.TB, d *testenv.Daemon, runDir string, srv map[string]any) (uid, mount string) {
 	t.Helper()
 	port := ownPort(t, d, srv)
-	confs, err := filepath.Glob(filepath.Join(runDir, "mnt", "*", "pgdata", "postgresql.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	confs := serverConfs(runDir)
 	for _, c := range confs {
 		b, err := os.ReadFile(c)
 		if err == nil && bytes.Contains(b, []byte(fmt.Sprintf("\nport = %d\n", port))) {
 			if mount != "" {
 				t.Fatalf("two mounts claim port %d", port)
 			}
-			mount = filepath.Dir(filepath.Dir(c))
+			mount = mountOfConf(runDir, c)
 		}
 	}
 	if mount == "" {
 		t.Fatalf("no mount of the server on port %d under %s (%d mounted)", port, runDir, len(confs))
 	}
 	return filepath.Base(mount), mount
+}
+
+// serverConfs are the postgresql.conf files of the servers mounted under runDir: in the mount
+// itself (gocryptfs) or in its plaintext directory (fscrypt's data/).
+func serverConfs(runDir string) []string {
+	var out []string
+	for _, l := range []volume.Layer{&volume.Gocryptfs{}, &volume.Fscrypt{}} {
+		m, _ := filepath.Glob(filepath.Join(l.DataDir(filepath.Join(runDir, "mnt", "*")), "pgdata", "postgresql.conf"))
+		out = append(out, m...)
+	}
+	return out
+}
+
+// mountOfConf is the mount directory, {runDir}/mnt/{uid}, of a server's postgresql.conf.
+func mountOfConf(runDir, conf string) string {
+	rel, _ := filepath.Rel(filepath.Join(runDir, "mnt"), conf)
+	return filepath.Join(runDir, "mnt", strings.Split(rel, "/")[0])
+}
+
+// plainDir is where a mounted server volume keeps its plaintext (volume.Layer.DataDir): the
+// mount itself under gocryptfs, its data/ under fscrypt.
+func plainDir(mount string) string {
+	if fscrypt := (&volume.Fscrypt{}).DataDir(mount); fileExists(filepath.Join(fscrypt, "pgdata")) {
+		return fscrypt
+	}
+	return mount
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // hitsWithPrefix reports whether a needle whose name begins with prefix was found under path.

@@ -40,14 +40,15 @@ type isoServer struct {
 	srv         map[string]any
 	port        int
 	db, bk      osuser.User // its OS accounts
-	mount, sock string      // plaintext mount and socket directory
+	mount, sock string      // volume mount and socket directory
+	plain       string      // where the volume's plaintext is (plainDir)
 	marker      string
 }
 
 // postmaster is the server's postmaster PID.
 func (s *isoServer) postmaster(t testing.TB) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.mount, "pgdata", "postmaster.pid"))
+	b, err := os.ReadFile(filepath.Join(s.plain, "pgdata", "postmaster.pid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +64,12 @@ func (s *isoServer) postmaster(t testing.TB) int {
 func findServer(t testing.TB, d *testenv.Daemon, runDir, name string, srv map[string]any, marker string) *isoServer {
 	t.Helper()
 	s := &isoServer{name: name, srv: srv, port: ownPort(t, d, srv), marker: marker}
-	confs, _ := filepath.Glob(filepath.Join(runDir, "mnt", "*", "pgdata", "postgresql.conf"))
-	for _, c := range confs {
+	for _, c := range serverConfs(runDir) {
 		b, err := os.ReadFile(c)
 		if err == nil && bytes.Contains(b, []byte(fmt.Sprintf("\nport = %d\n", s.port))) {
-			s.mount = filepath.Dir(filepath.Dir(c))
+			s.mount = mountOfConf(runDir, c)
 			s.uid = filepath.Base(s.mount)
+			s.plain = plainDir(s.mount)
 		}
 	}
 	if s.uid == "" {
@@ -206,7 +207,7 @@ func sqlEscapes(t *testing.T, d *testenv.Daemon, a, b *isoServer) {
 		{"ALTER ROLE pgadmin SUPERUSER", "42501", "must be superuser to alter superuser roles or change superuser attribute"},
 		{"COPY loot FROM PROGRAM 'id'", "42501", "must be superuser or have privileges of the pg_execute_server_program role to COPY to or from an external program"},
 		{"COPY loot TO PROGRAM 'cat > /tmp/x'", "42501", "must be superuser or have privileges of the pg_execute_server_program role to COPY to or from an external program"},
-		{"COPY loot FROM '" + filepath.Join(b.mount, "pgdata", "PG_VERSION") + "'", "42501", "must be superuser or have privileges of the pg_read_server_files role to COPY from a file"},
+		{"COPY loot FROM '" + filepath.Join(b.plain, "pgdata", "PG_VERSION") + "'", "42501", "must be superuser or have privileges of the pg_read_server_files role to COPY from a file"},
 		{"COPY loot TO '/tmp/loot'", "42501", "must be superuser or have privileges of the pg_write_server_files role to COPY to a file"},
 		{"SELECT pg_read_file('/etc/passwd')", "42501", "permission denied for function pg_read_file"},
 		{"SELECT pg_ls_dir('/')", "42501", "permission denied for function pg_ls_dir"},
@@ -283,9 +284,9 @@ func osEscapes(t *testing.T, d *testenv.Daemon, a, b *isoServer) {
 		{"B's socket as the backup role", psql(b.sock, b.port, "pgflex_backup"), []string{"Permission denied"}, []string{"\n1\n"}},
 		{"A's own socket as the superuser", psql(a.sock, a.port, "pgflex_superuser"), []string{`Peer authentication failed for user "pgflex_superuser"`}, []string{"\n1\n"}},
 		{"A's own socket as the backup role", psql(a.sock, a.port, "pgflex_backup"), []string{`Peer authentication failed for user "pgflex_backup"`}, []string{"\n1\n"}},
-		{"B's data directory", "cat " + filepath.Join(b.mount, "pgdata", "PG_VERSION") + "; ls " + filepath.Join(b.mount, "pgdata") + "; echo end",
+		{"B's data directory", "cat " + filepath.Join(b.plain, "pgdata", "PG_VERSION") + "; ls " + filepath.Join(b.plain, "pgdata") + "; echo end",
 			[]string{"Permission denied", "end"}, []string{"\n15\n"}},
-		{"B's private /tmp", "ls " + filepath.Join(b.mount, "tmp") + "; echo end", []string{"Permission denied"}, nil},
+		{"B's private /tmp", "ls " + filepath.Join(b.plain, "tmp") + "; echo end", []string{"Permission denied"}, nil},
 		{"B's repository", "ls " + repoDir(d, "eastus", b.uid) + "; echo end", []string{"end"}, []string{"archive\n", "backup\n"}},
 		{"B's backup configuration", "cat " + filepath.Join(d.DataDir, "servers", b.uid, "backup", "pgbackrest.conf") + "; echo end", []string{"end"}, []string{"repo1-path"}},
 		{"the daemon's root key and state", "cat " + filepath.Join(d.DataDir, "root.key") + " " + filepath.Join(d.DataDir, "state.db") + " >/dev/null; echo end", []string{"end"}, nil},
@@ -337,7 +338,7 @@ func osEscapes(t *testing.T, d *testenv.Daemon, a, b *isoServer) {
 	t.Run("A's private /tmp is inside its encrypted volume", func(t *testing.T) {
 		marker := "tmp-" + randomToken(t, 16)
 		shell(t, a.db, pmA, nil, "echo "+marker+" > /tmp/through-the-sandbox")
-		got, err := os.ReadFile(filepath.Join(a.mount, "tmp", "through-the-sandbox"))
+		got, err := os.ReadFile(filepath.Join(a.plain, "tmp", "through-the-sandbox"))
 		if err != nil || !strings.Contains(string(got), marker) {
 			t.Fatalf("the sandbox's /tmp is not A's volume: %q %v", got, err)
 		}
@@ -351,7 +352,7 @@ func osEscapes(t *testing.T, d *testenv.Daemon, a, b *isoServer) {
 // A's PostgreSQL (a copy of a binary named postgres, started in A's data directory), in
 // version 1 (which handed out passphrases) and version 2.
 func archiveSocket(t *testing.T, d *testenv.Daemon, runDir string, a, b *isoServer) {
-	fake := filepath.Join(a.mount, "tmp", "postgres")
+	fake := filepath.Join(a.plain, "tmp", "postgres")
 	copyTool(t, fake, a.db)
 	sock := filepath.Join(runDir, "backup.sock")
 	seg := "000000010000000000000001"
@@ -362,7 +363,7 @@ func archiveSocket(t *testing.T, d *testenv.Daemon, runDir string, a, b *isoServ
 		"pgflex-backup/2 archive-push " + a.uid + " " + seg,
 		"pgflex-backup/2 archive-get " + a.uid + " " + seg,
 	}
-	script := "cd " + filepath.Join(a.mount, "pgdata") + " 2>/dev/null || cd /; exec /tmp/postgres " + sock + " '" + strings.Join(requests, "' '") + "'"
+	script := "cd " + filepath.Join(a.plain, "pgdata") + " 2>/dev/null || cd /; exec /tmp/postgres " + sock + " '" + strings.Join(requests, "' '") + "'"
 	out := shell(t, a.db, a.postmaster(t), []string{toolEnv + "=archive-client"}, script)
 	lines := readLines(out)
 	var answers []string
@@ -414,7 +415,7 @@ func ownerMode(t testing.TB, path string) string {
 // passphrases). Each attempt fails, nothing it points at changes, and A serves again once the
 // links are gone.
 func plantedLinks(t *testing.T, d *testenv.Daemon, runDir string, a *isoServer) {
-	pgdata := filepath.Join(a.mount, "pgdata")
+	pgdata := filepath.Join(a.plain, "pgdata")
 	victimDir := filepath.Join(filepath.Dir(runDir), "victim-dir")
 	victimFile := filepath.Join(filepath.Dir(runDir), "victim-file")
 	if err := os.MkdirAll(victimDir, 0o711); err != nil {
@@ -522,7 +523,7 @@ func plantedLinks(t *testing.T, d *testenv.Daemon, runDir string, a *isoServer) 
 // planted one); each release is logged at info and in B's key's audit trail, with the server
 // and the reason.
 func passphraseCustody(t *testing.T, d *testenv.Daemon, k *kms, a, b *isoServer) {
-	watcher := filepath.Join(a.mount, "tmp", "postgres")
+	watcher := filepath.Join(a.plain, "tmp", "postgres")
 	if _, err := os.Stat(watcher); err != nil {
 		copyTool(t, watcher, a.db)
 	}
@@ -697,10 +698,10 @@ func revokedCustody(t *testing.T, d *testenv.Daemon, k *kms, runDir, kidB string
 	roots := []string{d.DataDir, runDir, "/tmp", "/var/tmp", "/dev/shm", "/run/pgflex-test"}
 	// Positive controls: a secret planted where each account can read it, and nowhere else.
 	plantedA := "plantedA" + randomToken(t, 20)
-	if err := os.WriteFile(filepath.Join(a.mount, "tmp", "planted"), []byte(plantedA), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(a.plain, "tmp", "planted"), []byte(plantedA), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	os.Chown(filepath.Join(a.mount, "tmp", "planted"), int(a.db.UID), int(a.db.GID))
+	os.Chown(filepath.Join(a.plain, "tmp", "planted"), int(a.db.UID), int(a.db.GID))
 	plantedB := "plantedB" + randomToken(t, 20)
 	bkPlant := filepath.Join(repoDir(d, "eastus", b.uid), "planted")
 	if err := os.WriteFile(bkPlant, []byte(plantedB), 0o600); err != nil {
@@ -712,7 +713,7 @@ func revokedCustody(t *testing.T, d *testenv.Daemon, k *kms, runDir, kidB string
 	var tokens []string
 	// Each account also scans its own places, which it can reach but not list its way to.
 	own := func(s *isoServer) []string {
-		return []string{filepath.Join(s.mount, "pgdata"), filepath.Join(s.mount, "tmp"), repoDir(d, "eastus", s.uid), filepath.Join(d.DataDir, "servers", s.uid)}
+		return []string{filepath.Join(s.plain, "pgdata"), filepath.Join(s.plain, "tmp"), repoDir(d, "eastus", s.uid), filepath.Join(d.DataDir, "servers", s.uid)}
 	}
 	ownA, ownB := own(a), own(b)
 	runs := []struct {
@@ -731,7 +732,7 @@ func revokedCustody(t *testing.T, d *testenv.Daemon, k *kms, runDir, kidB string
 	for _, run := range runs {
 		var out string
 		if run.ns > 0 {
-			sandboxTool := filepath.Join(a.mount, "tmp", "postgres")
+			sandboxTool := filepath.Join(a.plain, "tmp", "postgres")
 			if _, err := os.Stat(sandboxTool); err != nil {
 				copyTool(t, sandboxTool, a.db)
 			}
@@ -798,7 +799,7 @@ func controlRepository(t testing.TB, a *isoServer, pass string) []byte {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"global/pg_control", "PG_VERSION"} {
-		b, err := os.ReadFile(filepath.Join(a.mount, "pgdata", f))
+		b, err := os.ReadFile(filepath.Join(a.plain, "pgdata", f))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,7 +42,7 @@ func TestCrashDuringRestore(t *testing.T) {
 		entries, _ := os.ReadDir(filepath.Join(runDir, "mnt"))
 		for _, e := range entries {
 			if !slices.ContainsFunc(mountsBefore, func(b os.DirEntry) bool { return b.Name() == e.Name() }) {
-				if _, err := os.Stat(filepath.Join(runDir, "mnt", e.Name(), "pgdata")); err == nil {
+				if _, err := os.Stat(filepath.Join(plainDir(filepath.Join(runDir, "mnt", e.Name())), "pgdata")); err == nil {
 					newMount = filepath.Join(runDir, "mnt", e.Name())
 				}
 			}

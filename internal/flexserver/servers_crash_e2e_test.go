@@ -21,6 +21,7 @@ import (
 
 	"github.com/pgflex/pgflex/internal/testenv"
 	"github.com/pgflex/pgflex/internal/testkit"
+	"github.com/pgflex/pgflex/internal/volume"
 )
 
 // beginCreate sends a server create through the API and returns its Azure-AsyncOperation URL.
@@ -228,7 +229,7 @@ func killProcess(t testing.TB, pid int, exe string) {
 // postmasterOf is the PID in the mount's postmaster.pid.
 func postmasterOf(t testing.TB, mount string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(mount, "pgdata", "postmaster.pid"))
+	b, err := os.ReadFile(filepath.Join(plainDir(mount), "pgdata", "postmaster.pid"))
 	if err != nil {
 		t.Fatalf("postmaster.pid: %v", err)
 	}
@@ -240,8 +241,9 @@ func postmasterOf(t testing.TB, mount string) int {
 }
 
 // TestCrashDuringLoad: while pgbench and a committing client run, (1) the daemon and then the
-// postmaster die by SIGKILL, and the daemon is started again; (2) the volume's FUSE process
-// (gocryptfs) dies by SIGKILL and the running daemon's reconciler must bring the server back.
+// postmaster die by SIGKILL, and the daemon is started again; (2) the volume's layer fails
+// under the server (gocryptfs's FUSE process dies by SIGKILL; fscrypt's key is removed) and the
+// running daemon's reconciler must bring the server back.
 // Each time the counter table holds exactly what was acknowledged (and at most the one commit
 // in flight), and a crash that killed nothing fails the test.
 func TestCrashDuringLoad(t *testing.T) {
@@ -328,31 +330,54 @@ func TestCrashDuringLoad(t *testing.T) {
 		t.FailNow()
 	}
 
-	t.Run("gocryptfs killed", func(t *testing.T) {
+	// The layer fails under the server: gocryptfs's FUSE server dies (the plaintext view goes
+	// with it), or fscrypt's key is removed from the filesystem behind the daemon's back (files
+	// PostgreSQL has open stay readable, nothing else opens). Either way the reconciler brings
+	// the server back.
+	layer := volume.DetectLayer(cipher)
+	t.Run(layer+" layer fails", func(t *testing.T) {
 		underLoad := load(t)
 		c := startCommitter(t, func() (*pgx.Conn, error) { return connect(t, d, srv, "postgres") }, present+1)
 		c.waitAcked(t, "commits before the crash", 100)
 		underLoad()
-		fuse := testkit.FUSEServers(cipher)
-		if len(fuse) != 1 {
-			t.Fatalf("gocryptfs processes serving %s: %v, want one", cipher, fuse)
-		}
-		killProcess(t, fuse[0], "gocryptfs")
-		// The plaintext view is gone with its FUSE server, and PostgreSQL with it.
-		// (statfs always asks the FUSE server: the kernel may answer a stat from its cache.)
-		var fs syscall.Statfs_t
-		if err := syscall.Statfs(mount, &fs); !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
-			t.Fatalf("statfs of the mount after its gocryptfs died: %v, want ENOTCONN or ECONNABORTED", err)
+		var fuse []int
+		switch layer {
+		case volume.LayerGocryptfs:
+			fuse = testkit.FUSEServers(cipher)
+			if len(fuse) != 1 {
+				t.Fatalf("gocryptfs processes serving %s: %v, want one", cipher, fuse)
+			}
+			killProcess(t, fuse[0], "gocryptfs")
+			// (statfs always asks the FUSE server: the kernel may answer a stat from its cache.)
+			var fs syscall.Statfs_t
+			if err := syscall.Statfs(mount, &fs); !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
+				t.Fatalf("statfs of the mount after its gocryptfs died: %v, want ENOTCONN or ECONNABORTED", err)
+			}
+		case volume.LayerFscrypt:
+			// PostgreSQL's open files keep the key "incompletely removed"; the removal is
+			// refused as busy, and the volume reads Stale.
+			if err := (&volume.Fscrypt{}).RemoveKey(mount); !errors.Is(err, syscall.EBUSY) {
+				t.Fatalf("removing the key under a running server: %v, want EBUSY (files open)", err)
+			}
+			if _, err := os.ReadDir(filepath.Join(plainDir(mount), "pgdata")); err == nil {
+				// A directory listing still works for what the kernel keeps; a new open of a
+				// file does not.
+				if _, err := os.ReadFile(filepath.Join(plainDir(mount), "pgdata", "PG_VERSION")); err == nil {
+					t.Fatal("a file of the volume opens with its key removed")
+				}
+			}
+		default:
+			t.Fatalf("the server's volume has layer %q", layer)
 		}
 		c.waitFailed(t)
-		// The daemon's reconciler brings the server back: a new gocryptfs, a live mount, the
-		// server serving.
+		// The daemon's reconciler brings the server back: the layer again, the server serving.
 		testkit.Eventually(t, 3*time.Minute, "the reconciler remounts the volume", func() error {
-			now := testkit.FUSEServers(cipher)
-			if len(now) != 1 || now[0] == fuse[0] {
-				return fmt.Errorf("gocryptfs processes %v", now)
+			if layer == volume.LayerGocryptfs {
+				if now := testkit.FUSEServers(cipher); len(now) != 1 || now[0] == fuse[0] {
+					return fmt.Errorf("gocryptfs processes %v", now)
+				}
 			}
-			if _, err := os.Stat(filepath.Join(mount, "pgdata", "PG_VERSION")); err != nil {
+			if _, err := os.ReadFile(filepath.Join(plainDir(mount), "pgdata", "PG_VERSION")); err != nil {
 				return err
 			}
 			return nil

@@ -205,7 +205,7 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 	// failed cast quotes it), and a temporary file that a sort spills while a cursor keeps it open.
 	raw := serverRaw(t, d, "rg1", "pg-one")
 	_, mnt := serverMount(t, d, runDir, raw)
-	pgdata := filepath.Join(mnt, "pgdata")
+	pgdata := filepath.Join(plainDir(mnt), "pgdata")
 	conn, err := connect(t, d, raw, "postgres")
 	if err != nil {
 		t.Fatalf("connect over TLS: %v", err)

@@ -40,7 +40,7 @@ import (
 // fails on any read error and on a root where it read nothing).
 func scanUnfolded(t *testing.T, roots []string, needles testkit.Needles, skip ...string) testkit.ScanResult {
 	t.Helper()
-	return testkit.ScanFiles(t, roots, needles, testkit.ScanOptions{Skip: skip, SkipFUSE: true, Unfold: true, EveryRoot: true})
+	return testkit.ScanFiles(t, roots, needles, testkit.ScanOptions{Skip: skip, SkipVolumeMounts: true, Unfold: true, EveryRoot: true})
 }
 
 // sealedKey is one private key pgflex holds, opened as only the daemon can.

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/pgflex/pgflex/internal/osuser"
 	"github.com/pgflex/pgflex/internal/procfs"
 	"github.com/pgflex/pgflex/internal/testkit"
+	"github.com/pgflex/pgflex/internal/volume"
 )
 
 // RuntimeDir makes a runtime directory for a test daemon's servers (mounts and sockets), whose
@@ -47,8 +49,17 @@ func RuntimeDir(t testing.TB) string {
 // detached lazily no longer shows in mountinfo, but its processes live on).
 func StopDataPlane(t testing.TB, runtimeDir string) {
 	defer killUnder(runtimeDir)
-	for _, mnt := range testkit.MountsUnder(t, runtimeDir) {
-		if b, err := os.ReadFile(filepath.Join(mnt, "pgdata", "postmaster.pid")); err == nil {
+	fscrypt := &volume.Fscrypt{Logger: slog.New(slog.DiscardHandler)}
+	for _, m := range testkit.Mounts(t) {
+		mnt := m.Point
+		if !strings.HasPrefix(mnt, runtimeDir+"/") {
+			continue
+		}
+		plain := mnt
+		if m.FSType == "ext4" {
+			plain = fscrypt.DataDir(mnt)
+		}
+		if b, err := os.ReadFile(filepath.Join(plain, "pgdata", "postmaster.pid")); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
 				syscall.Kill(pid, syscall.SIGQUIT) // immediate shutdown
 				for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
@@ -56,6 +67,16 @@ func StopDataPlane(t testing.TB, runtimeDir string) {
 				}
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
+		}
+		if m.FSType == "ext4" {
+			// The key first, so that nothing readable outlives a lazy detach.
+			if err := fscrypt.Unmount(context.Background(), mnt); err != nil {
+				fscrypt.RemoveKey(mnt)
+				if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+					t.Logf("cleanup: unmount %s: %v", mnt, err)
+				}
+			}
+			continue
 		}
 		if err := exec.Command("fusermount3", "-u", mnt).Run(); err != nil {
 			if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {

@@ -95,3 +95,12 @@ func (m *Matcher) Find(b []byte) []string {
 	sort.Strings(out)
 	return out
 }
+
+// MaxLen is the length of the longest needle.
+func (m *Matcher) MaxLen() int {
+	n := 0
+	for _, v := range m.values {
+		n = max(n, len(v))
+	}
+	return n
+}

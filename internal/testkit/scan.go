@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Needles are named byte strings a scan looks for.
@@ -87,9 +90,9 @@ func (r ScanResult) Paths(needle string) []string {
 type ScanOptions struct {
 	// Skip are paths (files or directories) not read.
 	Skip []string
-	// SkipFUSE leaves out every FUSE mount under the roots (plaintext views of encrypted
+	// SkipVolumeMounts leaves out every FUSE mount under the roots (plaintext views of encrypted
 	// volumes, which hold what a scan of ciphertext must not find elsewhere).
-	SkipFUSE bool
+	SkipVolumeMounts bool
 	// Unfold also searches each file with its line breaks removed, raw and JSON-escaped: PEM
 	// and other wrapped encodings break lines.
 	Unfold bool
@@ -120,9 +123,9 @@ func ScanFiles(t testing.TB, roots []string, needles Needles, opts ScanOptions) 
 	for _, s := range opts.Skip {
 		skip[filepath.Clean(s)] = true
 	}
-	if opts.SkipFUSE {
+	if opts.SkipVolumeMounts {
 		for _, m := range Mounts(t) {
-			if m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.") {
+			if m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.") || m.FSType == "ext4" && strings.HasPrefix(m.Source, "/dev/loop") {
 				skip[m.Point] = true
 			}
 		}
@@ -150,7 +153,21 @@ func ScanFiles(t testing.TB, roots []string, needles Needles, opts ScanOptions) 
 			if !d.Type().IsRegular() {
 				return nil
 			}
-			b, err := os.ReadFile(path)
+			found := map[string]bool{}
+			read, err := readData(path, m.MaxLen(), func(b []byte) {
+				forms := [][]byte{b}
+				if opts.Unfold {
+					forms = unfoldings(b)
+				}
+				for _, f := range forms {
+					for _, name := range m.Find(f) {
+						if !found[name] {
+							found[name] = true
+							res.Hits = append(res.Hits, Hit{Path: path, Needle: name})
+						}
+					}
+				}
+			})
 			if err != nil {
 				if vanished(err) {
 					return nil
@@ -158,20 +175,7 @@ func ScanFiles(t testing.TB, roots []string, needles Needles, opts ScanOptions) 
 				return err
 			}
 			res.Files++
-			res.Bytes += int64(len(b))
-			forms := [][]byte{b}
-			if opts.Unfold {
-				forms = unfoldings(b)
-			}
-			found := map[string]bool{}
-			for _, f := range forms {
-				for _, name := range m.Find(f) {
-					if !found[name] {
-						found[name] = true
-						res.Hits = append(res.Hits, Hit{Path: path, Needle: name})
-					}
-				}
-			}
+			res.Bytes += read
 			return nil
 		})
 		if err != nil {
@@ -182,6 +186,59 @@ func ScanFiles(t testing.TB, roots []string, needles Needles, opts ScanOptions) 
 		}
 	}
 	return res
+}
+
+// scanChunk is how much of a large file is searched at once.
+const scanChunk = 16 << 20
+
+// readData calls visit with what path holds: the whole file when it is small; for a large one
+// (a volume's sparse image) its data only — holes (SEEK_HOLE) read as zeros and hold no
+// needle — in chunks that overlap by overlap-1 bytes, so a needle across two chunks is whole in
+// one of them. It returns the bytes read.
+func readData(path string, overlap int, visit func([]byte)) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Size() <= scanChunk {
+		b, err := io.ReadAll(f)
+		if err != nil {
+			return 0, err
+		}
+		visit(b)
+		return int64(len(b)), nil
+	}
+	var total int64
+	buf := make([]byte, scanChunk+max(overlap-1, 0))
+	for off := int64(0); off < fi.Size(); {
+		data, err := f.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, syscall.ENXIO) {
+			break // no data after off
+		}
+		if err != nil {
+			return total, err
+		}
+		hole, err := f.Seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			return total, err
+		}
+		for pos := data; pos < hole; pos += scanChunk {
+			n := min(int64(len(buf)), hole-pos)
+			got, err := f.ReadAt(buf[:n], pos)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return total, err
+			}
+			visit(buf[:got])
+			total += int64(got)
+		}
+		off = hole
+	}
+	return total, nil
 }
 
 // vanished: the file went away between listing and reading, or its mount did.

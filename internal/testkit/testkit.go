@@ -50,6 +50,9 @@ const (
 	LocalhostNames
 	// Chromium: Debian's chromium, which the portal's tests drive headless (scripts/setup.sh).
 	Chromium
+	// Fscrypt: the kernel's ext4 encryption, loop devices and mkfs.ext4: volume.Fscrypt, the
+	// layer new servers get where the host offers it.
+	Fscrypt
 )
 
 // ChromiumExe is Debian's chromium.
@@ -125,6 +128,16 @@ func missing(p Part) string {
 		if _, err := os.Stat(ChromiumExe); err != nil {
 			return "chromium is not installed (scripts/setup.sh installs Debian's chromium)"
 		}
+	case Fscrypt:
+		if _, err := os.Stat("/sys/fs/ext4/features/encryption"); err != nil {
+			return "the kernel's ext4 has no encryption (CONFIG_FS_ENCRYPTION): fscrypt volumes cannot be made"
+		}
+		if _, err := os.Stat("/dev/loop-control"); err != nil {
+			return "no loop devices (/dev/loop-control): fscrypt volumes cannot be attached"
+		}
+		if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+			return "mkfs.ext4 is not installed (e2fsprogs)"
+		}
 	case LocalhostNames:
 		// getent asks the C library, as libpq does.
 		out, err := exec.Command("getent", "ahostsv4", "pgflex-probe.postgres.localhost").Output()
@@ -150,4 +163,4 @@ func Require(t testing.TB, parts ...Part) {
 }
 
 // DataPlane are the parts a real server needs: root, FUSE, PostgreSQL, pgBackRest, accounts.
-var DataPlane = []Part{Root, FUSE, PostgreSQL, PgBackRest, Accounts}
+var DataPlane = []Part{Root, FUSE, Fscrypt, PostgreSQL, PgBackRest, Accounts}

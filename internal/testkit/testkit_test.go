@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -160,5 +161,48 @@ func TestScanUnfoldAndEveryRoot(t *testing.T) {
 	}
 	if !failsIn(t, func(tb testing.TB) { ScanFiles(tb, []string{dir, empty}, n, ScanOptions{EveryRoot: true}) }) {
 		t.Error("a root with no file did not fail the scan")
+	}
+}
+
+// TestScanSparseLargeFile: a needle in the data of a large sparse file (a volume image) is
+// found, also across the boundary of two scan chunks, and the holes are not read.
+func TestScanSparseLargeFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "image")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 1 << 30
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	needle := []byte("pgflex-sparse-needle-0123456789")
+	// One copy straddling the first chunk boundary, one deep in the file.
+	for _, off := range []int64{scanChunk - 10, size - 4096*3} {
+		if _, err := f.WriteAt(needle, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	res := ScanFiles(t, []string{dir}, Needles{}.Add("needle", needle), ScanOptions{})
+	if !res.Has("needle", path) {
+		t.Fatal("the needle in the sparse file's data was not found")
+	}
+	if res.Bytes >= size/4 {
+		t.Errorf("read %d bytes of a 1 GiB file holding a few KiB of data: holes were read", res.Bytes)
+	}
+	// One data extent longer than a chunk, the needle across the chunks' boundary: found
+	// whole thanks to the overlap.
+	fill := bytes.Repeat([]byte("x"), scanChunk+1<<20)
+	copy(fill[scanChunk-10:], needle)
+	if err := os.WriteFile(path, fill, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	if res := ScanFiles(t, []string{dir}, Needles{}.Add("needle", needle), ScanOptions{}); !res.Has("needle", path) {
+		t.Fatal("a needle across two chunks was not found")
 	}
 }

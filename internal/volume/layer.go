@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 )
 
 // KeySize is the size in bytes of a volume key: the server's 256-bit DEK.
@@ -25,6 +28,9 @@ var (
 	ErrLayerMissing = errors.New("volume: encrypting filesystem not available")
 	// ErrNotSizable: the layer has no size of its own (it shares the host's filesystem).
 	ErrNotSizable = errors.New("volume: this layer has no size of its own")
+	// ErrRemountToGrow: the volume's image has grown but its mounted filesystem could not
+	// follow online; it takes its new size at the next Mount.
+	ErrRemountToGrow = errors.New("volume: the volume takes its new size when it is mounted again")
 	// ErrShrink: a volume's size can only grow.
 	ErrShrink = errors.New("volume: a volume cannot shrink")
 )
@@ -53,7 +59,8 @@ func (u Usage) Percent() float64 {
 // Sizer is a Layer whose volumes have a size of their own, which can grow.
 type Sizer interface {
 	// Grow makes the volume in cipherDir size bytes large; if it is mounted on mountDir the
-	// filesystem grows online. It reports ErrShrink for a smaller size.
+	// filesystem grows online, or, where the host does not allow that, reports
+	// ErrRemountToGrow and grows at the next Mount. It reports ErrShrink for a smaller size.
 	Grow(ctx context.Context, cipherDir, mountDir string, size int64) error
 }
 
@@ -117,4 +124,32 @@ func checkKey(key []byte) error {
 		return fmt.Errorf("%w (got %d)", ErrKeySize, len(key))
 	}
 	return nil
+}
+
+// Layer names, as LayerByName and DetectLayer use them.
+const (
+	LayerFscrypt   = "fscrypt"
+	LayerGocryptfs = "gocryptfs"
+)
+
+// LayerByName returns the layer called name.
+func LayerByName(name string, log *slog.Logger) (Layer, error) {
+	switch name {
+	case LayerFscrypt:
+		return &Fscrypt{Logger: log}, nil
+	case LayerGocryptfs:
+		return &Gocryptfs{Logger: log}, nil
+	}
+	return nil, fmt.Errorf("volume: no layer %q (%s or %s)", name, LayerFscrypt, LayerGocryptfs)
+}
+
+// DetectLayer names the layer of the volume in cipherDir from what its files are, or "" if it
+// holds no volume: a volume keeps the layer it was made with, whatever new volumes get.
+func DetectLayer(cipherDir string) string {
+	for _, c := range []struct{ file, layer string }{{gocryptfsConf, LayerGocryptfs}, {fscryptImage, LayerFscrypt}} {
+		if _, err := os.Lstat(filepath.Join(cipherDir, c.file)); err == nil {
+			return c.layer
+		}
+	}
+	return ""
 }

@@ -15,8 +15,8 @@ import (
 
 // Volume is one server's encrypted volume, laid out under Dir:
 //
-//	Dir/cipher/               ciphertext: the FUSE layer's backing directory
-//	Dir/cipher.gocryptfs.log  the FUSE server's output (no key material)
+//	Dir/cipher/               ciphertext: fscrypt's ext4 image (volume.img) or gocryptfs's files
+//	Dir/cipher.gocryptfs.log  gocryptfs's output (no key material)
 //	Dir/mount/                the plaintext view, only while mounted
 //	Dir/header.json           the wrapped DEK (see Header)
 //
@@ -102,8 +102,8 @@ func (v *Volume) Create(ctx context.Context, key []byte) error {
 
 // Mount makes the volume available at MountDir. If it is already mounted
 // (typically by a previous run of the daemon) it adopts that mount and
-// returns nil without using the key; if a stale mount is left from a FUSE
-// server that died, it detaches it and mounts afresh. It returns ErrWrongKey
+// returns nil without using the key; if a stale mount is left (its FUSE
+// server died, or its key left the kernel) it unmounts it and mounts afresh. It returns ErrWrongKey
 // if key does not open the volume.
 //
 // Mount refuses a mount directory that contains files: anything there was
@@ -130,10 +130,10 @@ func (v *Volume) Mount(ctx context.Context, key []byte) error {
 }
 
 // Adopt is what a restarted daemon calls for each volume it finds: it
-// reports true if the volume is mounted and its FUSE server answers (the
-// mount is then used as is), and false if it is not mounted. A stale mount
-// (FUSE server gone) is detached and reported as false, so the caller mounts
-// again with the key.
+// reports true if the volume is mounted and usable (the mount is then used as
+// is), and false if it is not mounted. A stale mount (FUSE server gone, key
+// gone) is unmounted and reported as false, so the caller mounts again with
+// the key.
 func (v *Volume) Adopt(ctx context.Context) (bool, error) {
 	st, err := v.Status(ctx)
 	if err != nil {
