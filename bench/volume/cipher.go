@@ -5,23 +5,27 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pgflex/pgflex/internal/volume"
 )
 
 // page is PostgreSQL's block size: the unit every figure here is per.
 const page = 8 << 10
 
 // cipherResult is what the kernel's filesystem encryption costs per 8 KiB
-// page with the disk taken out: an ext4 filesystem (with the encrypt
-// feature) on a loop device backed by a file in tmpfs, a plain directory
-// against a directory under an fscrypt v2 policy (AES-256-XTS contents,
-// AES-256-CTS names), alternating.
+// page with the disk taken out: a volume.Fscrypt volume whose image lives in
+// tmpfs, a plain directory in its filesystem's root against its data
+// directory (v2 policy, AES-256-XTS contents, AES-256-CTS names),
+// alternating.
 type cipherResult struct {
 	loopDIO bool
 	// Per page: write (8 KiB writes, then one fsync, so the pages are
@@ -57,16 +61,14 @@ func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d.Nanose
 
 // measureCipher measures cipherResult with mib MiB per sample, three samples
 // per directory, and returns the medians.
-func measureCipher(ctx context.Context, workDir string, mib int) (res cipherResult, err error) {
+func measureCipher(ctx context.Context, workDir string, mib int, log *slog.Logger) (res cipherResult, err error) {
 	dir := filepath.Join(workDir, "cipher")
 	if err := resetWorkDir(dir); err != nil {
 		return res, err
 	}
-	tmp, mnt := filepath.Join(dir, "tmpfs"), filepath.Join(dir, "mnt")
-	for _, d := range []string{tmp, mnt} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return res, err
-		}
+	tmp := filepath.Join(dir, "tmpfs")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return res, err
 	}
 	// Undo everything in reverse, with a fresh context (also after Ctrl-C).
 	var undo []func(context.Context) error
@@ -87,43 +89,31 @@ func measureCipher(ctx context.Context, workDir string, mib int) (res cipherResu
 		return res, err
 	}
 	undo = append(undo, func(ctx context.Context) error { return unmountDir(ctx, tmp) })
-	img := filepath.Join(tmp, "img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
+	// The service's own fscrypt volume, its image in tmpfs: the same
+	// mkfs, loop device, mount options, key derivation and policy.
+	key := make([]byte, volume.KeySize)
+	defer clear(key)
+	if _, err := rand.Read(key); err != nil {
 		return res, err
 	}
-	if err := os.Truncate(img, imgSize); err != nil {
+	v := &volume.Volume{Dir: filepath.Join(tmp, "vol"), Layer: &volume.Fscrypt{Logger: log}, Logger: log, Size: imgSize}
+	if err := v.Create(ctx, key); err != nil {
 		return res, err
 	}
-	if _, err := command(ctx, "mkfs.ext4", mkfsArgs(img, true)...); err != nil {
+	if err := v.Mount(ctx, key); err != nil {
 		return res, err
 	}
-	// Direct I/O as in the service, where tmpfs allows it (Linux ≥ 6.6).
-	dev, err := attachLoop(ctx, img, true)
-	res.loopDIO = err == nil
-	if err != nil {
-		if dev, err = attachLoop(ctx, img, false); err != nil {
-			return res, err
-		}
-	}
-	undo = append(undo, func(ctx context.Context) error { return detachLoop(ctx, dev) })
-	if _, err := command(ctx, "mount", "-t", "ext4", "-o", ext4MountOptions, dev, mnt); err != nil {
+	undo = append(undo, v.Unmount)
+	if res.loopDIO, err = loopDirectIO(filepath.Join(v.CipherDir(), "volume.img")); err != nil {
 		return res, err
 	}
-	undo = append(undo, func(ctx context.Context) error { return unmountDir(ctx, mnt) })
-	plainDir, encDir := filepath.Join(mnt, "plain"), filepath.Join(mnt, "enc")
-	for _, d := range []string{plainDir, encDir} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return res, err
-		}
-	}
-	spec, err := addKey(mnt)
-	if err != nil {
+	// The plain directory sits in the filesystem's unencrypted root, beside
+	// the encrypted data directory.
+	encDir, plainDir := v.DataDir(), filepath.Join(v.MountDir(), "plain")
+	if err := os.Mkdir(plainDir, 0o700); err != nil {
 		return res, err
 	}
-	undo = append(undo, func(context.Context) error { return removeKey(mnt, spec) })
-	if err := setPolicy(encDir, spec); err != nil {
-		return res, err
-	}
+	undo = append(undo, func(context.Context) error { return os.RemoveAll(plainDir) })
 
 	var wp, we, rp, re, sp, se []time.Duration
 	for i := 0; i < 3; i++ {
@@ -242,58 +232,20 @@ func residentPages(fd int, size int64) (int, error) {
 	return n, nil
 }
 
-// addKey adds a fresh random 512-bit fscrypt master key to the filesystem
-// mounted at mnt and returns its key specifier. The key is a throwaway that
-// lives only in this process and the kernel's keyring; it is cleared here.
-func addKey(mnt string) (unix.FscryptKeySpecifier, error) {
-	var spec unix.FscryptKeySpecifier
-	const keyLen = 64
-	hdr := int(unsafe.Sizeof(unix.FscryptAddKeyArg{}))
-	buf := make([]byte, hdr+keyLen)
-	defer clear(buf)
-	arg := (*unix.FscryptAddKeyArg)(unsafe.Pointer(&buf[0]))
-	arg.Key_spec.Type = unix.FSCRYPT_KEY_SPEC_TYPE_IDENTIFIER
-	arg.Raw_size = keyLen
-	if _, err := rand.Read(buf[hdr:]); err != nil {
-		return spec, err
-	}
-	if err := ioctlPtr(mnt, unix.FS_IOC_ADD_ENCRYPTION_KEY, unsafe.Pointer(&buf[0])); err != nil {
-		return spec, fmt.Errorf("FS_IOC_ADD_ENCRYPTION_KEY: %w", err)
-	}
-	return arg.Key_spec, nil
-}
-
-func removeKey(mnt string, spec unix.FscryptKeySpecifier) error {
-	arg := unix.FscryptRemoveKeyArg{Key_spec: spec}
-	if err := ioctlPtr(mnt, unix.FS_IOC_REMOVE_ENCRYPTION_KEY, unsafe.Pointer(&arg)); err != nil {
-		return fmt.Errorf("FS_IOC_REMOVE_ENCRYPTION_KEY: %w", err)
-	}
-	return nil
-}
-
-// setPolicy puts the empty directory dir under a v2 policy with the key.
-func setPolicy(dir string, spec unix.FscryptKeySpecifier) error {
-	p := unix.FscryptPolicyV2{
-		Version:                   unix.FSCRYPT_POLICY_V2,
-		Contents_encryption_mode:  unix.FSCRYPT_MODE_AES_256_XTS,
-		Filenames_encryption_mode: unix.FSCRYPT_MODE_AES_256_CTS,
-		Flags:                     unix.FSCRYPT_POLICY_FLAGS_PAD_32,
-	}
-	copy(p.Master_key_identifier[:], spec.U[:])
-	if err := ioctlPtr(dir, unix.FS_IOC_SET_ENCRYPTION_POLICY, unsafe.Pointer(&p)); err != nil {
-		return fmt.Errorf("FS_IOC_SET_ENCRYPTION_POLICY: %w", err)
-	}
-	return nil
-}
-
-func ioctlPtr(path string, req uint, arg unsafe.Pointer) error {
-	f, err := os.Open(path)
+// loopDirectIO reports whether the loop device serving img runs with
+// direct I/O.
+func loopDirectIO(img string) (bool, error) {
+	devs, err := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	if err != nil {
-		return err
+		return false, err
 	}
-	defer f.Close()
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(req), uintptr(arg)); e != 0 {
-		return e
+	for _, d := range devs {
+		b, err := os.ReadFile(d)
+		if err != nil || strings.TrimSpace(string(b)) != img {
+			continue
+		}
+		dio, err := os.ReadFile(filepath.Join(filepath.Dir(d), "dio"))
+		return strings.TrimSpace(string(dio)) == "1", err
 	}
-	return nil
+	return false, fmt.Errorf("no loop device serves %s", img)
 }

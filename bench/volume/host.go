@@ -14,12 +14,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pgflex/pgflex/internal/postgres"
+	"github.com/pgflex/pgflex/internal/volume"
 )
 
 // host is what the figures depend on, printed above them.
 type host struct {
-	cpu, kernel, mem, aes, disk, postgres string
-	gocryptfs                             []string
+	cpu, kernel, mem, aes, auto, disk, postgres string
+	gocryptfs                                   []string
 }
 
 func hostFacts(ctx context.Context, c config) host {
@@ -41,12 +42,18 @@ func hostFacts(ctx context.Context, c config) host {
 	if kb, err := strconv.ParseInt(strings.Fields(firstField("/proc/meminfo", "MemTotal") + " 0")[0], 10, 64); err == nil {
 		h.mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 	}
-	driver, prio := aesDriver()
+	// What the daemon's --volume-layer auto sees and would pick here.
+	facts := volume.ProbeHost(ctx, c.workDir)
 	accel := "software: no hardware AES driver in this kernel"
-	if hardwareAES(driver) {
+	if facts.AESHardware {
 		accel = "hardware accelerated"
 	}
-	h.aes = fmt.Sprintf("xts(aes) driver %s (priority %d): %s", driver, prio, accel)
+	h.aes = fmt.Sprintf("xts(aes) driver %s: %s", facts.AESDriver, accel)
+	if ch, err := volume.Choose(volume.LayerAuto, facts); err == nil {
+		h.auto = fmt.Sprintf("%s (%s)", ch.Layer, ch.Reason)
+	} else {
+		h.auto = err.Error()
+	}
 	h.disk = diskOf(c.workDir)
 	h.postgres = strings.TrimSpace(output(ctx, filepath.Join(postgres.DefaultBinDir, "postgres"), "--version"))
 	for _, l := range c.layers {
@@ -64,7 +71,7 @@ func (h host) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| host | |\n|---|---|\n")
 	for _, r := range [][2]string{
-		{"CPU", h.cpu}, {"kernel", h.kernel}, {"memory", h.mem}, {"kernel AES", h.aes},
+		{"CPU", h.cpu}, {"kernel", h.kernel}, {"memory", h.mem}, {"kernel AES", h.aes}, {"`--volume-layer auto`", h.auto},
 		{"disk", h.disk}, {"PostgreSQL", h.postgres},
 	} {
 		fmt.Fprintf(&b, "| %s | %s |\n", r[0], r[1])
@@ -74,36 +81,6 @@ func (h host) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s |\n", name, v)
 	}
 	return b.String()
-}
-
-// aesDriver is the xts(aes) implementation the kernel picks: the one with
-// the highest priority in /proc/crypto (what fscrypt and dm-crypt get).
-func aesDriver() (string, int) {
-	b, _ := os.ReadFile("/proc/crypto")
-	best, bestPrio := "none", -1
-	for _, block := range strings.Split(string(b), "\n\n") {
-		f := map[string]string{}
-		for _, l := range strings.Split(block, "\n") {
-			k, v, ok := strings.Cut(l, ":")
-			if ok {
-				f[strings.TrimSpace(k)] = strings.TrimSpace(v)
-			}
-		}
-		if f["name"] != "xts(aes)" {
-			continue
-		}
-		if p, err := strconv.Atoi(f["priority"]); err == nil && p > bestPrio {
-			best, bestPrio = f["driver"], p
-		}
-	}
-	return best, bestPrio
-}
-
-// hardwareAES reports whether an xts(aes) driver name is one of the
-// kernel's accelerated implementations (aesni, vaes, ARM's -ce, s390's
-// cpacf …) rather than its C fallbacks aes-generic and aes-fixed-time.
-func hardwareAES(driver string) bool {
-	return driver != "none" && !strings.Contains(driver, "aes-generic") && !strings.Contains(driver, "aes-fixed-time")
 }
 
 // diskOf describes the block device and filesystem holding dir.

@@ -42,7 +42,7 @@ func layerCatalog(c config, log *slog.Logger) map[string]layer {
 		"loop": {name: "loop", open: func(ctx context.Context, dir string) (string, func(context.Context) error, error) {
 			return openLoop(ctx, dir, c.volumeSize)
 		}},
-		// "fscrypt": vol("fscrypt", func() volume.Layer { return &volume.Fscrypt{Logger: log} }), // lands with the lead's layer
+		"fscrypt": vol("fscrypt", func() volume.Layer { return &volume.Fscrypt{Logger: log} }),
 		"gocryptfs": vol("gocryptfs", func() volume.Layer {
 			return &volume.Gocryptfs{Options: c.gc, Logger: log}
 		}),
@@ -99,7 +99,7 @@ func openLoop(ctx context.Context, dir string, size int64) (parent string, close
 	if err := os.Mkdir(mnt, 0o711); err != nil {
 		return "", nil, err
 	}
-	if _, err := command(ctx, "mkfs.ext4", mkfsArgs(img, false)...); err != nil {
+	if _, err := command(ctx, "mkfs.ext4", mkfsArgs(img)...); err != nil {
 		return "", nil, err
 	}
 	dev, err := attachLoop(ctx, img, true)
@@ -128,16 +128,12 @@ func openLoop(ctx context.Context, dir string, size int64) (parent string, close
 	return parent, closeFn, nil
 }
 
-// mkfsArgs are the mkfs.ext4 options of volume.Fscrypt's image (without the
-// encrypt feature for the loop layer), so that the loop layer differs from
-// fscrypt in the encryption only.
-func mkfsArgs(img string, encrypt bool) []string {
-	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", "pgflex",
-		"-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0"}
-	if encrypt {
-		args = append(args, "-O", "encrypt")
-	}
-	return append(args, img)
+// mkfsArgs are the mkfs.ext4 options of volume.Fscrypt's image without the
+// encrypt feature, so that the loop layer differs from fscrypt in the
+// encryption only.
+func mkfsArgs(img string) []string {
+	return []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", "pgflex",
+		"-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", img}
 }
 
 // ext4MountOptions are volume.Fscrypt's.
