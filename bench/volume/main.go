@@ -44,7 +44,8 @@ import (
 
 type config struct {
 	duration       time.Duration // TPC-B
-	selectDuration time.Duration // select-only
+	selectDuration time.Duration // select-only, cold page cache
+	warmDuration   time.Duration // select-only, warm page cache
 	rounds         int
 	scale          int
 	clients        int
@@ -98,7 +99,8 @@ func (f variantFlag) Set(s string) error {
 func main() {
 	var c config
 	flag.DurationVar(&c.duration, "duration", 30*time.Second, "pgbench TPC-B run length")
-	flag.DurationVar(&c.selectDuration, "select-duration", 0, "pgbench select-only run length (default: -duration)")
+	flag.DurationVar(&c.selectDuration, "select-duration", 0, "pgbench select-only run length from a cold page cache (default: -duration)")
+	flag.DurationVar(&c.warmDuration, "warm-duration", 10*time.Second, "pgbench select-only run length with the page cache warm")
 	flag.IntVar(&c.rounds, "rounds", 3, "interleaved rounds")
 	flag.IntVar(&c.scale, "scale", 20, "pgbench -i scale")
 	flag.IntVar(&c.clients, "clients", 4, "pgbench -c")
@@ -240,8 +242,8 @@ func run(ctx context.Context, c config, log *slog.Logger) (err error) {
 	defer func() { err = errors.Join(err, cleanWorkDir(c.workDir)) }()
 	host := hostFacts(ctx, c)
 	fmt.Print(host.markdown())
-	fmt.Printf("\nconfig: layers=%s duration=%s select-duration=%s rounds=%d scale=%d clients=%d jobs=%d volume-size=%dGiB select shared_buffers=%dMB checkpoint-before-tpcb=%v\n",
-		strings.Join(c.layers, ","), c.duration, c.selectDuration, c.rounds, c.scale, c.clients, c.jobs, c.volumeSize>>30, c.selectSB/postgres.MB, c.checkpoint)
+	fmt.Printf("\nconfig: layers=%s duration=%s select-duration=%s warm-duration=%s rounds=%d scale=%d clients=%d jobs=%d volume-size=%dGiB select shared_buffers=%dMB checkpoint-before-tpcb=%v\n",
+		strings.Join(c.layers, ","), c.duration, c.selectDuration, c.warmDuration, c.rounds, c.scale, c.clients, c.jobs, c.volumeSize>>30, c.selectSB/postgres.MB, c.checkpoint)
 	fmt.Printf("gocryptfs: init %v, mount %v\n", c.gc.InitArgs(), c.gc.MountArgs())
 	conf, _ := withPort(c.settings, 1, "/x").PostgresqlConf()
 	fmt.Printf("postgresql.conf (tuning):\n%s\n", grepConf(conf, "shared_buffers|wal_|commit_|checkpoint_|max_wal|min_wal|fsync|full_page|synchronous_commit|maintenance"))
