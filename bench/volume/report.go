@@ -101,7 +101,7 @@ func spread(v []float64, format string) string {
 	}
 	s := slices.Clone(v)
 	slices.Sort(s)
-	m := fmt.Sprintf(format, s[len(s)/2])
+	m := fmt.Sprintf(format, median(s))
 	if len(s) == 1 {
 		return m
 	}

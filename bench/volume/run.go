@@ -420,8 +420,13 @@ func syncLatency(ctx context.Context, dir string) (time.Duration, error) {
 	return median(lat), nil
 }
 
+// median of v; of an even count, the mean of the middle two.
 func median[T int64 | float64 | time.Duration](v []T) T {
 	s := slices.Clone(v)
 	slices.Sort(s)
-	return s[len(s)/2]
+	n := len(s)
+	if n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
 }
