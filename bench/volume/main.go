@@ -269,9 +269,10 @@ func run(ctx context.Context, c config, log *slog.Logger) (err error) {
 			ciphers = append(ciphers, cr)
 			fmt.Printf("round %d cipher: %s\n", r+1, cr)
 		}
-		// Rotate the order each round, so that no layer always runs first
-		// or right after the same neighbour.
-		k := (r * max(1, len(cells)/c.rounds+1)) % len(cells)
+		// Rotate the order each round, the starts spread evenly over the
+		// cells, so that no layer always runs first or in the same part
+		// of the run (the machine's load drifts).
+		k := r * len(cells) / c.rounds % len(cells)
 		order := append(slices.Clone(cells[k:]), cells[:k]...)
 		if c.cipherOnly {
 			continue
