@@ -338,15 +338,7 @@ func freePort() (int, error) {
 // What stays cached is metadata (inodes, dentries), as on a server that has
 // been up for a while.
 func syncFiles(dir string, drop bool) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
+	return eachFile(dir, func(path string, f *os.File) error {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("fsync %s: %w", path, err)
 		}
@@ -364,6 +356,19 @@ func syncFiles(dir string, drop bool) error {
 // them.
 func readFiles(dir string) error {
 	buf := make([]byte, 1<<20)
+	return eachFile(dir, func(path string, f *os.File) error {
+		for {
+			if _, err := f.Read(buf); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+		}
+	})
+}
+
+// eachFile opens every regular file under dir read-only and calls fn.
+func eachFile(dir string, fn func(path string, f *os.File) error) error {
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
@@ -373,13 +378,7 @@ func readFiles(dir string) error {
 			return err
 		}
 		defer f.Close()
-		for {
-			if _, err := f.Read(buf); err == io.EOF {
-				return nil
-			} else if err != nil {
-				return fmt.Errorf("read %s: %w", path, err)
-			}
-		}
+		return fn(path, f)
 	})
 }
 
