@@ -75,6 +75,7 @@ func newServeCommand() *cobra.Command {
 	f.IntVar(&cfg.Servers.PortMin, "server-port-min", 15432, "Lowest port given to a server's own PostgreSQL (behind the endpoint).")
 	f.IntVar(&cfg.Servers.PortMax, "server-port-max", 16431, "Highest port given to a server's own PostgreSQL (behind the endpoint).")
 	f.DurationVar(&cfg.Servers.BackupInterval, "backup-interval", 24*time.Hour, "Time between automatic full backups of each server (WAL is archived continuously).")
+	f.DurationVar(&cfg.Servers.StorageCheckInterval, "storage-check-interval", 5*time.Second, "How often each running server's storage is measured (autogrow, read-only when nearly full, storage metrics).")
 	f.DurationVar(&cfg.KeyMonitor.Interval, "key-check-interval", 5*time.Second, "How often each customer-managed key is revalidated (jittered).")
 	f.DurationVar(&cfg.KeyMonitor.Grace, "key-grace-period", time.Minute, "How long a key store may be unreachable before its servers are made Inaccessible.")
 	f.StringVar(&cfg.KeyStoreOutageFile, "test-keystore-outage-file", "", "Tests only: while this file exists the key store answers 503.")

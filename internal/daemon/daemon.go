@@ -628,6 +628,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	// Bring every server to the state it should be in, then keep it there; watch CMK keys.
 	d.loops.Go(func() { d.servers.RunReconciler(d.base, 10*time.Second) })
 	d.loops.Go(func() { d.servers.RunKeyMonitor(d.base) })
+	d.loops.Go(func() { d.servers.RunStorageMonitor(d.base) })
 	// Backups are looked at every minute, or more often for a short --backup-interval.
 	d.loops.Go(func() {
 		d.servers.RunBackupScheduler(d.base, min(time.Minute, max(d.cfg.Servers.BackupInterval/4, time.Second)))

@@ -72,7 +72,7 @@ func (d *Daemon) openServers(ctx context.Context) error {
 // host offers (a throwaway fscrypt volume made under the data directory proves fscrypt), and
 // logs why.
 func (d *Daemon) chooseVolumeLayer(ctx context.Context, dataDir string) (string, error) {
-	facts := volume.ProbeHost(ctx, dataDir)
+	facts := volume.ProbeHost(ctx, dataDir, d.cfg.VolumeLayer)
 	choice, err := volume.Choose(d.cfg.VolumeLayer, facts)
 	if err != nil {
 		return "", err

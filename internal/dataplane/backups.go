@@ -282,7 +282,7 @@ func (m *Manager) RemoveBackups(ctx context.Context, stanza string, locations ..
 
 // Restore builds a new server from a source's backups: accounts, header, volume, restored
 // files with the new server's own configuration and certificate, recovery, then its own stanza.
-func (m *Manager) Restore(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek []byte, pp backup.Passphrases, src flexserver.RestoreSource) (backup.RestoreResult, error) {
+func (m *Manager) Restore(ctx context.Context, inst flexserver.Instance, env *dataenc.Envelope, dek []byte, pp backup.Passphrases, src flexserver.RestoreSource) (_ backup.RestoreResult, err error) {
 	from, err := m.source(src)
 	if err != nil {
 		return backup.RestoreResult{}, err
@@ -291,6 +291,16 @@ func (m *Manager) Restore(ctx context.Context, inst flexserver.Instance, env *da
 	if err != nil {
 		return backup.RestoreResult{}, err
 	}
+	// pgBackRest restores as the source server's backup account, which is not in this server's
+	// group: it may pass through the plaintext directory (traverse only) while it restores.
+	if err := m.closePlainDir(inst, db, 0o711); err != nil {
+		return backup.RestoreResult{}, err
+	}
+	defer func() {
+		if cerr := m.closePlainDir(inst, db, 0o710); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 	work, err := m.scratchDir()
 	if err != nil {
 		return backup.RestoreResult{}, err

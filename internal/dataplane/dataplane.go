@@ -309,8 +309,14 @@ func (m *Manager) newVolume(ctx context.Context, inst flexserver.Instance, env *
 }
 
 // prepareTmp makes the server's private /tmp inside its mounted volume: what the server's
-// processes write there is encrypted like the rest, and seen by no other server.
+// processes write there is encrypted like the rest, and seen by no other server. Under fscrypt
+// it also closes the volume's plaintext directory to every account but the server's own (its
+// group holds both): another account's working directory in it would keep the volume busy and
+// make Stop fail.
 func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
+	if err := m.closePlainDir(inst, db, 0o710); err != nil {
+		return err
+	}
 	dir := m.tmpDir(inst)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("private /tmp: %w", err)
@@ -319,6 +325,23 @@ func (m *Manager) prepareTmp(inst flexserver.Instance, db osuser.User) error {
 		return fmt.Errorf("private /tmp: %w", err)
 	}
 	return os.Chmod(dir, 0o700)
+}
+
+// closePlainDir gives a fscrypt volume's plaintext directory to root and the server's group
+// with mode (0710: the server's accounts may enter it, no one else); gocryptfs's plaintext is
+// the mount itself, left as it is.
+func (m *Manager) closePlainDir(inst flexserver.Instance, db osuser.User, mode os.FileMode) error {
+	plain := m.volume(inst).DataDir()
+	if plain == m.mountDir(inst) {
+		return nil
+	}
+	if err := os.Lchown(plain, 0, int(db.GID)); err != nil {
+		return fmt.Errorf("the volume's plaintext directory: %w", err)
+	}
+	if err := os.Chmod(plain, mode); err != nil {
+		return fmt.Errorf("the volume's plaintext directory: %w", err)
+	}
+	return nil
 }
 
 // configure installs a certificate from pgflex's CA and writes the server's configuration,
@@ -695,7 +718,18 @@ func (m *Manager) connect(ctx context.Context, inst flexserver.Instance) (*pgx.C
 func serviceConnect(ctx context.Context, pi *postgres.Instance) (*pgx.Conn, error) {
 	ci := pi.SuperuserConnInfo()
 	ci.SearchPath = "pg_catalog"
-	return ci.Connect(ctx)
+	cfg, err := ci.Config()
+	if err != nil {
+		return nil, err
+	}
+	// The service's own sessions write (a password, a database) on a server the storage monitor
+	// made read-only, as a user's session may after SET default_transaction_read_only = off.
+	cfg.RuntimeParams["default_transaction_read_only"] = "off"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s:%d as %s: %w", ci.Host, ci.Port, ci.User, err)
+	}
+	return conn, nil
 }
 
 // SetAdminPassword changes the administrator's password (sent as a SCRAM verifier).

@@ -122,6 +122,39 @@ type DataPlane interface {
 	// SetParameters writes inst.Parameters into the server's configuration and reloads it:
 	// dynamic parameters apply at once, static ones at the next start or restart.
 	SetParameters(ctx context.Context, inst Instance) error
+	// StorageUsage measures the mounted server's storage (see StorageUsage).
+	StorageUsage(ctx context.Context, inst Instance) (StorageUsage, error)
+	// GrowStorage makes the server's volume inst.StorageSizeGB GiB large, online while it is
+	// mounted; idempotent. For storage without a size of its own it does nothing: the size is
+	// then the limit the storage monitor holds the server to.
+	GrowStorage(ctx context.Context, inst Instance) error
+	// VolumeReleased waits until nothing holds the server's stopped volume any more (the
+	// kernel may release it a moment after Stop returns); a volume is mounted again after it.
+	VolumeReleased(ctx context.Context, inst Instance) error
+}
+
+// StorageUsage is a server's storage, in bytes.
+type StorageUsage struct {
+	// Total is the storage's size: its filesystem's (statfs, without the filesystem's own
+	// metadata) when Sizable, else the server's storageSizeGB.
+	Total uint64
+	// Used is what the server's files take: of its own filesystem, or of the host's (the
+	// allocated blocks of its ciphertext) when not Sizable.
+	Used uint64
+	// Avail is what the server's PostgreSQL can still write (statfs's f_bavail when Sizable;
+	// Total-Used otherwise).
+	Avail uint64
+	// Sizable: the server's volume is a filesystem of its own (fscrypt's image), which grows;
+	// otherwise it lives on the host's filesystem (gocryptfs) and its size is a limit only.
+	Sizable bool
+}
+
+// Percent is Used as a percentage of Total.
+func (u StorageUsage) Percent() float64 {
+	if u.Total == 0 {
+		return 0
+	}
+	return 100 * float64(u.Used) / float64(u.Total)
 }
 
 // instance derives the data-plane description of a server.

@@ -61,7 +61,6 @@ func newMonitorMetrics(reg prometheus.Registerer) *monitorMetrics {
 type keyMonitor struct {
 	s       *Service
 	cfg     MonitorConfig
-	events  *activitylog.Log
 	metrics *monitorMetrics
 	samples SampleRecorder // optional: the history of checks and states per server
 
@@ -509,11 +508,5 @@ func (m *keyMonitor) setGeoStatus(ctx context.Context, srv *Server, v verdict) {
 }
 
 func (m *keyMonitor) event(ctx context.Context, srv *Server, op, level, desc string, props map[string]string) {
-	if m.events == nil {
-		return
-	}
-	if err := m.events.Append(context.WithoutCancel(ctx), activitylog.Event{ResourceID: srv.ID().String(),
-		Operation: ResourceType + "/" + op + "/action", Level: level, Description: desc, Properties: props}); err != nil {
-		m.s.log.Error("append activity event", "err", err)
-	}
+	m.s.event(ctx, srv, op, level, desc, props)
 }

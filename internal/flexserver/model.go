@@ -123,10 +123,15 @@ type Server struct {
 	Created   time.Time `json:"created"`
 	// StateReason says why the server is in its state (e.g. why it is Inaccessible).
 	StateReason string `json:"stateReason,omitempty"`
+	// StorageReadOnly, when set, says why the storage monitor made the server read-only (its
+	// storage is nearly full): its configuration sets default_transaction_read_only.
+	StorageReadOnly string `json:"storageReadOnly,omitempty"`
 
 	// fqdn is the server's host name, {name}.{DNS suffix}, set when the server is shown: not
 	// stored, since the suffix is the daemon's setting.
 	fqdn string
+	// storageUsage is the server's latest storage measurement, set when the server is shown.
+	storageUsage *StorageUsage
 }
 
 // Desired states.
@@ -165,10 +170,9 @@ func (s *Server) view(v apiShape) map[string]any {
 		"minorVersion":             "",
 		"state":                    s.State,
 		"fullyQualifiedDomainName": s.fqdn,
-		"storage": map[string]any{"storageSizeGB": s.StorageSizeGB, "autoGrow": s.AutoGrow, "tier": storageTier(s.StorageSizeGB),
-			"iops": storageIOPS(s.StorageSizeGB), "type": "Premium_LRS"},
-		"authConfig":     map[string]any{"activeDirectoryAuth": "Disabled", "passwordAuth": "Enabled"},
-		"dataEncryption": s.encryptionView(v),
+		"storage":                  s.storageView(),
+		"authConfig":               map[string]any{"activeDirectoryAuth": "Disabled", "passwordAuth": "Enabled"},
+		"dataEncryption":           s.encryptionView(v),
 		"backup": map[string]any{"backupRetentionDays": s.BackupRetentionDays, "geoRedundantBackup": s.GeoRedundantBackup,
 			"earliestRestoreDate": timeOrNil(s.EarliestRestore)},
 		"network":           map[string]any{"publicNetworkAccess": s.PublicNetworkAccess},
@@ -186,6 +190,8 @@ func (s *Server) view(v apiShape) map[string]any {
 	}
 	if s.StateReason != "" {
 		props["stateReason"] = s.StateReason // pgflex extension: why the server is in its state
+	} else if s.StorageReadOnly != "" {
+		props["stateReason"] = "The server is read-only: " + s.StorageReadOnly
 	}
 	out := map[string]any{
 		"id":         s.ID().String(),

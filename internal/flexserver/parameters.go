@@ -207,12 +207,17 @@ func (srv *Server) allowsPlaintext() bool { return srv.Parameters[requireSecureT
 
 // effectiveParameters are what the data plane writes into the server's user configuration:
 // the SKU's defaults, then the user's overrides. Azure-level parameters are not PostgreSQL's.
+// A server made read-only by the storage monitor has default_transaction_read_only on,
+// whatever the user set.
 func (srv *Server) effectiveParameters() map[string]string {
 	out := skuDefaults(srv.memoryMB())
 	for n, v := range srv.Parameters {
 		if n != requireSecureTransport && n != azureExtensions {
 			out[n] = v
 		}
+	}
+	if srv.StorageReadOnly != "" {
+		out["default_transaction_read_only"] = "on"
 	}
 	return out
 }
@@ -540,6 +545,12 @@ func (s *Service) setParameter(w http.ResponseWriter, r *arm.Request) {
 // it. Changes apply one at a time per server, each reading the record afresh: an operation that
 // started earlier never writes its older values over a later change's.
 func (s *Service) applyParameters(ctx context.Context, id arm.ResourceID) error {
+	return s.applyParametersWith(ctx, id, nil)
+}
+
+// applyParametersWith is applyParameters for the server as change makes it (nil: as it is),
+// recording the change once PostgreSQL has it.
+func (s *Service) applyParametersWith(ctx context.Context, id arm.ResourceID, change func(*Server)) error {
 	mu, _ := s.paramLocks.LoadOrStore(id.Key(), &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
@@ -550,7 +561,18 @@ func (s *Service) applyParameters(ctx context.Context, id arm.ResourceID) error 
 	if srv == nil {
 		return notFound(id)
 	}
-	return s.dp.SetParameters(ctx, srv.instance())
+	if change == nil {
+		return s.dp.SetParameters(ctx, srv.instance())
+	}
+	change(srv)
+	if err := s.dp.SetParameters(ctx, srv.instance()); err != nil {
+		return err
+	}
+	_, err = s.mutate(ctx, id, func(cur *Server) error {
+		change(cur)
+		return nil
+	})
+	return err
 }
 
 // revertParameter puts a parameter back to its value before a change that failed (unless a

@@ -21,9 +21,11 @@ import (
 	armpostgresqlflexibleservers4 "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v5"
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/pgflex/pgflex/internal/testenv"
 	"github.com/pgflex/pgflex/internal/testkit"
+	"github.com/pgflex/pgflex/internal/volume"
 )
 
 const adminPassword = "Str0ng!Passw0rd"
@@ -204,7 +206,7 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 	// Write a marker the way a user would: into a table (and so into WAL), the server log (a
 	// failed cast quotes it), and a temporary file that a sort spills while a cursor keeps it open.
 	raw := serverRaw(t, d, "rg1", "pg-one")
-	_, mnt := serverMount(t, d, runDir, raw)
+	volUID, mnt := serverMount(t, d, runDir, raw)
 	pgdata := filepath.Join(plainDir(mnt), "pgdata")
 	conn, err := connect(t, d, raw, "postgres")
 	if err != nil {
@@ -273,7 +275,33 @@ func TestServerLifecycleWithAzureSDK(t *testing.T) {
 	// Outside the mounted view, nothing holds either, while they are all there: not the
 	// ciphertext, the header, the state store, the repository, the runtime directory, /tmp,
 	// /var/log, nor the daemon's own log.
-	if out := scanOutside(t, d, runDir, needles); len(out.Hits) > 0 {
+	// Everything written is on the disk first (fscrypt encrypts at writeback). Under fscrypt a
+	// control written outside the policy, in the filesystem's root, must be found in the image:
+	// the scan reads what the image holds.
+	syncFS(t, mnt)
+	outside := needles
+	image := filepath.Join(d.DataDir, "servers", volUID, "cipher", "volume.img")
+	fscrypt := volume.DetectLayer(filepath.Dir(image)) == volume.LayerFscrypt
+	if fscrypt {
+		control := uniqueMarker(t, "pgflex-image-control-")
+		if err := os.WriteFile(filepath.Join(mnt, "control"), []byte(strings.Repeat(control, 64)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(filepath.Join(mnt, "control"))
+		syncFS(t, mnt)
+		outside = testkit.Needles{"image control": []byte(control)}
+		for k, v := range needles {
+			outside[k] = v
+		}
+	}
+	out := scanOutside(t, d, runDir, outside)
+	if fscrypt {
+		if got := out.Paths("image control"); len(got) != 1 || got[0] != image {
+			t.Fatalf("positive control: the control written outside the policy was found in %v, want the image %s", got, image)
+		}
+		out.Hits = slices.DeleteFunc(out.Hits, func(h testkit.Hit) bool { return h.Needle == "image control" })
+	}
+	if len(out.Hits) > 0 {
 		t.Fatalf("in plaintext outside the mount: %v", out.Hits)
 	}
 	if hits := daemonLogHits(t, d, needles, "pg-one"); len(hits) > 0 {
@@ -383,4 +411,17 @@ func serverDirs(t testing.TB, d *testenv.Daemon) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// syncFS writes the filesystem of dir to its disk.
+func syncFS(t testing.TB, dir string) {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		t.Fatalf("syncfs %s: %v", dir, err)
+	}
 }

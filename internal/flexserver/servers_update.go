@@ -29,6 +29,11 @@ func (s *Service) updateServer(w http.ResponseWriter, r *arm.Request) {
 // updateData is the update operation's persisted progress.
 type updateData struct {
 	PasswordPending bool `json:"passwordPending"`
+	// GrowStorage: the update raised storageSizeGB; the volume grows to it (idempotent, so
+	// an update resumed after a restart grows it again).
+	GrowStorage bool `json:"growStorage,omitempty"`
+	// AutoGrow is set when storage autogrow started the update: what it measured.
+	AutoGrow *autoGrowData `json:"autoGrow,omitempty"`
 }
 
 // applyUpdate validates and applies an update (PATCH, or PUT on an existing server) as a
@@ -108,9 +113,10 @@ func (s *Service) applyUpdate(w http.ResponseWriter, r *arm.Request, current *Se
 		if err := removeIdentities(cur, identitiesToRemove(cur, body.Identity, remove)); err != nil {
 			return err
 		}
+		oldSize := cur.StorageSizeGB
 		applyMutable(cur, body)
 		op = s.newOperation(cur, kindUpdate)
-		data, _ := json.Marshal(updateData{PasswordPending: password != nil})
+		data, _ := json.Marshal(updateData{PasswordPending: password != nil, GrowStorage: cur.StorageSizeGB > oldSize})
 		op.Data = data
 		cur.Operation = op.Name
 		switch cur.State {
@@ -175,6 +181,13 @@ func (s *Service) finishUpdate(ctx context.Context, op *arm.Operation, password 
 				cur.State, cur.StateReason = StateInaccessible, fmt.Sprintf("the server could not start with its updated key: %v", err)
 				return nil
 			})
+			return err
+		}
+	}
+	var d updateData
+	_ = json.Unmarshal(op.Data, &d)
+	if d.GrowStorage {
+		if err := s.growStorage(ctx, id, d.AutoGrow); err != nil {
 			return err
 		}
 	}
@@ -243,7 +256,10 @@ func validateUpdate(cur *Server, body *serverBody) error {
 			return err
 		}
 		if size < cur.StorageSizeGB {
-			return invalidValue("properties.storage.storageSizeGB", "Decreasing the storage size from %d GiB to %d GiB is not supported; storage can only grow.", cur.StorageSizeGB, size)
+			// Azure's words (az postgres flexible-server update, "Scale storage size"), and
+			// what to do instead.
+			return invalidValue("properties.storage.storageSizeGB",
+				"Updating storage cannot be smaller than the original storage size %d GiB. Storage can only grow: to use less, create a new server with the smaller size and move the data into it (pg_dump and pg_restore).", cur.StorageSizeGB)
 		}
 	}
 	if p.Backup != nil {

@@ -32,6 +32,9 @@ type Config struct {
 	// BackupInterval is the time between automatic full backups; default 24 h. WAL is archived
 	// continuously in between.
 	BackupInterval time.Duration
+	// StorageCheckInterval is the time between two measurements of each running server's
+	// storage (see RunStorageMonitor); default 5 s.
+	StorageCheckInterval time.Duration
 }
 
 // Deps are the parts of pgflex the provider works with.
@@ -72,6 +75,7 @@ type Service struct {
 	now        func() time.Time
 	portFree   func(addr string, port int) bool
 	monitor    *keyMonitor
+	storage    *storageMonitor
 
 	// locks holds one *sync.Mutex per server (by lower-case resource id; never removed, one
 	// small mutex per server name ever used). See serverLock.
@@ -108,8 +112,9 @@ func New(cfg Config, d Deps) *Service {
 	if d.Monitor.Grace <= 0 {
 		d.Monitor.Grace = time.Minute
 	}
-	s.monitor = &keyMonitor{s: s, cfg: d.Monitor, events: d.Events, metrics: newMonitorMetrics(d.Metrics), samples: d.Samples,
+	s.monitor = &keyMonitor{s: s, cfg: d.Monitor, metrics: newMonitorMetrics(d.Metrics), samples: d.Samples,
 		next: map[string]time.Time{}, firstFailure: map[string]time.Time{}}
+	s.storage = newStorageMonitor(s, cfg.StorageCheckInterval, d.Samples)
 	ops, groups := d.Operations, d.Groups
 	ops.RegisterResumer(kindCreate, s.resumeCreate)
 	ops.RegisterResumer(kindDelete, s.runDelete)
@@ -334,6 +339,7 @@ func (s *Service) list(w http.ResponseWriter, r *arm.Request, prefix string) {
 	views := make([]map[string]any, 0, len(servers))
 	for i := range servers {
 		servers[i].fqdn = s.HostName(servers[i].Name)
+		servers[i].storageUsage = s.storage.latest(servers[i].UID)
 		views = append(views, servers[i].view(shapeOf(r.APIVersion)))
 	}
 	page, err := arm.Paginate(r, views)
@@ -351,5 +357,6 @@ func (s *Service) getServer(w http.ResponseWriter, r *arm.Request) {
 		return
 	}
 	srv.fqdn = s.HostName(srv.Name)
+	srv.storageUsage = s.storage.latest(srv.UID)
 	arm.WriteJSON(w, http.StatusOK, srv.view(shapeOf(r.APIVersion)))
 }

@@ -2,6 +2,7 @@ package flexserver_test
 
 import (
 	"context"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,6 +79,13 @@ func TestVolumeLayersCoexist(t *testing.T) {
 		t.Fatalf("a new server's volume is %q mounted as %q, want fscrypt on ext4", layer, fstype)
 	}
 	write(newer, "fresh")
+	// fscrypt's plaintext directory admits the server's own accounts only: another account
+	// cannot even enter it (its working directory there would hold the volume busy).
+	_, newMount := serverMount(t, d, runDir, newer)
+	if out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
+		"/bin/bash", "-c", "cd "+plainDir(newMount)).CombinedOutput(); err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Errorf("another account entering the fscrypt server's plaintext directory: %v %s; want Permission denied", err, out)
+	}
 
 	serverAction(t, d, "rg", "stop", "older")
 	serverAction(t, d, "rg", "start", "older")

@@ -1,9 +1,10 @@
 // Package insights is a minimal Microsoft.Insights metrics API (Azure Monitor's platform
 // metrics, `GET {resourceId}/providers/Microsoft.Insights/metrics`) for flexible servers: the
 // history of the key monitor's checks of each server's customer-managed key and of the
-// server's state, kept in memory in a bounded ring per server and metric. It is what pgflex
-// measures, not Azure's catalogue of PostgreSQL metrics: the history starts when the daemon
-// starts and holds the last RingSize samples of each series.
+// server's state, and of the storage monitor's measurements of each server's storage (Azure's
+// storage_percent, storage_used and storage_free), kept in memory in a bounded ring per server
+// and metric. It is what pgflex measures, not Azure's catalogue of PostgreSQL metrics: the
+// history starts when the daemon starts and holds the last RingSize samples of each series.
 package insights
 
 import (
@@ -32,6 +33,12 @@ const (
 	// ServerAccessible is a state sample after each check: 1 when the server is not
 	// Inaccessible, 0 when it is.
 	ServerAccessible = "server_accessible"
+	// StoragePercent, StorageUsed and StorageFree are Azure Monitor's storage metrics of a
+	// flexible server, sampled by pgflex's storage monitor: the percentage of the server's
+	// storage in use, and the bytes used and still free.
+	StoragePercent = "storage_percent"
+	StorageUsed    = "storage_used"
+	StorageFree    = "storage_free"
 )
 
 // RingSize bounds each series: at the key monitor's default interval of 5 s, about 5.7 hours.
@@ -48,9 +55,12 @@ var definitions = map[string]definition{
 	KeyChecksSucceeded: {"Key checks succeeded", "Checks of the server's customer-managed key that found it usable.", "Count", "Total"},
 	KeyChecksFailed:    {"Key checks failed", "Checks of the server's customer-managed key that failed: the key refused, disabled, expired or deleted, or its key store unreachable.", "Count", "Total"},
 	ServerAccessible:   {"Server accessible", "1 when the server was not Inaccessible after a key check, 0 when it was.", "Count", "Average"},
+	StoragePercent:     {"Storage Percent", "Percentage of the server's storage in use.", "Percent", "Average"},
+	StorageUsed:        {"Storage Used", "Storage in use, in bytes: the server's data, WAL, logs and temporary files.", "Bytes", "Average"},
+	StorageFree:        {"Storage Free", "Storage the server can still write, in bytes.", "Bytes", "Average"},
 }
 
-var metricOrder = []string{KeyChecksSucceeded, KeyChecksFailed, ServerAccessible}
+var metricOrder = []string{KeyChecksSucceeded, KeyChecksFailed, ServerAccessible, StoragePercent, StorageUsed, StorageFree}
 
 type sample struct {
 	t time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -65,6 +66,14 @@ func TestMetricsAPI(t *testing.T) {
 		m.Record(strings.ToUpper(srvA), ServerAccessible, now.Add(c.at), v) // ids are case-insensitive
 		m.Record(srvC, KeyChecksFailed, now.Add(c.at), 1-v)
 	}
+	// The storage monitor's measurements: 40 % then 96 % used of a 32 GiB volume.
+	const volume = 32 << 30
+	for i, pct := range []float64{40, 96} {
+		at := now.Add(time.Duration(i-2) * time.Minute)
+		m.Record(srvA, StoragePercent, at, pct)
+		m.Record(srvA, StorageUsed, at, pct/100*volume)
+		m.Record(srvA, StorageFree, at, (100-pct)/100*volume)
+	}
 	rt := arm.NewRouter(func(*http.Request) (arm.Principal, error) { return arm.Principal{ObjectID: "admin"}, nil }, slog.New(slog.DiscardHandler))
 	m.RegisterRoutes(rt)
 	span := "2026-12-07T10:25:00Z/2026-12-07T10:30:00Z"
@@ -108,7 +117,7 @@ func TestMetricsAPI(t *testing.T) {
 		{name: "all metrics by default, primary aggregations; empty buckets have no average", resource: srvA,
 			query: url.Values{"timespan": {"2026-12-07T10:20:00Z/2026-12-07T10:22:00Z"}}, status: 200,
 			check: func(t *testing.T, r response) {
-				if len(r.Value) != 3 {
+				if len(r.Value) != len(metricOrder) {
 					t.Fatalf("%d metrics", len(r.Value))
 				}
 				for _, v := range r.Value {
@@ -116,9 +125,30 @@ func TestMetricsAPI(t *testing.T) {
 						if _, ok := p["average"]; ok {
 							t.Errorf("%s: empty bucket with an average: %v", v.Name.Value, p)
 						}
-						if v.Name.Value != ServerAccessible && p["total"] != 0.0 {
+						if definitions[v.Name.Value].primary == "Total" && p["total"] != 0.0 {
 							t.Errorf("%s: empty bucket total %v", v.Name.Value, p["total"])
 						}
+					}
+				}
+			}},
+		{name: "storage metrics under Azure's names and units", resource: srvA,
+			query: url.Values{"metricnames": {"storage_percent,storage_used,storage_free"}, "timespan": {span}, "interval": {"FULL"}, "aggregation": {"Maximum,Average"}}, status: 200,
+			check: func(t *testing.T, r response) {
+				want := []struct {
+					name, unit string
+					max, avg   float64
+				}{{"storage_percent", "Percent", 96, 68}, {"storage_used", "Bytes", 0.96 * volume, 0.68 * volume}, {"storage_free", "Bytes", 0.6 * volume, 0.32 * volume}}
+				if len(r.Value) != len(want) {
+					t.Fatalf("%d metrics", len(r.Value))
+				}
+				for i, w := range want {
+					v := r.Value[i]
+					d := v.Timeseries[0].Data
+					if v.Name.Value != w.name || v.Unit != w.unit || len(d) != 1 {
+						t.Fatalf("metric %d: %s in %s with %d points, want %s in %s", i, v.Name.Value, v.Unit, len(d), w.name, w.unit)
+					}
+					if max, avg := d[0]["maximum"].(float64), d[0]["average"].(float64); math.Abs(max-w.max) > 1 || math.Abs(avg-w.avg) > 1 {
+						t.Errorf("%s: maximum %v, average %v; want %v, %v", w.name, max, avg, w.max, w.avg)
 					}
 				}
 			}},

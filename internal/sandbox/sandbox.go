@@ -299,9 +299,10 @@ func run(args []string) error {
 }
 
 // detachOthers detaches, in this mount namespace, every mount under volumes that is not own or
-// under it, and every other FUSE mount: the copies of other servers' volumes (this daemon's, or
-// another installation's on the same host) the namespace was born with. A copy left here would
-// keep that volume's FUSE server, and its key, alive after the host unmounts it.
+// under it, and every other FUSE mount or ext4 filesystem on a loop device: the copies of other
+// servers' volumes (this daemon's, or another installation's on the same host) the namespace was
+// born with. A copy left here would keep that volume's FUSE server and its key, or its
+// filesystem and loop device, alive after the host unmounts it.
 func detachOthers(volumes, own string) error {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -317,15 +318,17 @@ func detachOthers(volumes, own string) error {
 		if p == own || strings.HasPrefix(p, own+"/") {
 			continue
 		}
-		// The filesystem type follows the " - " separator.
-		fuse := false
+		// The filesystem type and source follow the " - " separator.
+		volume := false
 		for i, x := range f {
-			if x == "-" && i+1 < len(f) {
-				fuse = f[i+1] == "fuse" || strings.HasPrefix(f[i+1], "fuse.")
+			if x == "-" && i+2 < len(f) {
+				fstype, source := f[i+1], f[i+2]
+				volume = fstype == "fuse" || strings.HasPrefix(fstype, "fuse.") ||
+					fstype == "ext4" && strings.HasPrefix(source, "/dev/loop")
 				break
 			}
 		}
-		if fuse || strings.HasPrefix(p, volumes+"/") {
+		if volume || strings.HasPrefix(p, volumes+"/") {
 			others = append(others, p)
 		}
 	}

@@ -55,7 +55,7 @@ func nobody(t *testing.T) osuser.User {
 func TestConfinement(t *testing.T) {
 	// Root builds the mount namespace and drops to another account; gocryptfs makes a FUSE
 	// mount.
-	testkit.Require(t, testkit.Root, testkit.FUSE)
+	testkit.Require(t, testkit.Root, testkit.FUSE, testkit.Fscrypt)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +98,15 @@ func TestConfinement(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { elsewhere.Unmount(context.Background()) })
+	// And an fscrypt volume elsewhere: its copy would keep its filesystem and loop device.
+	elsewhereFS := &volume.Volume{Dir: filepath.Join(root, "elsewhere-fscrypt"), Layer: &volume.Fscrypt{}, Size: volume.MinFscryptSize}
+	if err := elsewhereFS.Create(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	if err := elsewhereFS.Mount(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { elsewhereFS.Unmount(context.Background()) })
 	secret := filepath.Join(hidden, "root.key")
 	if err := os.WriteFile(secret, []byte("positive-control"), 0o644); err != nil {
 		t.Fatal(err)
@@ -124,6 +133,7 @@ func TestConfinement(t *testing.T) {
 		`test -e ` + other + `/data && echo "other=visible" || echo "other=detached"`,
 		`grep -c ' ` + volumes + `/' /proc/self/mountinfo | sed 's/^/volumemounts=/'`,
 		`grep -c ' - fuse' /proc/self/mountinfo | sed 's/^/fusemounts=/'`,
+		`grep -c ' - ext4 /dev/loop' /proc/self/mountinfo | sed 's/^/loopmounts=/'`,
 	}, "\n")
 	cmd, err := Spec{User: u, Dir: root, Tmp: tmp, Hide: []string{hidden}, Volumes: volumes, Own: own}.Command(self, "/bin/sh", "-c", script)
 	if err != nil {
@@ -164,6 +174,7 @@ func TestConfinement(t *testing.T) {
 		"other=detached",
 		"volumemounts=1",
 		"fusemounts=0",
+		"loopmounts=0",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("inside the sandbox: missing %q in\n%s", want, got)

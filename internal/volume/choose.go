@@ -3,6 +3,7 @@ package volume
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -64,9 +65,15 @@ func Choose(requested string, h HostFacts) (Choice, error) {
 	return Choice{}, fmt.Errorf("--volume-layer %q: choose auto, %s or %s", requested, LayerFscrypt, LayerGocryptfs)
 }
 
-// ProbeHost gathers HostFacts, making a throwaway fscrypt volume under scratch.
-func ProbeHost(ctx context.Context, scratch string) HostFacts {
-	h := HostFacts{Fscrypt: (&Fscrypt{}).Probe(ctx, scratch), Gocryptfs: (&Gocryptfs{}).Available()}
+// ProbeHost gathers HostFacts for a request of layer requested, making a throwaway fscrypt
+// volume under scratch unless gocryptfs is requested.
+func ProbeHost(ctx context.Context, scratch, requested string) HostFacts {
+	h := HostFacts{Gocryptfs: (&Gocryptfs{}).Available()}
+	if requested == LayerGocryptfs {
+		h.Fscrypt = errors.New("not probed: gocryptfs was requested")
+	} else {
+		h.Fscrypt = (&Fscrypt{}).Probe(ctx, scratch)
+	}
 	if f, err := os.Open("/proc/crypto"); err == nil {
 		h.AESDriver, h.AESHardware = xtsAESDriver(f)
 		f.Close()
@@ -105,7 +112,7 @@ func xtsAESDriver(r io.Reader) (string, bool) {
 	}
 	flush()
 	hw := false
-	for _, mark := range []string{"aesni", "vaes", "-ce", "aes-arm64-bs"} {
+	for _, mark := range []string{"aesni", "vaes", "-ce"} {
 		if strings.Contains(best, mark) {
 			hw = true
 		}

@@ -40,8 +40,9 @@ import (
 // filesystem's own keyring with FS_IOC_ADD_ENCRYPTION_KEY: through an ioctl argument, never a
 // command line, environment variable or file. The key lives in the filesystem's keyring (not a
 // process's), so it outlives the daemon that added it: a restarted daemon adopts the mount.
-// Unmount removes it with FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS, which also evicts the
-// plaintext from the page cache, before the filesystem is unmounted; the loop device is made
+// Unmount removes it with FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS, which also wipes the kernel's
+// per-file keys and drops the plaintext pages from the page cache (freed, not zeroed, unless
+// the kernel runs with init_on_free=1), before the filesystem is unmounted; the loop device is made
 // with LO_FLAGS_AUTOCLEAR and goes with the last unmount. Crypto-shredding is as for every
 // layer: deleting the wrapped DEK (the header) leaves no way to derive the key.
 //
@@ -130,11 +131,19 @@ func (f *Fscrypt) Probe(ctx context.Context, scratch string) error {
 	if err := f.Available(); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp(scratch, "fscrypt-probe-")
-	if err != nil {
+	// A fixed name, so that what a probe killed halfway left is cleared by the next one.
+	dir := filepath.Join(scratch, ".fscrypt-probe")
+	if err := f.unmountUnder(ctx, dir); err != nil {
+		return fmt.Errorf("fscrypt probe: clear an earlier probe: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("fscrypt probe: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err := f.unmountUnder(context.WithoutCancel(ctx), dir); err == nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	key := make([]byte, KeySize)
 	// A fixed throwaway key: the probe's volume holds nothing and is deleted.
 	v := &Volume{Dir: dir, Layer: f, Size: MinFscryptSize, Logger: slog.New(slog.DiscardHandler)}
@@ -167,6 +176,9 @@ func (f *Fscrypt) Init(ctx context.Context, cipherDir string, key []byte, opts I
 	}
 	if err := os.MkdirAll(cipherDir, 0o700); err != nil {
 		return fmt.Errorf("fscrypt init: create cipher dir: %w", err)
+	}
+	if err := f.clearInit(ctx, cipherDir); err != nil {
+		return fmt.Errorf("fscrypt init: %w", err)
 	}
 	entries, err := os.ReadDir(cipherDir)
 	if err != nil {
@@ -212,6 +224,61 @@ func (f *Fscrypt) Init(ctx context.Context, cipherDir string, key []byte, opts I
 	}
 	f.logger().InfoContext(ctx, "volume initialised", "layer", f.Name(), "cipher_dir", cipherDir, "size", size)
 	return nil
+}
+
+// clearInit removes what an Init that did not finish left in cipherDir (the daemon killed
+// halfway): its scratch mounts, unmounted key first, and its unfinished image. A finished
+// volume (volume.img) is left alone.
+func (f *Fscrypt) clearInit(ctx context.Context, cipherDir string) error {
+	if err := f.unmountUnder(ctx, cipherDir); err != nil {
+		return err
+	}
+	for _, pattern := range []string{"init-*", fscryptImage + ".new"} {
+		left, _ := filepath.Glob(filepath.Join(cipherDir, pattern))
+		for _, p := range left {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove what an unfinished init left: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// unmountUnder unmounts every fscrypt filesystem mounted under dir, its key first.
+func (f *Fscrypt) unmountUnder(ctx context.Context, dir string) error {
+	mi, err := os.Open(mountInfoPath)
+	if err != nil {
+		return err
+	}
+	entries, err := parseMountInfo(mi)
+	mi.Close()
+	if err != nil {
+		return err
+	}
+	canon, err := canonicalMountPoint(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for i := len(entries) - 1; i >= 0; i-- { // the newest (deepest) first
+		e := entries[i]
+		if !strings.HasPrefix(e.MountPoint, canon+"/") || e.FSType != "ext4" || !strings.HasPrefix(e.Source, "/dev/loop") {
+			continue
+		}
+		if err := f.Unmount(ctx, e.MountPoint); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Shred implements the optional hook Volume.Destroy calls before removing the volume: nothing of
+// an unfinished Init may stay mounted (the key is derived from the DEK, whose header Destroy has
+// already removed: that is the crypto-shredding).
+func (f *Fscrypt) Shred(ctx context.Context, cipherDir string) error {
+	return f.clearInit(ctx, cipherDir)
 }
 
 // initData mounts a new image on a scratch directory and makes its data directory under the
@@ -267,7 +334,11 @@ func (f *Fscrypt) Mount(ctx context.Context, cipherDir, mountDir string, key []b
 	if _, err := os.Stat(img); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("fscrypt mount %s: %w", cipherDir, ErrNotInitialized)
 	}
-	if err := f.growOffline(ctx, img); err != nil {
+	if dev, held := loopOf(img); held {
+		// The filesystem is still mounted in some mount namespace: e2fsck and resize2fs must
+		// not touch it. A pending growth waits for a mount after the last holder is gone.
+		f.logger().WarnContext(ctx, "volume's filesystem is held elsewhere; sharing it, growth (if any) waits", "image", img, "device", dev)
+	} else if err := f.growOffline(ctx, img); err != nil {
 		return fmt.Errorf("fscrypt mount: %w", err)
 	}
 	if err := mountImage(ctx, img, mountDir); err != nil {
@@ -324,7 +395,7 @@ func (f *Fscrypt) growOffline(ctx context.Context, img string) error {
 	}{
 		// e2fsck -p exits 1 when it fixed something harmless (the free-block counts a clean
 		// unmount leaves for it to recompute).
-		{"e2fsck", []string{"-f", "-p", img}, func(code int) bool { return code <= 1 }},
+		{"e2fsck", []string{"-f", "-p", img}, func(code int) bool { return code == 0 || code == 1 }},
 		{"resize2fs", []string{img}, func(code int) bool { return code == 0 }},
 	} {
 		var out limitedBuffer
@@ -337,6 +408,12 @@ func (f *Fscrypt) growOffline(ctx context.Context, img string) error {
 		if err != nil && !(errors.As(err, &exit) && c.ok(exit.ExitCode())) {
 			return fmt.Errorf("grow %s: %s: %w: %s", img, c.name, err, strings.TrimSpace(out.buf.String()))
 		}
+		if err != nil {
+			// e2fsck fixed something: say what (a file it moved to lost+found is outside
+			// PostgreSQL's data directory).
+			f.logger().WarnContext(ctx, "e2fsck repaired the volume's filesystem before growing it", "image", img,
+				"output", strings.TrimSpace(out.buf.String()))
+		}
 	}
 	f.logger().InfoContext(ctx, "volume grown", "image", img, "size", fi.Size(), "online", false)
 	return nil
@@ -348,10 +425,38 @@ func (f *Fscrypt) Unmount(ctx context.Context, mountDir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := f.RemoveKey(mountDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err := f.RemoveKey(mountDir)
+	// Processes just killed (a server's, at its stop) may hold files for a moment longer:
+	// retry, as the kernel asks, before giving up.
+	for retry := 0; errors.Is(err, syscall.EBUSY) && retry < 50; retry++ {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fscrypt unmount %s: %w", mountDir, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		err = f.RemoveKey(mountDir)
+	}
+	// No data directory, or one without a policy yet: an Init that stopped halfway; no key.
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENODATA) {
 		return fmt.Errorf("fscrypt unmount %s: %w", mountDir, err)
 	}
 	return unmountImage(ctx, f.logger(), mountDir)
+}
+
+// waitLoopCleared waits a little for loop device dev, which served the file id, to let it go:
+// the kernel clears an autoclear device after its last user closes it, not within umount(2).
+// A device still bound after that is held by a mount in another namespace, which Mount shares.
+func waitLoopCleared(ctx context.Context, dev string, id fileID) {
+	for i := 0; i < 100; i++ {
+		if got, err := loopID(dev); err != nil || got != id {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // RemoveKey removes the key of the volume mounted on mountDir from its filesystem, for every
@@ -379,15 +484,14 @@ func (f *Fscrypt) Status(ctx context.Context, cipherDir, mountDir string) (State
 	if !ok {
 		return NotMounted, nil
 	}
-	img, err := filepath.Abs(imagePath(cipherDir))
-	if err != nil {
-		return NotMounted, fmt.Errorf("cipher dir: %w", err)
+	want, err := idOf(imagePath(cipherDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Mounted, fmt.Errorf("fscrypt status: %w", err)
 	}
-	backing := ""
-	if e.FSType == "ext4" {
-		backing, _ = loopBackingFile(e.Source)
+	if e.FSType != "ext4" || err != nil {
+		return Mounted, fmt.Errorf("%w: %s from %s on %s", ErrForeignMount, e.FSType, e.Source, e.MountPoint)
 	}
-	if backing != img {
+	if got, err := loopID(e.Source); err != nil || got != want {
 		return Mounted, fmt.Errorf("%w: %s from %s on %s", ErrForeignMount, e.FSType, e.Source, e.MountPoint)
 	}
 	id, err := policyKey(filepath.Join(mountDir, fscryptData))
@@ -527,7 +631,7 @@ func policyKey(dir string) ([unix.FSCRYPT_KEY_IDENTIFIER_SIZE]byte, error) {
 	arg.Size = uint64(len(arg.Policy))
 	if err := ioctlPath(dir, unix.FS_IOC_GET_ENCRYPTION_POLICY_EX, unsafe.Pointer(&arg)); err != nil {
 		if errors.Is(err, unix.ENODATA) {
-			return id, fmt.Errorf("%s has no encryption policy", dir)
+			return id, fmt.Errorf("%s has no encryption policy: %w", dir, err)
 		}
 		return id, fmt.Errorf("the encryption policy of %s: %w", dir, err)
 	}
@@ -566,10 +670,14 @@ func mountImage(ctx context.Context, img, mnt string) error {
 		return err
 	}
 	if dev, ok := loopOf(abs); ok {
-		if err := unix.Mount(dev, mnt, "ext4", fscryptMountFlags, fscryptMountOptions); err != nil {
+		err := unix.Mount(dev, mnt, "ext4", fscryptMountFlags, fscryptMountOptions)
+		if err == nil {
+			return nil
+		}
+		if _, still := loopOf(abs); still {
 			return fmt.Errorf("mount %s (%s, attached before) on %s: %w", dev, abs, mnt, err)
 		}
-		return nil
+		// The device was being cleared after its last unmount: attach afresh.
 	}
 	loop, dev, err := attachLoop(ctx, abs)
 	if err != nil {
@@ -626,37 +734,57 @@ func attachLoop(ctx context.Context, img string) (*os.File, string, error) {
 	}
 }
 
+// fileID identifies a file by device and inode: sysfs names a loop device's backing file by
+// path, which a symlink in the path or a file deleted and made again would make ambiguous.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileID{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return fileID{uint64(st.Dev), st.Ino}, nil
+}
+
+// loopID is the file a loop device serves (LOOP_GET_STATUS64), or an error if dev is not a
+// bound loop device.
+func loopID(dev string) (fileID, error) {
+	name := filepath.Base(dev)
+	if !strings.HasPrefix(name, "loop") || filepath.Dir(dev) != "/dev" {
+		return fileID{}, fmt.Errorf("%s is not a loop device", dev)
+	}
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fileID{}, &fs.PathError{Op: "open", Path: dev, Err: err}
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlLoopGetStatus64(fd)
+	if err != nil {
+		return fileID{}, fmt.Errorf("%s: %w", dev, err)
+	}
+	return fileID{info.Device, info.Inode}, nil
+}
+
 // loopOf finds the loop device serving img, if any.
 func loopOf(img string) (string, bool) {
-	devs, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	for _, p := range devs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		if strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)") == img {
-			return "/dev/" + filepath.Base(filepath.Dir(filepath.Dir(p))), true
+	id, err := idOf(img)
+	if err != nil {
+		return "", false
+	}
+	// A bound loop device has a loop/ directory in sysfs.
+	bound, _ := filepath.Glob("/sys/block/loop*/loop")
+	for _, p := range bound {
+		dev := "/dev/" + filepath.Base(filepath.Dir(p))
+		if got, err := loopID(dev); err == nil && got == id {
+			return dev, true
 		}
 	}
 	return "", false
 }
 
-// loopBackingFile returns the image behind a loop device such as /dev/loop3.
-func loopBackingFile(dev string) (string, error) {
-	name := filepath.Base(dev)
-	if !strings.HasPrefix(name, "loop") || filepath.Dir(dev) != "/dev" {
-		return "", fmt.Errorf("%s is not a loop device", dev)
-	}
-	b, err := os.ReadFile(filepath.Join("/sys/block", name, "loop", "backing_file"))
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
 // setLoopCapacity makes a loop device take its image's current size.
 func setLoopCapacity(dev string) error {
-	if _, err := loopBackingFile(dev); err != nil {
+	if _, err := loopID(dev); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(dev, os.O_RDWR|unix.O_CLOEXEC, 0)
@@ -715,11 +843,34 @@ func ext4Blocks(path string) (count, size uint64, err error) {
 	if sb[0x38] != 0x53 || sb[0x39] != 0xEF {
 		return 0, 0, fmt.Errorf("%s holds no ext4 superblock", path)
 	}
-	// s_blocks_count_lo at 0x4, s_log_block_size at 0x18, s_blocks_count_hi at 0x150.
-	return le32(0x4) | le32(0x150)<<32, 1024 << le32(0x18), nil
+	// s_blocks_count_lo at 0x4, s_log_block_size at 0x18 (1 KiB to 64 KiB blocks),
+	// s_feature_incompat at 0x60, s_blocks_count_hi at 0x150 (only with INCOMPAT_64BIT).
+	logSize := le32(0x18)
+	if logSize > 6 {
+		return 0, 0, fmt.Errorf("%s: the superblock's block size (log %d) is not ext4's", path, logSize)
+	}
+	count = le32(0x4)
+	if le32(0x60)&0x80 != 0 {
+		count |= le32(0x150) << 32
+	}
+	return count, 1024 << logSize, nil
 }
 
-// unmountImage unmounts the filesystem on mnt; its loop device clears itself.
+// unmountImage unmounts the filesystem on mnt and waits for its loop device to clear itself.
 func unmountImage(ctx context.Context, log *slog.Logger, mnt string) error {
-	return unmount(ctx, log, mnt)
+	e, ok, err := lookupMount(mnt)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	id, idErr := loopID(e.Source)
+	if err := unmount(ctx, log, mnt); err != nil {
+		return err
+	}
+	if idErr == nil {
+		waitLoopCleared(ctx, e.Source, id)
+	}
+	return nil
 }

@@ -44,12 +44,22 @@ func newFscryptVolume(t *testing.T, size int64) *Volume {
 			t.Errorf("cleanup: unmount: %v; detaching", err)
 			syscall.Unmount(v.MountDir(), syscall.MNT_DETACH)
 		}
-		img, _ := filepath.Abs(imagePath(v.CipherDir()))
-		if dev, ok := loopOf(img); ok {
-			t.Errorf("cleanup: %s still serves %s", dev, img)
-		}
+		waitLoopGone(t, imagePath(v.CipherDir()))
 	})
 	return v
+}
+
+// waitLoopGone fails t unless no loop device serves img within a while: a process of another
+// test that made a mount namespace while the volume was mounted holds the filesystem until it
+// detaches its copy or exits.
+func waitLoopGone(t *testing.T, img string) {
+	t.Helper()
+	testkit.Eventually(t, 30*time.Second, "no loop device serves "+img, func() error {
+		if dev, ok := loopOf(img); ok {
+			return fmt.Errorf("%s still serves it", dev)
+		}
+		return nil
+	})
 }
 
 // readImage reads the volume's whole image: what an attacker with the disk has.
@@ -154,10 +164,7 @@ func TestFscryptWrongKey(t *testing.T) {
 	if st, err := v.Status(ctx); err != nil || st != NotMounted {
 		t.Fatalf("after a refused key: %v, %v; want NotMounted", st, err)
 	}
-	img, _ := filepath.Abs(imagePath(v.CipherDir()))
-	if dev, ok := loopOf(img); ok {
-		t.Fatalf("after a refused key %s still serves the image", dev)
-	}
+	waitLoopGone(t, imagePath(v.CipherDir()))
 }
 
 // TestFscryptWithoutKey: the filesystem mounted without the key (as anyone with the image
@@ -399,8 +406,17 @@ func TestFscryptMountHeldByAnotherNamespace(t *testing.T) {
 	if again, ok := loopOf(img); !ok || again != dev {
 		t.Fatalf("the other namespace's filesystem: image served by %q (%v), want %s still", again, ok, dev)
 	}
+	// A growth asked for meanwhile must wait: e2fsck and resize2fs must not touch a filesystem
+	// mounted elsewhere.
+	sizeBefore := imageBlocks(t, v)
+	if err := v.Grow(ctx, 128<<20); err != nil {
+		t.Fatal(err)
+	}
 	if err := v.Mount(ctx, key); err != nil {
 		t.Fatalf("Mount while another namespace holds the filesystem: %v", err)
+	}
+	if got := imageBlocks(t, v); got != sizeBefore {
+		t.Fatalf("the held filesystem was resized from %d to %d blocks under its holder", sizeBefore, got)
 	}
 	if got, _ := loopOf(img); got != dev {
 		t.Fatalf("remounted from %s, want the same device %s", got, dev)
@@ -413,10 +429,99 @@ func TestFscryptMountHeldByAnotherNamespace(t *testing.T) {
 	if err := v.Unmount(ctx); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, "the loop device goes with the last mount", func() error {
-		if d, ok := loopOf(img); ok {
-			return fmt.Errorf("%s still serves the image", d)
-		}
-		return nil
-	})
+	waitLoopGone(t, img)
+	// Held by no one, the next Mount finishes the growth.
+	if err := v.Mount(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if got := imageBlocks(t, v); got <= sizeBefore {
+		t.Fatalf("the waiting growth did not happen at the next free mount: %d blocks", got)
+	}
+}
+
+// imageBlocks is the block count in the image's superblock.
+func imageBlocks(t *testing.T, v *Volume) uint64 {
+	t.Helper()
+	n, _, err := ext4Blocks(imagePath(v.CipherDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestFscryptPathThroughSymlink: a volume reached through a symbolic link in its path (a data
+// directory on a symlinked mount point) is still recognised as mounted, and unmounts.
+func TestFscryptPathThroughSymlink(t *testing.T) {
+	requireFscrypt(t)
+	ctx := context.Background()
+	tmp := t.TempDir()
+	if err := os.Mkdir(filepath.Join(tmp, "real"), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(tmp, "real"), filepath.Join(tmp, "link")); err != nil {
+		t.Fatal(err)
+	}
+	v := &Volume{Dir: filepath.Join(tmp, "link", "vol"), Layer: &Fscrypt{}, Size: MinFscryptSize}
+	key := newKey(t)
+	if err := v.Create(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Mount(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	st, err := v.Status(ctx)
+	if err != nil || st != Mounted {
+		syscall.Unmount(v.MountDir(), syscall.MNT_DETACH)
+		t.Fatalf("Status through a symlinked path: %v, %v; want Mounted", st, err)
+	}
+	if err := v.Unmount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitLoopGone(t, imagePath(v.CipherDir()))
+}
+
+// TestFscryptCreateAfterCrashedInit: what an Init killed halfway leaves — its scratch mount,
+// key added, and the unfinished image — is cleared by the next Create, which then succeeds.
+func TestFscryptCreateAfterCrashedInit(t *testing.T) {
+	requireFscrypt(t)
+	ctx := context.Background()
+	v := newFscryptVolume(t, MinFscryptSize)
+	cipher := v.CipherDir()
+	if err := os.MkdirAll(cipher, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tmp := imagePath(cipher) + ".new"
+	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(tmp, MinFscryptSize); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-O", "encrypt", "-b", "4096", tmp).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs: %v %s", err, out)
+	}
+	scratch := filepath.Join(cipher, "init-crashed")
+	if err := mountImage(ctx, tmp, scratch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := addKey(scratch, newKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(scratch, fscryptData), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	key := newKey(t)
+	if err := v.Create(ctx, key); err != nil {
+		syscall.Unmount(scratch, syscall.MNT_DETACH)
+		t.Fatalf("Create after a crashed Init: %v", err)
+	}
+	if testkit.Mounted(t, scratch) {
+		t.Fatal("the crashed Init's scratch mount is still there")
+	}
+	if err := v.Mount(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(cipher); len(entries) != 1 || entries[0].Name() != fscryptImage {
+		t.Fatalf("the cipher directory holds %v, want only %s", entries, fscryptImage)
+	}
 }

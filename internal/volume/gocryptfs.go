@@ -44,8 +44,24 @@ import (
 // measurement (bench/README.md). PostgreSQL TPC-B on this volume ran at
 // about 0.6 of the throughput of the same server on the plain disk (gocryptfs
 // defaults: 0.5), and `pgbench -i -s 20` took 4 to 6 times as long: the cost is
-// one FUSE round trip per 8 KiB write, which no flag of gocryptfs 2.3 removes
-// (it cannot enable FUSE's writeback cache). The fixed flags:
+// one FUSE round trip per 8 KiB write, which no flag of gocryptfs removes.
+//
+// Why not FUSE's writeback cache, which would batch those writes: go-fuse
+// masks CAP_WRITEBACK_CACHE in its INIT reply and neither it nor gocryptfs has
+// an option for it; a one-line go-fuse patch that accepts it was built,
+// tested and measured (bench/README.md) and rejected. It made `pgbench -i -s 20` about
+// 1.5 times faster, but not TPC-B (TPS ratio median 0.57 against 0.68, 6
+// rounds each): a commit is a WAL write and an fdatasync either way, and with
+// the cache the kernel adds a SETATTR round trip per fsync to push the mtime
+// it now owns (utimensat in gocryptfs on 3 of 4 fdatasyncs; an 8 KiB write +
+// fdatasync took longer in every pair measured). And it changes what the
+// filesystem promises: write(2) no longer reports ENOSPC (gocryptfs's own
+// TestDiskFull writes forever), a full disk shows only as a failed fsync or
+// close, and Linux keeps a writeback error only while the inode stays
+// cached, so the checkpointer's later fsync can miss it; a crash of
+// gocryptfs loses unsynced writes; and the kernel trusts its own cached file
+// size over the ciphertext's (gocryptfs's TestSharedstorage fails). The fixed
+// flags:
 //   - -allow_other: the daemon runs as root, PostgreSQL as an unprivileged
 //     user. gocryptfs running as root with allow_other creates each file
 //     and directory as the calling user (so PostgreSQL owns its files) and
@@ -67,8 +83,11 @@ import (
 //     Stdout is discarded in any case.
 //   - Durability: gocryptfs passes fsync/fdatasync of files and directories
 //     through to fsync(2) of the ciphertext file or directory (checked with
-//     strace), and FUSE is mounted without writeback cache, so a write has
-//     reached the ciphertext file when write(2) returns.
+//     strace, also under PostgreSQL: its WAL fdatasync becomes pwrite64 and
+//     fsync of the ciphertext), and FUSE is mounted without writeback cache,
+//     so a write has reached the ciphertext file when write(2) returns
+//     (TestGocryptfsWriteReachesCiphertext): a crash of gocryptfs loses
+//     nothing that was written, and a full disk fails the write(2).
 type Gocryptfs struct {
 	// Binary is the gocryptfs executable; "" means "gocryptfs" from PATH.
 	Binary string
