@@ -43,7 +43,7 @@ func hostFacts(ctx context.Context, c config) host {
 		h.mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 	}
 	// What the daemon's --volume-layer auto sees and would pick here.
-	facts := volume.ProbeHost(ctx, c.workDir)
+	facts := volume.ProbeHost(ctx, c.workDir, volume.LayerAuto)
 	accel := "software: no hardware AES driver in this kernel"
 	if facts.AESHardware {
 		accel = "hardware accelerated"
