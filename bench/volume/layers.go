@@ -26,7 +26,7 @@ type layer struct {
 }
 
 // layerNames are the layers -layers accepts, in report order.
-var layerNames = []string{"plain", "loop", "fscrypt", "gocryptfs", "gocryptfs-wbc"}
+func layerNames() []string { return []string{"plain", "loop", "fscrypt", "gocryptfs", "gocryptfs-wbc"} }
 
 // layerCatalog builds every layer. The encrypting ones are pgflex's own
 // volume.Layer implementations behind a volume.Volume, as the data plane

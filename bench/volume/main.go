@@ -106,7 +106,7 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 4, "pgbench -c")
 	flag.IntVar(&c.jobs, "jobs", 2, "pgbench -j")
 	flag.StringVar(&c.workDir, "workdir", "/var/tmp/pgflex-bench", "scratch directory on the disk under test (emptied)")
-	layers := flag.String("layers", "", "comma-separated layers to measure, of "+strings.Join(layerNames, ",")+
+	layers := flag.String("layers", "", "comma-separated layers to measure, of "+strings.Join(layerNames(), ",")+
 		" (default: all but gocryptfs-wbc, which is added when -gocryptfs-wbc-bin is set); plain is always measured")
 	sizeGB := flag.Int64("volume-size-gb", 16, "size of the loop and fscrypt images (GiB)")
 	flag.StringVar(&c.gcwbBin, "gocryptfs-wbc-bin", "", "gocryptfs binary for the gocryptfs-wbc layer (a build with FUSE writeback cache)")
@@ -204,8 +204,8 @@ func chooseLayers(s, gcwbBin string) ([]string, error) {
 	} else {
 		for _, n := range strings.Split(s, ",") {
 			n = strings.TrimSpace(n)
-			if !slices.Contains(layerNames, n) {
-				return nil, fmt.Errorf("unknown layer %q (have %s)", n, strings.Join(layerNames, ", "))
+			if !slices.Contains(layerNames(), n) {
+				return nil, fmt.Errorf("unknown layer %q (have %s)", n, strings.Join(layerNames(), ", "))
 			}
 			if !slices.Contains(names, n) {
 				names = append(names, n)
