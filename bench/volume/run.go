@@ -367,13 +367,21 @@ func readFiles(dir string) error {
 	})
 }
 
-// eachFile opens every regular file under dir read-only and calls fn.
+// eachFile opens every regular file under dir read-only and calls fn. A
+// file the running server removed meanwhile (pg_internal.init, temporary
+// files) is skipped.
 func eachFile(dir string, fn func(path string, f *os.File) error) error {
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
 		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
