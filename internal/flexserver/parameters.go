@@ -179,7 +179,7 @@ func skuDefaults(memoryMB int) map[string]string {
 // serviceDefaults are values internal/postgres writes into every server's postgresql.conf for
 // parameters users may change (shown as their defaultValue), in each parameter's unit.
 var serviceDefaults = map[string]string{
-	"wal_buffers": "2048", "checkpoint_timeout": "900", "checkpoint_completion_target": "0.9",
+	"wal_buffers": "2048", "wal_compression": "lz4", "checkpoint_timeout": "900", "checkpoint_completion_target": "0.9",
 	"max_wal_size": "2048", "min_wal_size": "256", "timezone": "UTC", "log_timezone": "UTC",
 	"log_line_prefix": "%m [%p] %q%u@%d ", "log_checkpoints": "on", "log_statement": "none",
 	"log_rotation_age": "1440", "log_rotation_size": "102400", "synchronous_commit": "on",

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,10 @@ type Settings struct {
 	WALSyncMethod string
 	// WALBuffers; default 16MB.
 	WALBuffers Size
+	// WALCompression compresses the full-page images in WAL: off, pglz, lz4 (default) or zstd.
+	// Chosen by measurement (bench/README.md): 3-4x less WAL after each checkpoint, which the
+	// encrypting volume layers encrypt byte by byte; recovery decompresses, durability is as it is.
+	WALCompression string
 	// CommitDelay and CommitSiblings make a committing backend wait up to
 	// CommitDelay for others when at least CommitSiblings transactions are
 	// open, so one fsync covers several commits (group commit). Default
@@ -218,6 +223,9 @@ func (s Settings) withDefaults() Settings {
 	if s.WALBuffers == 0 {
 		s.WALBuffers = 16 * MB
 	}
+	if s.WALCompression == "" {
+		s.WALCompression = "lz4"
+	}
 	if s.CommitSiblings == 0 {
 		s.CommitSiblings = 5
 	}
@@ -292,6 +300,9 @@ func (s Settings) Validate() error {
 	}
 	if s.MinWALSize > s.MaxWALSize {
 		bad("min_wal_size is larger than max_wal_size")
+	}
+	if !slices.Contains([]string{"off", "pglz", "lz4", "zstd"}, s.WALCompression) {
+		bad("wal_compression %q is not one of off, pglz, lz4, zstd", s.WALCompression)
 	}
 	if !walSyncMethod(s.WALSyncMethod) {
 		bad("wal_sync_method %q is not one of fdatasync, fsync, open_datasync, open_sync", s.WALSyncMethod)
@@ -395,6 +406,7 @@ func (s Settings) parameters() []confLine {
 		{"wal_level", "replica"},
 		{"wal_sync_method", s.WALSyncMethod},
 		{"wal_buffers", s.WALBuffers.conf()},
+		{"wal_compression", s.WALCompression},
 		{"wal_init_zero", b(!s.SkipWALInitZero)},
 		{"commit_delay", strconv.FormatInt(int64(s.CommitDelay/time.Microsecond), 10)},
 		{"commit_siblings", strconv.Itoa(s.CommitSiblings)},
