@@ -70,16 +70,11 @@ func (m *Manager) GrowStorage(ctx context.Context, inst flexserver.Instance) err
 // mount namespace of the server's sandbox can outlive the stop by a moment: mounting the image
 // again (and growing it offline) before then would work on a filesystem that is still live.
 func (m *Manager) VolumeReleased(ctx context.Context, inst flexserver.Instance) error {
-	dir := m.volume(inst).CipherDir()
-	// The kernel names a loop device's file by its resolved path.
-	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = resolved
-	}
-	prefix := dir + "/"
+	vol := m.volume(inst)
 	start := time.Now()
 	logged := false
 	for {
-		dev, held := loopServing(prefix)
+		dev, held := vol.Attached()
 		if !held {
 			if waited := time.Since(start); waited > 100*time.Millisecond {
 				m.log.Info("volume released", "server", inst.Name, "waited", waited.Round(time.Millisecond))
@@ -96,18 +91,6 @@ func (m *Manager) VolumeReleased(ctx context.Context, inst flexserver.Instance) 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// loopServing finds a loop device whose backing file lies under prefix.
-func loopServing(prefix string) (string, bool) {
-	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), prefix) {
-			return "/dev/" + filepath.Base(filepath.Dir(filepath.Dir(f))), true
-		}
-	}
-	return "", false
 }
 
 // mountHolders lists the processes (pid and name) whose mount namespace still mounts dev.

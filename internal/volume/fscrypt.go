@@ -542,7 +542,7 @@ func (f *Fscrypt) Grow(ctx context.Context, cipherDir, mountDir string, size int
 	if err := setLoopCapacity(e.Source); err != nil {
 		return fmt.Errorf("fscrypt grow: %w", err)
 	}
-	if err := resizeTo(ctx, f.logger(), mountDir, size); err != nil {
+	if err := resizeTo(ctx, f.logger(), mountDir, e.Source, size); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			// Online growth takes CAP_SYS_RESOURCE, which some hosts (containers, this
 			// project's VMs) withhold even from root: the next Mount finishes it offline.
@@ -795,18 +795,11 @@ func setLoopCapacity(dev string) error {
 	return nil
 }
 
-// resizeTo grows the ext4 filesystem mounted on mnt online to size bytes, if it is smaller.
-func resizeTo(ctx context.Context, log *slog.Logger, mnt string, size int64) error {
+// resizeTo grows the ext4 filesystem on dev, mounted on mnt, online to size bytes, if it is smaller.
+func resizeTo(ctx context.Context, log *slog.Logger, mnt, dev string, size int64) error {
 	// The superblock's count (statfs's leaves out ext4's overhead) is what EXT4_IOC_RESIZE_FS
 	// compares with.
-	e, ok, err := lookupMount(mnt)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%s is not mounted", mnt)
-	}
-	cur, blockSize, err := ext4Blocks(e.Source)
+	cur, blockSize, err := ext4Blocks(dev)
 	if err != nil {
 		return err
 	}

@@ -228,6 +228,16 @@ func (v *Volume) Usage(ctx context.Context) (Usage, error) {
 	return Usage{Total: sfs.Blocks * bs, Used: (sfs.Blocks - sfs.Bfree) * bs, Avail: sfs.Bavail * bs}, nil
 }
 
+// Attached reports the loop device that still serves the volume's image, if any (fscrypt): its
+// filesystem is then live somewhere, if only in another mount namespace. A layer without an
+// image has none.
+func (v *Volume) Attached() (string, bool) {
+	if _, ok := v.layer().(*Fscrypt); !ok {
+		return "", false
+	}
+	return loopOf(imagePath(v.CipherDir()))
+}
+
 // Grow makes the volume size bytes large, online if it is mounted. It reports ErrNotSizable
 // for a layer without a size of its own and ErrShrink for a smaller size.
 func (v *Volume) Grow(ctx context.Context, size int64) error {
